@@ -1,0 +1,64 @@
+"""Helpers shared by the files in configs/: the arg-string parser and the fields every config has."""
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
+  """Parses a config arg string "a=1,b=x,flag" into typed values (types taken from `defaults`).
+
+  A bare name sets a boolean default to True. Unknown keys raise, so a typo in a variant name is one clear error.
+  """
+  out = ml_collections.ConfigDict(defaults)
+  if not arg:
+    return out
+  for item in arg.split(","):
+    item = item.strip()
+    if not item:
+      continue
+    key, eq, value = item.partition("=")
+    if key not in defaults:
+      raise ValueError(f"unknown config arg {key!r}; known: {', '.join(sorted(defaults))}")
+    default = defaults[key]
+    if not eq:
+      if not isinstance(default, bool):
+        raise ValueError(f"config arg {key!r} needs a value ({key}=...)")
+      out[key] = True
+    elif isinstance(default, bool):
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"config arg {key}={value!r}: expected true or false")
+      out[key] = value.lower() in ("true", "1")
+    else:
+      out[key] = type(default)(value)
+  return out
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Fields every jaxvfi config has; a paper's config fills them from its recipe."""
+  from jaxvfi import input_pipeline  # pylint: disable=g-import-not-at-top
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.batch_size = 4                     # global, split across local devices
+  c.num_train_steps = -1               # > 0 wins over num_epochs
+  c.num_epochs = 0.0                   # one epoch = one pass over data.train_split
+  c.eval_every_steps = 1000
+  c.checkpoint_every_steps = 1000
+  c.log_every_steps = 50
+  c.keep_checkpoints = 3
+  c.eval_batch_size = 4
+  c.num_eval_examples = -1             # -1: the whole eval split
+  c.num_image_summaries = 4            # examples in the TensorBoard / PNG grid
+  c.use_pmap = True                    # data-parallel over all local devices when there are several
+  c.init_from = config_dict.placeholder(str)  # workdir or checkpoint dir whose params initialise the model
+  c.progress_bar = True
+  c.data = input_pipeline.default_data_config()
+  c.model = ml_collections.ConfigDict()
+  c.loss = ml_collections.ConfigDict()
+  c.optimizer = ml_collections.ConfigDict(dict(
+      name="adam", b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, grad_clip_norm=0.0,
+      schedule=dict(name="constant", init_value=1e-4),
+      # Per-module learning rates: {top-level module name: schedule dict}; modules not named use `schedule`.
+      groups={},
+  ))
+  return c

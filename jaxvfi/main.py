@@ -1,0 +1,47 @@
+r"""jaxvfi entry point: flags only; the work is in `jaxvfi.train`.
+
+  python -m jaxvfi.main --config=configs/refin.py[:arg] --workdir=DIR [--mode=train|eval|summary] \
+      [--config.a.b=value ...]
+"""
+from __future__ import annotations
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/<paper>.py file, optionally :arg.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard events, eval JSON, samples.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "summary"],
+                          "train: train with periodic eval and checkpoints (resumes from workdir); eval: evaluate "
+                          "the latest checkpoint; summary: parameter table via jax.eval_shape.")
+_SPLIT = flags.DEFINE_string("split", None, "Eval split for --mode=eval (default: config.data.eval_split).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+# Errors that mean bad input rather than a bug: reported in one line, exit status 1.
+_USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from jaxvfi import train  # pylint: disable=g-import-not-at-top  (flags parse fast, jax loads after)
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  try:
+    if _MODE.value == "summary":
+      train.summarize(config, workdir)
+    elif _MODE.value == "eval":
+      train.evaluate(config, workdir, split=_SPLIT.value)
+    else:
+      train.train_and_evaluate(config, workdir)
+  except (train.TrainingError,) + _USER_ERRORS as e:
+    logging.error("%s: %s", type(e).__name__, e)
+    print(f"jaxvfi: error: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

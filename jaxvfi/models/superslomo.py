@@ -1,0 +1,162 @@
+"""Super-SloMo (Jiang et al. 2018) and ReFIn (Dutta & Mittal): flow-based interpolation with visibility maps.
+
+Both share the pipeline of ReFIn §3:
+  flow module        F0->1, F1->0 from (I0, I1)                        (Super-SloMo's flow UNet or PWC-Net)
+  Eq. (1)            F^t->0 = -(1-t) t F0->1 + t^2 F1->0,   F^t->1 = (1-t)^2 F0->1 - t (1-t) F1->0
+  interpolation      residual flows dF and visibility logit; Eq. (2) Ft->0 = F^t->0 + dFt->0 (same for t->1),
+                     Vt->0 = sigmoid(.), Vt->1 = 1 - Vt->0
+  Eq. (3)            I^t = ((1-t) Vt->0 bw(I0, Ft->0) + t Vt->1 bw(I1, Ft->1)) / ((1-t) Vt->0 + t Vt->1)
+  refinement (ReFIn) Eq. (4) It = I^t + dI^t from (I0, I1, Ft->0, Ft->1, Vt->0, two warped frames, I^t)
+
+The interpolation module of Super-SloMo sees 20 channels (I0, I1, F0->1, F1->0, F^t->1, F^t->0, bw(I1, F^t->1),
+bw(I0, F^t->0)); ReFIn's sees 16 (I0, I1, F^t->0, F^t->1, bw(I0, F^t->0), bw(I1, F^t->1)) and its refinement module
+20. Images are in [0, 1]; the networks see them shifted by -0.5 (Super-SloMo's reference code subtracts the
+dataset mean). Flows are in pixels, (dx, dy).
+"""
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+import pallas_kernels
+from jaxvfi.models import backbones
+
+PRED_KEYS = ("image", "flow_01", "flow_10", "flow_t0", "flow_t1", "flow_t0_approx", "flow_t1_approx",
+             "visibility_t0")
+
+
+def intermediate_flows(flow_01, flow_10, t):
+  """Eq. (1), ReFIn (Eq. (4) of Super-SloMo): approximate flows from time t to the two inputs."""
+  t = t.reshape(-1, 1, 1, 1)
+  flow_t0 = -(1.0 - t) * t * flow_01 + t * t * flow_10
+  flow_t1 = (1.0 - t) * (1.0 - t) * flow_01 - t * (1.0 - t) * flow_10
+  return flow_t0, flow_t1
+
+
+def blend(warped0, warped1, vis_t0, t, eps=1e-8):
+  """Eq. (3), ReFIn: visibility- and time-weighted blend of the two warped inputs."""
+  t = t.reshape(-1, 1, 1, 1)
+  w0 = (1.0 - t) * vis_t0
+  w1 = t * (1.0 - vis_t0)
+  return (w0 * warped0 + w1 * warped1) / (w0 + w1 + eps)
+
+
+def pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
+  """Edge-pads H and W at the bottom/right up to a multiple; returns the padded array and the original (H, W)."""
+  h, w = x.shape[1:3]
+  ph, pw = (-h) % multiple, (-w) % multiple
+  if ph or pw:
+    x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+  return x, (h, w)
+
+
+class FlowUNet(nn.Module):
+  """Super-SloMo's flow computation: a UNet 6->4 giving (F0->1, F1->0) in pixels."""
+
+  @nn.compact
+  def __call__(self, frame0, frame1):
+    out = backbones.build("unet", 4, "unet")(jnp.concatenate([frame0 - 0.5, frame1 - 0.5], axis=-1))
+    return out[..., :2], out[..., 2:]
+
+
+class FlowPWC(nn.Module):
+  """PWC-Net run both ways in one batched call: (F0->1, F1->0)."""
+
+  @nn.compact
+  def __call__(self, frame0, frame1):
+    from jaxvfi.models import pwcnet  # pylint: disable=g-import-not-at-top
+    n = frame0.shape[0]
+    flows = pwcnet.PWCNet(name="pwcnet")(jnp.concatenate([frame0, frame1]), jnp.concatenate([frame1, frame0]))
+    return flows[:n], flows[n:]
+
+
+FLOWS = {"unet": FlowUNet, "pwcnet": FlowPWC}
+
+
+class FlowInterpolator(nn.Module):
+  """Super-SloMo (`variant="superslomo"`) or ReFIn (`variant="refin"`), returning a dict of predictions.
+
+  Attributes:
+    variant: "superslomo" (20-channel interpolation input, no refinement) or "refin".
+    flow: "unet" (Super-SloMo flow UNet) or "pwcnet".
+    interpolation_backbone / refinement_backbone: names in `jaxvfi.models.backbones`.
+    use_refinement: ReFIn's refinement module (Table 2 ablation switches it off).
+    warp_padding: border behaviour of bw(., .) (`pallas_kernels.backward_warp`).
+    warp_impl: "auto" | "pallas" | "xla".
+  """
+  variant: str = "refin"
+  flow: str = "unet"
+  interpolation_backbone: str = "unet"
+  refinement_backbone: str = "unet"
+  use_refinement: bool = True
+  warp_padding: str = "zeros"
+  warp_impl: str = "auto"
+
+  def _warp(self, image, flow):
+    return pallas_kernels.backward_warp(image, flow, padding=self.warp_padding, impl=self.warp_impl)
+
+  def alignment(self) -> int:
+    names = [self.interpolation_backbone] + ([self.refinement_backbone] if self.refining else [])
+    align = 1
+    for a in [backbones.alignment(n) for n in names] + ([32] if self.flow == "unet" else []):
+      align = align * a // math.gcd(align, a)
+    return align
+
+  @property
+  def refining(self) -> bool:
+    return self.variant == "refin" and self.use_refinement
+
+  @nn.compact
+  def __call__(self, batch: dict, train: bool = False) -> dict:
+    del train  # no dropout or batch norm in these models
+    if self.variant not in ("superslomo", "refin"):
+      raise ValueError(f"unknown variant {self.variant!r}")
+    if self.flow not in FLOWS:
+      raise ValueError(f"unknown flow module {self.flow!r}; known: {', '.join(FLOWS)}")
+    frame0, frame1, t = batch["frame0"], batch["frame1"], batch["t"].astype(jnp.float32)
+    if frame0.shape != frame1.shape or frame0.ndim != 4 or frame0.shape[-1] != 3:
+      raise ValueError(f"frame0 and frame1 must be RGB (N, H, W, 3) of one size, got {frame0.shape} and "
+                       f"{frame1.shape}")
+    align = self.alignment()
+    frame0, (h, w) = pad_to_multiple(frame0, align)
+    frame1, _ = pad_to_multiple(frame1, align)
+
+    flow_01, flow_10 = FLOWS[self.flow](name="flow")(frame0, frame1)
+    flow_t0_approx, flow_t1_approx = intermediate_flows(flow_01, flow_10, t)
+    g0_approx = self._warp(frame0, flow_t0_approx)
+    g1_approx = self._warp(frame1, flow_t1_approx)
+    if self.variant == "superslomo":
+      interp_in = [frame0 - 0.5, frame1 - 0.5, flow_01, flow_10, flow_t1_approx, flow_t0_approx,
+                   g1_approx - 0.5, g0_approx - 0.5]
+    else:
+      interp_in = [frame0 - 0.5, frame1 - 0.5, flow_t0_approx, flow_t1_approx, g0_approx - 0.5, g1_approx - 0.5]
+    out = backbones.build(self.interpolation_backbone, 5, "interpolation")(jnp.concatenate(interp_in, axis=-1))
+    flow_t0 = flow_t0_approx + out[..., 0:2]  # Eq. (2)
+    flow_t1 = flow_t1_approx + out[..., 2:4]
+    vis_t0 = jax.nn.sigmoid(out[..., 4:5])
+    warped0 = self._warp(frame0, flow_t0)
+    warped1 = self._warp(frame1, flow_t1)
+    image_blend = blend(warped0, warped1, vis_t0, t)
+    preds = {"image_blend": image_blend, "flow_01": flow_01, "flow_10": flow_10, "flow_t0": flow_t0,
+             "flow_t1": flow_t1, "flow_t0_approx": flow_t0_approx, "flow_t1_approx": flow_t1_approx,
+             "visibility_t0": vis_t0, "warped0": warped0, "warped1": warped1}
+    if self.refining:
+      refine_in = [frame0 - 0.5, frame1 - 0.5, flow_t0, flow_t1, vis_t0, warped0 - 0.5, warped1 - 0.5,
+                   image_blend - 0.5]
+      residual = backbones.build(self.refinement_backbone, 3, "refinement")(jnp.concatenate(refine_in, axis=-1))
+      preds["image"] = image_blend + residual  # Eq. (4)
+    else:
+      preds["image"] = image_blend
+    return {k: v[:, :h, :w] for k, v in preds.items()}
+
+
+def build(model_config) -> FlowInterpolator:
+  return FlowInterpolator(
+      variant=model_config.variant, flow=model_config.flow,
+      interpolation_backbone=model_config.interpolation_backbone,
+      refinement_backbone=model_config.get("refinement_backbone", "unet"),
+      use_refinement=model_config.get("use_refinement", True),
+      warp_padding=model_config.get("warp_padding", "zeros"), warp_impl=model_config.get("warp_impl", "auto"))

@@ -1,0 +1,81 @@
+"""Optimizers and learning-rate schedules from `config.optimizer`, with per-module learning rates.
+
+Schedule dicts (`config.optimizer.schedule` and each entry of `config.optimizer.groups`):
+  {"name": "constant", "init_value": v}
+  {"name": "cosine", "init_value": v0, "end_value": v1}            cosine from v0 to v1 over the whole run
+  {"name": "exponential", "init_value": v0, "decay_rate": r, "transition_steps": s | "transition_epochs": e,
+   "staircase": bool}                                              v0 * r ** (step / s)
+  {"name": "step", "init_value": v0, "boundaries": [...] | "boundaries_epochs": [...], "factor": f}
+                                                                   multiply by f at each boundary
+Durations in epochs are turned into steps with the run's steps per epoch.
+"""
+from __future__ import annotations
+
+import optax
+
+
+def _steps(spec, key: str, steps_per_epoch: float) -> list[int] | int | None:
+  if key in spec:
+    return spec[key]
+  ekey = key.replace("steps", "epochs") if "steps" in key else key + "_epochs"
+  if ekey in spec:
+    val = spec[ekey]
+    if isinstance(val, (list, tuple)):
+      return [int(round(v * steps_per_epoch)) for v in val]
+    return int(round(val * steps_per_epoch))
+  return None
+
+
+def make_schedule(spec, total_steps: int, steps_per_epoch: float) -> optax.Schedule:
+  spec = dict(spec)
+  name = spec.get("name", "constant")
+  v0 = float(spec["init_value"])
+  if name == "constant":
+    return optax.constant_schedule(v0)
+  if name == "cosine":
+    v1 = float(spec.get("end_value", 0.0))
+    return optax.cosine_decay_schedule(v0, decay_steps=max(int(total_steps), 1), alpha=v1 / v0)
+  if name == "exponential":
+    steps = _steps(spec, "transition_steps", steps_per_epoch)
+    if not steps:
+      raise ValueError(f"exponential schedule needs transition_steps or transition_epochs: {spec}")
+    return optax.exponential_decay(v0, transition_steps=int(steps), decay_rate=float(spec["decay_rate"]),
+                                   staircase=bool(spec.get("staircase", False)))
+  if name == "step":
+    bounds = _steps(spec, "boundaries", steps_per_epoch)
+    if bounds is None:
+      raise ValueError(f"step schedule needs boundaries or boundaries_epochs: {spec}")
+    factor = float(spec.get("factor", 0.1))
+    return optax.piecewise_constant_schedule(v0, {int(b): factor for b in bounds})
+  raise ValueError(f"unknown schedule {name!r}; known: constant, cosine, exponential, step")
+
+
+def _base_tx(opt_config, schedule) -> optax.GradientTransformation:
+  name = opt_config.get("name", "adam")
+  if name == "adam":
+    tx = optax.adam(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps)
+  elif name == "adamw":
+    tx = optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps,
+                     weight_decay=opt_config.weight_decay)
+  else:
+    raise ValueError(f"unknown optimizer {name!r}; known: adam, adamw")
+  if opt_config.get("grad_clip_norm", 0.0):
+    tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), tx)
+  return tx
+
+
+def make_optimizer(opt_config, params, total_steps: int, steps_per_epoch: float):
+  """Returns (tx, schedules) where schedules maps a group name ("default" or a module name) to its schedule."""
+  groups = dict(opt_config.get("groups", {}) or {})
+  unknown = sorted(set(groups) - set(params))
+  if unknown:
+    raise ValueError(f"optimizer.groups names module(s) {unknown} that the model does not have; "
+                     f"modules: {sorted(params)}")
+  schedules = {"default": make_schedule(opt_config.schedule, total_steps, steps_per_epoch)}
+  for name, spec in groups.items():
+    schedules[name] = make_schedule(spec, total_steps, steps_per_epoch)
+  if not groups:
+    return _base_tx(opt_config, schedules["default"]), schedules
+  labels = {k: (k if k in groups else "default") for k in params}
+  txs = {name: _base_tx(opt_config, sched) for name, sched in schedules.items()}
+  return optax.multi_transform(txs, labels), schedules

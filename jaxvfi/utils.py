@@ -1,0 +1,99 @@
+"""Small host-side helpers of the trainer: workdir checks, atomic writes, logging, progress bars, image grids."""
+from __future__ import annotations
+
+import json
+import logging as py_logging
+import os
+import tempfile
+from typing import Iterable
+
+import numpy as np
+from PIL import Image
+import tqdm
+
+
+def prepare_workdir(workdir: str) -> str:
+  """Creates `workdir` and proves it is writable, or raises one clear PermissionError/NotADirectoryError."""
+  if not workdir:
+    raise ValueError("--workdir is required")
+  workdir = os.path.abspath(workdir)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise NotADirectoryError(f"workdir {workdir} exists and is not a directory")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".write_probe_", dir=workdir)
+    os.close(fd)
+    os.remove(probe)
+  except OSError as e:
+    raise PermissionError(f"workdir {workdir} is not writable: {e.strerror or e}") from e
+  return workdir
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=os.path.dirname(path) or ".")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+  _atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str, obj) -> None:
+  atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+  return np.round(np.clip(np.asarray(img, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def atomic_write_png(path: str, img: np.ndarray) -> None:
+  import io  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  img = img if img.dtype == np.uint8 else to_uint8(img)
+  Image.fromarray(img).save(buf, format="PNG")
+  _atomic_write_bytes(path, buf.getvalue())
+
+
+def grid_row(frame0: np.ndarray, pred: np.ndarray, target: np.ndarray, error_gain: float = 4.0) -> np.ndarray:
+  """One row of the summary grid: frame0 | prediction | target | |error| x gain, as uint8 HWC."""
+  err = np.clip(np.abs(np.asarray(pred, np.float32) - target) * error_gain, 0.0, 1.0)
+  return np.concatenate([to_uint8(frame0), to_uint8(pred), to_uint8(target), to_uint8(err)], axis=1)
+
+
+def pad_batch(batch: dict, size: int) -> dict:
+  """Pads a short last batch to `size` by repeating its last example (the caller drops the extra outputs)."""
+  n = next(iter(batch.values())).shape[0]
+  if n == size:
+    return batch
+  return {k: np.concatenate([v, np.repeat(np.asarray(v)[-1:], size - n, axis=0)]) for k, v in batch.items()}
+
+
+def add_file_logging(workdir: str) -> py_logging.Handler:
+  """Mirrors the absl log into `workdir/train.log`."""
+  handler = py_logging.FileHandler(os.path.join(workdir, "train.log"))
+  handler.setFormatter(py_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+  handler.setLevel(py_logging.INFO)
+  py_logging.getLogger("absl").addHandler(handler)
+  return handler
+
+
+def summary_writer(workdir: str):
+  from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+  return SummaryWriter(logdir=os.path.join(workdir, "tensorboard"))
+
+
+def progress_bar(total: int, initial: int = 0, enabled: bool = True, desc: str = "train") -> tqdm.tqdm:
+  return tqdm.tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True, disable=not enabled,
+                   smoothing=0.1)
+
+
+def progress(it: Iterable, desc: str, enabled: bool = True, total: int | None = None) -> Iterable:
+  return tqdm.tqdm(it, desc=desc, unit="batch", dynamic_ncols=True, disable=not enabled, total=total, leave=False)
