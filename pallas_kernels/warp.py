@@ -1,0 +1,289 @@
+"""Backward warping by bilinear sampling (Jaderberg et al. 2015, the `bw(., .)` of Eq. (3), ReFIn).
+
+out[n, y, x, c] = bilinear sample of image[n, :, :, c] at (x + dx, y + dy), with `flow[..., 0] = dx` and
+`flow[..., 1] = dy` in pixels. Sample positions are pixel centres at integer coordinates (PyTorch's
+`grid_sample(align_corners=True)` after normalising the flow, which is what Super-SloMo's `backWarp` does).
+
+Border behaviour:
+  * ``padding="zeros"``: each of the four bilinear corners that falls outside the image contributes zero, so a
+    sample half a pixel outside the border is half as bright (`grid_sample(padding_mode="zeros")`).
+  * ``padding="border"``: the sample position is clamped to [0, W-1] x [0, H-1] first
+    (`grid_sample(padding_mode="border")`); the flow gradient is zero where the clamp is active.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+from jax import lax
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plt
+import jax.numpy as jnp
+
+from pallas_kernels import _common
+
+PADDINGS = ("zeros", "border")
+
+
+def _check(image, flow, padding):
+  if padding not in PADDINGS:
+    raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+  if image.ndim != 4 or flow.ndim != 4 or flow.shape[-1] != 2 or flow.shape[:3] != image.shape[:3]:
+    raise ValueError(f"backward_warp expects image (N,H,W,C) and flow (N,H,W,2) with the same N,H,W; "
+                     f"got image {image.shape} and flow {flow.shape}")
+
+
+def backward_warp_reference(image: jax.Array, flow: jax.Array, padding: str = "zeros") -> jax.Array:
+  """`jnp` reference: four gathers. Differentiable by ordinary autodiff (its image gradient is a scatter-add)."""
+  _check(image, flow, padding)
+  n, h, w, c = image.shape
+  dtype = image.dtype
+  flow = flow.astype(jnp.float32)
+  ys, xs = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+  x = xs[None] + flow[..., 0]
+  y = ys[None] + flow[..., 1]
+  if padding == "border":
+    x = jnp.clip(x, 0.0, w - 1.0)
+    y = jnp.clip(y, 0.0, h - 1.0)
+  x0 = jnp.floor(x)
+  y0 = jnp.floor(y)
+  wx1 = x - x0
+  wy1 = y - y0
+  x0i = x0.astype(jnp.int32)
+  y0i = y0.astype(jnp.int32)
+  flat = image.reshape(n, h * w, c)
+  out = jnp.zeros((n, h, w, c), jnp.float32)
+  for dy, wy in ((0, 1.0 - wy1), (1, wy1)):
+    for dx, wx in ((0, 1.0 - wx1), (1, wx1)):
+      xi = x0i + dx
+      yi = y0i + dy
+      valid = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+      idx = jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)
+      vals = jnp.take_along_axis(flat, idx.reshape(n, h * w, 1), axis=1).reshape(n, h, w, c)
+      weight = jnp.where(valid, wy * wx, 0.0)
+      out = out + vals.astype(jnp.float32) * weight[..., None]
+  return out.astype(dtype)
+
+
+def backward_warp(image: jax.Array, flow: jax.Array, *, padding: str = "zeros", impl: str = "auto") -> jax.Array:
+  """Backward warp of `image` (N,H,W,C) by `flow` (N,H,W,2) = (dx, dy) in pixels; see the module docstring.
+
+  `impl`: "pallas" (`backward_warp_pallas`, which documents what is not bit-deterministic), "xla" (the reference,
+  differentiated by autodiff) or "auto" (Pallas on a GPU backend, the reference elsewhere).
+  """
+  impl = _common.resolve_impl(impl)
+  if impl == "xla":
+    return backward_warp_reference(image, flow, padding)
+  return backward_warp_pallas(image, flow, padding)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pallas kernels (Triton lowering).
+#
+# Layout: the image is viewed as a (N*H*W, C) matrix and the flow as a flat (N*H*W*2,) vector, both un-blocked, so
+# that every access is a masked pointer gather/scatter with indices computed in the kernel. One program handles
+# `bp` consecutive pixels (of the flattened N*H*W axis) times `bc` channels; the tail of the last block is masked.
+# ---------------------------------------------------------------------------------------------------------------------
+
+_TILE = 1024  # Elements per (pixels x channels) tile: a few registers per thread for each of the 4-5 live tiles.
+
+
+def _block_sizes(c: int) -> tuple[int, int]:
+  """Power-of-2 block (pixels, channels): all channels of a pixel up to 32, and enough pixels to fill a tile."""
+  bc = min(_common.next_pow2(c), 32)
+  return max(_TILE // bc, 16), bc
+
+
+def _sample_geometry(flow_ref, p, *, n: int, h: int, w: int, padding: str):
+  """Shared by both kernels: sample position, corner indices, bilinear weights and clamp derivatives.
+
+  `p` is a (bp,) vector of flattened pixel ids. Returns the in-range mask of `p`, the four corners as
+  (row index into the (N*H*W, C) image, validity, weight) in the reference's order (0,0), (0,1), (1,0), (1,1)
+  as (dy, dx), the fractional weights (wx1, wy1) and the derivative of the clamp applied to x and y.
+  """
+  hw = h * w
+  pmask = p < n * hw
+  dx = plt.load(flow_ref.at[2 * p], mask=pmask, other=0.0)
+  dy = plt.load(flow_ref.at[2 * p + 1], mask=pmask, other=0.0)
+  q = lax.rem(p, hw)
+  base = p - q
+  x = lax.rem(q, w).astype(jnp.float32) + dx
+  y = lax.div(q, w).astype(jnp.float32) + dy
+  if padding == "border":
+    lo_x, hi_x, lo_y, hi_y = 0.0, w - 1.0, 0.0, h - 1.0
+  else:
+    # Beyond one pixel outside the image every corner is invalid whatever the exact position, so clamping there
+    # changes neither the value nor the gradient; it keeps the float-to-int conversion in range for huge flows.
+    lo_x, hi_x, lo_y, hi_y = -2.0, w + 1.0, -2.0, h + 1.0
+  # d clip / d x as autodiff of `jnp.clip` computes it (1 inside, 1/2 on a tie with the bound, 0 outside), so the
+  # Pallas and reference gradients agree even for positions exactly on the border.
+  dclamp_x = jnp.where((x > lo_x) & (x < hi_x), 1.0, jnp.where((x == lo_x) | (x == hi_x), 0.5, 0.0))
+  dclamp_y = jnp.where((y > lo_y) & (y < hi_y), 1.0, jnp.where((y == lo_y) | (y == hi_y), 0.5, 0.0))
+  x = jnp.clip(x, lo_x, hi_x)
+  y = jnp.clip(y, lo_y, hi_y)
+  x0f = jnp.floor(x)
+  y0f = jnp.floor(y)
+  wx1 = x - x0f
+  wy1 = y - y0f
+  x0 = x0f.astype(jnp.int32)
+  y0 = y0f.astype(jnp.int32)
+  corners = []
+  for oy, wy in ((0, 1.0 - wy1), (1, wy1)):
+    for ox, wx in ((0, 1.0 - wx1), (1, wx1)):
+      xi = x0 + ox
+      yi = y0 + oy
+      valid = pmask & (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+      # Invalid corners are never dereferenced (masked), but point them at row 0 so no index is wild.
+      row = jnp.where(valid, base + yi * w + xi, 0)
+      corners.append((row, valid, wy * wx))
+  return pmask, corners, (wx1, wy1), (dclamp_x, dclamp_y)
+
+
+def _channels(cb, *, bp: int, bc: int, c: int):
+  ch = cb * bc + lax.broadcasted_iota(jnp.int32, (bp, bc), 1)
+  return ch, ch < c
+
+
+def _forward_kernel(img_ref, flow_ref, out_ref, *, n, h, w, c, bp, bc, padding):
+  """out = sum over the four corners of weight * image[corner] (Jaderberg et al. 2015, Eq. (5))."""
+  p = pl.program_id(0) * bp + lax.broadcasted_iota(jnp.int32, (bp,), 0)
+  pmask, corners, _, _ = _sample_geometry(flow_ref, p, n=n, h=h, w=w, padding=padding)
+  ch, cmask = _channels(pl.program_id(1), bp=bp, bc=bc, c=c)
+  acc = jnp.zeros((bp, bc), jnp.float32)
+  for row, valid, weight in corners:
+    rows = jnp.broadcast_to(row[:, None], (bp, bc))
+    v = plt.load(img_ref.at[rows, ch], mask=valid[:, None] & cmask, other=0.0)
+    acc = acc + v.astype(jnp.float32) * weight[:, None]
+  rows = jnp.broadcast_to(p[:, None], (bp, bc))
+  plt.store(out_ref.at[rows, ch], acc.astype(out_ref.dtype), mask=pmask[:, None] & cmask)
+
+
+def _backward_kernel(img_ref, flow_ref, g_ref, *out_refs, n, h, w, c, bp, bc, padding, atomic):
+  """Flow gradient by recomputing the four corners; image gradient scattered to the corners.
+
+  d out / d x = wy0 (v01 - v00) + wy1 (v11 - v10) and d out / d y = wx0 (v10 - v00) + wx1 (v11 - v01) for
+  corners v_(dy,dx); the flow gradient sums g times these over channels (a loop, so it is deterministic). The image
+  gradient of corner k is g * weight_k: with `atomic` it is `atomic_add`-ed into a zero-initialised float32 buffer
+  (GPU), otherwise stored per corner with its row index for a scatter-add outside the kernel (interpret mode, whose
+  atomic_add loses duplicate indices and rejects masks).
+  """
+  if atomic:
+    _, gflow_ref, gimg_ref = out_refs  # The first is the zero input buffer aliased to gimg_ref.
+  else:
+    gflow_ref, contrib_ref, rows_ref = out_refs
+  p = pl.program_id(0) * bp + lax.broadcasted_iota(jnp.int32, (bp,), 0)
+  pmask, corners, (wx1, wy1), (dclamp_x, dclamp_y) = _sample_geometry(flow_ref, p, n=n, h=h, w=w, padding=padding)
+  prows = jnp.broadcast_to(p[:, None], (bp, bc))
+  if not atomic:
+    for k, (row, _, _) in enumerate(corners):
+      plt.store(rows_ref.at[k, p], row, mask=pmask)
+
+  def channel_block(cb, carry):
+    gx, gy = carry
+    ch, cmask = _channels(cb, bp=bp, bc=bc, c=c)
+    g = plt.load(g_ref.at[prows, ch], mask=pmask[:, None] & cmask, other=0.0).astype(jnp.float32)
+    v = []
+    for k, (row, valid, weight) in enumerate(corners):
+      rows = jnp.broadcast_to(row[:, None], (bp, bc))
+      m = valid[:, None] & cmask
+      v.append(plt.load(img_ref.at[rows, ch], mask=m, other=0.0).astype(jnp.float32))
+      contrib = g * jnp.where(valid, weight, 0.0)[:, None]
+      if atomic:
+        plt.atomic_add(gimg_ref, (rows, ch), contrib, mask=m)
+      else:
+        kk = jnp.full((bp, bc), k, jnp.int32)
+        plt.store(contrib_ref.at[kk, prows, ch], contrib, mask=pmask[:, None] & cmask)
+    v00, v01, v10, v11 = v
+    gx = gx + jnp.sum(g * ((1.0 - wy1)[:, None] * (v01 - v00) + wy1[:, None] * (v11 - v10)), axis=1)
+    gy = gy + jnp.sum(g * ((1.0 - wx1)[:, None] * (v10 - v00) + wx1[:, None] * (v11 - v01)), axis=1)
+    return gx, gy
+
+  zero = jnp.zeros((bp,), jnp.float32)
+  gx, gy = lax.fori_loop(0, _common.cdiv(c, bc), channel_block, (zero, zero))
+  plt.store(gflow_ref.at[2 * p], gx * dclamp_x, mask=pmask)
+  plt.store(gflow_ref.at[2 * p + 1], gy * dclamp_y, mask=pmask)
+
+
+def _config(image, interpret, block):
+  """Static kernel parameters: the image dimensions, the block (pixels, channels), and interpret mode resolved."""
+  n, h, w, c = image.shape
+  if n * h * w >= 2**30:  # Flow offsets 2 * p + 1 are int32.
+    raise ValueError(f"backward_warp: N*H*W = {n * h * w} is too large for the int32 pixel indices")
+  bp, bc = block or _block_sizes(c)
+  if bp & (bp - 1) or bc & (bc - 1):
+    raise ValueError(f"block sizes must be powers of 2, got {(bp, bc)}")
+  interpret = (not _common.on_gpu()) if interpret is None else interpret
+  return dict(n=n, h=h, w=w, c=c, bp=bp, bc=bc), interpret
+
+
+def _forward(image, flow, padding, interpret, block):
+  dims, interpret = _config(image, interpret, block)
+  n, h, w, c = image.shape
+  out = _common.triton_call(
+      functools.partial(_forward_kernel, padding=padding, **dims),
+      out_shape=jax.ShapeDtypeStruct((n * h * w, c), image.dtype),
+      grid=(_common.cdiv(n * h * w, dims["bp"]), _common.cdiv(c, dims["bc"])),
+      name="backward_warp_fwd", interpret=interpret)(image.reshape(n * h * w, c), flow.reshape(-1))
+  return out.reshape(n, h, w, c)
+
+
+def _backward(image, flow, g, padding, interpret, block):
+  """Returns (image gradient in float32, flow gradient in float32)."""
+  dims, interpret = _config(image, interpret, block)
+  n, h, w, c = image.shape
+  npix = n * h * w
+  args = [image.reshape(npix, c), flow.reshape(-1), g.reshape(npix, c)]
+  gflow_shape = jax.ShapeDtypeStruct((npix * 2,), jnp.float32)
+  kwargs = dict(grid=(_common.cdiv(npix, dims["bp"]),), name="backward_warp_bwd", interpret=interpret)
+  if interpret:
+    gflow, contrib, rows = _common.triton_call(
+        functools.partial(_backward_kernel, padding=padding, atomic=False, **dims),
+        out_shape=(gflow_shape, jax.ShapeDtypeStruct((4, npix, c), jnp.float32),
+                   jax.ShapeDtypeStruct((4, npix), jnp.int32)),
+        **kwargs)(*args)
+    gimg = jnp.zeros((npix, c), jnp.float32).at[rows.reshape(-1)].add(contrib.reshape(4 * npix, c))
+  else:
+    gflow, gimg = _common.triton_call(
+        functools.partial(_backward_kernel, padding=padding, atomic=True, **dims),
+        out_shape=(gflow_shape, jax.ShapeDtypeStruct((npix, c), jnp.float32)),
+        input_output_aliases={3: 1}, **kwargs)(*args, jnp.zeros((npix, c), jnp.float32))
+  return gimg.reshape(n, h, w, c), gflow.reshape(n, h, w, 2)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _warp_pallas(image, flow, padding, interpret, block):
+  return _forward(image, flow, padding, interpret, block)
+
+
+def _warp_pallas_fwd(image, flow, padding, interpret, block):
+  return _forward(image, flow, padding, interpret, block), (image, flow)
+
+
+def _warp_pallas_bwd(padding, interpret, block, res, g):
+  image, flow = res
+  gimg, gflow = _backward(image, flow, g, padding, interpret, block)
+  return gimg.astype(image.dtype), gflow
+
+
+_warp_pallas.defvjp(_warp_pallas_fwd, _warp_pallas_bwd)
+
+
+def backward_warp_pallas(image: jax.Array, flow: jax.Array, padding: str = "zeros", *, interpret: bool | None = None,
+                         block: tuple[int, int] | None = None) -> jax.Array:
+  """Pallas (Triton) backward warp with a Pallas backward (`jax.custom_vjp`); same semantics as the reference.
+
+  Args:
+    image: (N, H, W, C) float32 or bfloat16; sampled and accumulated in float32, returned in its dtype.
+    flow: (N, H, W, 2) as (dx, dy) in pixels; used in float32, its gradient is cast back to its dtype.
+    padding: "zeros" or "border", see the module docstring.
+    interpret: None picks the GPU lowering on a GPU backend and interpret mode elsewhere; False forces the GPU
+      lowering (used to check it with `_common.lower_for_cuda`).
+    block: (pixels, channels) per program, powers of 2; None picks `_block_sizes(C)`.
+
+  Determinism: the forward and the flow gradient are bit-deterministic. On GPU the image gradient is accumulated
+  with float32 `atomic_add`, whose order varies from run to run, so it is not bit-deterministic (differences at
+  float32 rounding level where several output pixels sample the same input pixel). In interpret mode the image
+  gradient goes through a `jnp` scatter-add instead and is deterministic.
+  """
+  _check(image, flow, padding)
+  return _warp_pallas(image, flow.astype(jnp.float32), padding, interpret, block)
