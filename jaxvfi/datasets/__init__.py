@@ -1,0 +1,23 @@
+"""TFDS builders of jaxvfi. Importing this package registers every builder with `tfds` under its name.
+
+Add a builder by importing its module here and listing its class in `_BUILDER_CLASSES`.
+"""
+from __future__ import annotations
+
+from jaxvfi.datasets import adobe240
+from jaxvfi.datasets import gopro
+from jaxvfi.datasets import middlebury
+from jaxvfi.datasets import sr_raw
+from jaxvfi.datasets import synthetic
+from jaxvfi.datasets import ucf101
+from jaxvfi.datasets import vimeo90k
+
+_BUILDER_CLASSES = (synthetic.JaxvfiSynthetic, vimeo90k.Vimeo90kTriplet, vimeo90k.Vimeo90kSeptuplet,
+                    ucf101.Ucf101Triplet, middlebury.MiddleburyOther, adobe240.Adobe240, gopro.Gopro, sr_raw.SrRaw)
+
+BUILDERS = {cls.name: cls for cls in _BUILDER_CLASSES}
+"""Dataset name (as given to `tfds.builder`) -> builder class."""
+
+CLIP_DATASETS = frozenset({"jaxvfi_synthetic", "vimeo90k_triplet", "vimeo90k_septuplet", "ucf101_triplet",
+                           "middlebury_other"})
+"""Datasets with the interpolation clip features (frames, times, id) that `jaxvfi.input_pipeline` reads."""

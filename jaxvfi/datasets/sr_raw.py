@@ -1,0 +1,206 @@
+"""SR-RAW (Zhang et al., "Zoom to Learn, Learn to Zoom", CVPR 2019) as SDAN uses it: builder `sr_raw`, 4x
+optical-zoom pairs, splits `train` and `test`.
+
+SDAN (paper 004, Sec. 4.1): each sequence holds 7 shots of one scene at focal lengths {240, 150, 70, 70, 50, 35,
+24} mm; for 4X zoom "each sequence contains 3 low and high resolution pairs"; inputs are the low-resolution RAW
+(64x64 packed crops) or its camera RGB (128x128), targets the high-resolution camera RGB (512x512). The pairs
+follow SDAN's released SR-RAW loader: target shot i with input shot i + 4, for i = 1, 2, 3 in training (240/50,
+150/35 and 70/24 mm: nominally 4x) and only i = 2 in test (input 00006, the 35 mm shot zoom-learn-zoom tests
+on). A pair is skipped when one of its four files (two JPGs, two ARWs) is missing, as a few sequences hold only 6
+shots; the five target shots that loader excludes are excluded as well (`SDAN_EXCLUDED_TARGETS`, reason not given).
+
+Each pair is prepared as that loader does before its random crops:
+  * focal lengths f_in, f_target and f_ref (shot 00001, the longest) from the JPGs' EXIF FocalLength (tag 37386);
+  * input RAW, input JPG and target JPG are centre-cropped to the field of view of shot 00001, keeping the fraction
+    f / f_ref of each side (zoom-learn-zoom's `crop_fov`), so input and target show the same part of the scene;
+  * the input RAW (rawpy `raw_image_visible`) is packed to half resolution with channels R, G, B, G (LibRaw's
+    colours 0-3: the green on red's rows, then the green on blue's rows; for SR-RAW's Sony RGGB sensor this is
+    zoom-learn-zoom's positional order (0,0), (0,1), (1,1), (1,0)) and left in sensor counts, with black and
+    white levels stored beside it;
+  * the input JPG is resized to exactly 2x the packed RAW grid and the target JPG to exactly 8x (= 4x the input
+    RGB), bicubic (Pillow), as SDAN rescales the target by the focal-ratio offset so that every pair is exactly 4x.
+Not applied: the affine alignment (`tform.txt`) and white balance (`wb.txt`) that zoom-learn-zoom's scripts write into
+each sequence (SDAN's loader warps the target with tform and divides it by wb^(1/2.2)); SDAN's network is built to
+absorb the remaining misalignment (squared deformable alignment, mask M of Eq. (6)). EXIF orientation is ignored,
+so JPGs stay in sensor orientation like the RAW.
+
+Features:
+  lr_raw       uint16 (h, w, 4)     packed Bayer input, sensor counts
+  black_level  float32 (4,)         per packed channel (rawpy black_level_per_channel)
+  white_level  float32 ()           rawpy white_level
+  lr_rgb       uint8 (2h, 2w, 3)    input camera JPG, same view
+  hr_rgb       uint8 (8h, 8w, 3)    target camera JPG, same view
+  lr_focal, hr_focal, ref_focal     float32 (), mm
+  id           text                 "<seq>/<target shot>-<input shot>", e.g. "00123/00001-00005"
+
+Layout (train.zip and/or test.zip unpacked into `manual_dir`; a missing split is not built):
+  <manual_dir>/train/<seq>/00001.ARW 00001.JPG ... 00007.ARW 00007.JPG
+  <manual_dir>/test/<seq>/...
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from jaxvfi.datasets import _layout
+
+PAIRS = {"train": ((1, 5), (2, 6), (3, 7)), "test": ((2, 6),)}  # (target shot, input shot), SDAN's 4X loader.
+SDAN_EXCLUDED_TARGETS = frozenset({"00350/00001", "00350/00002", "00350/00003", "00560/00003", "00267/00003"})
+REFERENCE_SHOT = 1
+_EXIF_IFD = 0x8769
+_FOCAL_LENGTH = 37386
+_CITATION = """@inproceedings{zhang2019zoom,
+  title={Zoom to Learn, Learn to Zoom},
+  author={Zhang, Xuaner and Chen, Qifeng and Ng, Ren and Koltun, Vladlen},
+  booktitle={CVPR},
+  year={2019}
+}"""
+
+
+def shot(seq: Path, index: int, extension: str) -> Path:
+  return seq / f"{index:05d}.{extension}"
+
+
+def focal_length(name: str, path: Path) -> float:
+  """EXIF FocalLength (tag 37386, in the Exif IFD) of a JPG, in mm."""
+  with Image.open(_layout.require_file(name, path)) as image:
+    value = image.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_LENGTH)
+  if value is None:
+    raise ValueError(f"{name}: {path} has no EXIF FocalLength (tag 37386)")
+  return float(value)
+
+
+def pack_bayer(mosaic: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+  """(H, W) CFA mosaic -> (H // 2, W // 2, 4) with channels in colour order 0..3 of `pattern` (rawpy raw_pattern,
+  colours "RGBG": R, G on red's rows, B, G on blue's rows). An odd last row or column is dropped."""
+  height, width = mosaic.shape[0] // 2 * 2, mosaic.shape[1] // 2 * 2
+  channels = []
+  for colour in range(4):
+    (y, x), = np.argwhere(pattern == colour)
+    channels.append(mosaic[y:height:2, x:width:2])
+  return np.stack(channels, axis=-1)
+
+
+def read_raw(name: str, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
+  """Packed uint16 Bayer (H/2, W/2, 4), black level per packed channel, white level of a camera RAW file."""
+  import rawpy  # pylint: disable=g-import-not-at-top  # Only building sr_raw needs it, not importing the registry.
+
+  with rawpy.imread(str(_layout.require_file(name, path))) as raw:
+    pattern = np.asarray(raw.raw_pattern)
+    if raw.color_desc != b"RGBG" or pattern.shape != (2, 2) or sorted(pattern.ravel()) != [0, 1, 2, 3]:
+      raise ValueError(f"{name}: {path}: expected a 2x2 Bayer sensor (colours RGBG), got {raw.color_desc!r} "
+                       f"pattern {pattern.tolist()}")
+    packed = pack_bayer(raw.raw_image_visible, pattern).astype(np.uint16)  # A copy: LibRaw's buffer dies on close.
+    black = np.asarray(raw.black_level_per_channel, np.float32)  # Indexed by colour, as the packed channels are.
+    return packed, black, float(raw.white_level)
+
+
+def crop_fov(image: np.ndarray, focal: float, ref_focal: float) -> np.ndarray:
+  """Centre crop to the field of view of a `ref_focal` shot: [ceil((n - k) / 2), floor((n + k) / 2)) per axis with
+  k = n * focal / ref_focal, zoom-learn-zoom's `crop_fov` (k is formed in this order so that exact ratios stay
+  exact in floating point)."""
+  kept = [n * focal / ref_focal for n in image.shape[:2]]
+  (top, bottom), (left, right) = [(math.ceil((n - k) / 2), math.floor((n + k) / 2))
+                                  for n, k in zip(image.shape[:2], kept)]
+  return image[top:bottom, left:right]
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+  """Bicubic resize of uint8 (H, W, 3); the identity when the size already matches."""
+  return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
+
+
+def pair_example(name: str, seq: Path, target: int, source: int) -> dict:
+  """One 4x pair as the module docstring describes."""
+  ref_focal = focal_length(name, shot(seq, REFERENCE_SHOT, "JPG"))
+  focals = {}
+  for index in (target, source):
+    focals[index] = focal_length(name, shot(seq, index, "JPG"))
+    if not 0 < focals[index] <= ref_focal:
+      raise ValueError(f"{name}: {shot(seq, index, 'JPG')} has focal length {focals[index]} mm, outside "
+                       f"(0, {ref_focal}] of the reference shot {shot(seq, REFERENCE_SHOT, 'JPG')}")
+  raw, black, white = read_raw(name, shot(seq, source, "ARW"))
+  raw = crop_fov(raw, focals[source], ref_focal)
+  height, width = raw.shape[:2]
+  if not height or not width:
+    raise ValueError(f"{name}: {shot(seq, source, 'ARW')} crops to nothing at {focals[source]} / {ref_focal} mm")
+  lr_rgb = crop_fov(_layout.read_rgb(name, shot(seq, source, "JPG")), focals[source], ref_focal)
+  hr_rgb = crop_fov(_layout.read_rgb(name, shot(seq, target, "JPG")), focals[target], ref_focal)
+  return {
+      "lr_raw": raw,
+      "black_level": black,
+      "white_level": white,
+      "lr_rgb": resize(lr_rgb, 2 * height, 2 * width),
+      "hr_rgb": resize(hr_rgb, 8 * height, 8 * width),
+      "lr_focal": focals[source],
+      "hr_focal": focals[target],
+      "ref_focal": ref_focal,
+      "id": f"{seq.name}/{target:05d}-{source:05d}",
+  }
+
+
+class SrRaw(tfds.core.GeneratorBasedBuilder):
+  """SR-RAW 4x optical-zoom pairs (packed RAW and camera RGB input, camera RGB target) as SDAN uses them."""
+
+  name = "sr_raw"
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+  Download SR-RAW's train.zip and/or test.zip (https://github.com/ceciliavision/zoom-learn-zoom, "SR-RAW Dataset")
+  and unzip them into manual_dir, giving <manual_dir>/train/<seq>/0000k.ARW, 0000k.JPG (k = 1..7) and
+  <manual_dir>/test/<seq>/... Building needs rawpy."""
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    image = lambda channels, dtype: tfds.features.Tensor(shape=(None, None, channels), dtype=dtype, encoding="zlib")
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description="SR-RAW 4x pairs cropped to one field of view: packed RAW and RGB input, RGB target.",
+        features=tfds.features.FeaturesDict({
+            "lr_raw": image(4, np.uint16),
+            "black_level": tfds.features.Tensor(shape=(4,), dtype=np.float32),
+            "white_level": np.float32,
+            "lr_rgb": image(3, np.uint8),
+            "hr_rgb": image(3, np.uint8),
+            "lr_focal": np.float32,
+            "hr_focal": np.float32,
+            "ref_focal": np.float32,
+            "id": tfds.features.Text(),
+        }),
+        homepage="https://github.com/ceciliavision/zoom-learn-zoom",
+        citation=_CITATION,
+        disable_shuffling=True,  # Sequence order, then pair order.
+    )
+
+  def _split_generators(self, dl_manager):
+    manual_dir = _layout.manual_path(dl_manager.manual_dir)
+    splits = [split for split in PAIRS if (manual_dir / split).is_dir()]
+    if not splits:
+      raise FileNotFoundError(f"{self.name}: expected {manual_dir}/train/<seq>/00001.ARW or "
+                              f"{manual_dir}/test/<seq>/00001.ARW")
+    generators = {}
+    for split in splits:
+      sequences = _layout.subdirs(manual_dir / split)
+      if not sequences:
+        raise FileNotFoundError(f"{self.name}: expected sequence folders {manual_dir / split}/<seq>/00001.JPG")
+      pairs, skipped = [], 0
+      for seq in sequences:
+        _layout.require_file(self.name, shot(seq, REFERENCE_SHOT, "JPG"))  # Defines every pair's field of view.
+        for target, source in PAIRS[split]:
+          complete = all(shot(seq, i, ext).is_file() for i in (target, source) for ext in ("JPG", "ARW"))
+          if complete and f"{seq.name}/{target:05d}" not in SDAN_EXCLUDED_TARGETS:
+            pairs.append((seq, target, source))
+          else:
+            skipped += 1
+      logging.info("%s: %s: %d pairs, %d skipped (missing shots or excluded)", self.name, split, len(pairs), skipped)
+      generators[split] = self._generate_examples(pairs=pairs)
+    return generators
+
+  def _generate_examples(self, pairs):
+    for seq, target, source in pairs:
+      example = pair_example(self.name, seq, target, source)
+      yield example["id"], example
