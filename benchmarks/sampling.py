@@ -2,6 +2,8 @@
 
 Sections (each a `bench_<name>(args)` registered in `SECTIONS`):
   warp: backward warp (bilinear sampling), forward and forward+backward, at 1920x1080 with C = 3 and C = 64.
+  deform: deformable convolution (DCN v1, v2, SDAN's squared offsets) at DSFN sizes: batch 4, C = 128, k = 3,
+    64x64 and 180x320; `--deform-sizes 16x16 --deform-batch 1 --deform-channels 16` for a quick CPU run.
 
   python benchmarks/sampling.py                                  # full size, all sections (meant for a GPU)
   python benchmarks/sampling.py --height 64 --width 96 --iters 3  # quick run on CPU (Pallas in interpret mode)
@@ -22,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pallas_kernels import _common
+from pallas_kernels import deform
 from pallas_kernels import warp
 
 
@@ -83,7 +86,62 @@ def bench_warp(args: argparse.Namespace) -> list[dict]:
   return results
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {"warp": bench_warp}
+def bench_deform(args: argparse.Namespace) -> list[dict]:
+  """Deformable convolution: Pallas vs reference, forward and forward+backward (gradients of every input).
+
+  `TFLOP/s` counts the implicit GEMM only (2 * N*H*W * k*k * Cin * Cout per forward, three times that for
+  forward+backward); the bilinear sampling is extra work on top. `max rel diff` is the largest difference from the
+  reference's output (forward) or gradients (forward+backward), relative to the reference's largest entry.
+  """
+  rng = np.random.default_rng(0)
+  n, c, k = args.deform_batch, args.deform_channels, 3
+  ops = {
+      "v1": lambda impl: lambda x, o, m, w, b: deform.deform_conv(x, o, w, b, impl=impl),
+      "v2": lambda impl: lambda x, o, m, w, b: deform.deform_conv(x, o, w, b, m, impl=impl),
+      "squared": lambda impl: lambda x, o, m, w, b: deform.squared_deform_conv(x, o[..., :2], w, b, impl=impl),
+  }
+  impl_names = {"pallas": "pallas", "reference": "xla"}
+  results = []
+  for size in args.deform_sizes:
+    h, w = (int(v) for v in size.lower().split("x"))
+    x = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
+    off = jnp.asarray(rng.normal(scale=args.deform_offset_scale, size=(n, h, w, 2 * k * k)), jnp.float32)
+    mask = jnp.asarray(rng.uniform(size=(n, h, w, k * k)), jnp.float32)
+    wgt = jnp.asarray(rng.normal(scale=(k * k * c) ** -0.5, size=(k, k, c, c)), jnp.float32)
+    bias = jnp.asarray(rng.normal(size=(c,)), jnp.float32)
+    cot = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
+    flops = 2 * n * h * w * k * k * c * c
+    for variant in args.deform_variants:
+      want = {}
+      for impl in sorted(args.impls, key=lambda i: i != "reference"):  # the reference first, for the diff column
+        op = ops[variant](impl_names[impl])
+        grads = lambda x, o, m, w, b, ct, op=op: jax.vjp(op, x, o, m, w, b)[1](ct)
+        modes = {"forward": (jax.jit(op), (x, off, mask, wgt, bias), flops),
+                 "fwd+bwd": (jax.jit(grads), (x, off, mask, wgt, bias, cot), 3 * flops)}
+        for mode, (fn, operands, nflop) in modes.items():
+          ms = _time(fn, *operands, warmup=args.warmup, iters=args.iters)
+          got = jax.tree_util.tree_leaves(fn(*operands))
+          diff = "-"
+          if impl == "reference":
+            want[mode] = got
+          elif mode in want:
+            scale = max(float(jnp.max(jnp.abs(r))) for r in want[mode])
+            diff = f"{max(float(jnp.max(jnp.abs(a - r))) for a, r in zip(got, want[mode])) / scale:.1e}"
+          results.append(dict(size=size, variant=variant, mode=mode, impl=impl, ms=ms, tflops=nflop / ms / 1e9,
+                              diff=diff))
+  ref = {(r["size"], r["variant"], r["mode"]): r["ms"] for r in results if r["impl"] == "reference"}
+  rows = []
+  for r in results:
+    key = (r["size"], r["variant"], r["mode"])
+    rows.append([r["size"], r["variant"], r["mode"], r["impl"], f"{r['ms']:.3f}", f"{r['tflops']:.2f}",
+                 f"{ref[key] / r['ms']:.2f}x" if key in ref else "-", r["diff"]])
+  _print_table(f"deform_conv  N={n} C={c} k={k} float32 offsets ~N(0, {args.deform_offset_scale}^2) "
+               f"(median of {args.iters})",
+               ["HxW", "variant", "mode", "impl", "ms", "TFLOP/s", "speed-up vs ref", "max rel diff"], rows)
+  return results
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {"warp": bench_warp, "deform": bench_deform}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -97,6 +155,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   p.add_argument("--impls", nargs="+", default=["pallas", "reference"], choices=["pallas", "reference"])
   p.add_argument("--padding", default="zeros", choices=list(warp.PADDINGS))
   p.add_argument("--flow-scale", type=float, default=8.0, help="standard deviation of the random flow, pixels")
+  p.add_argument("--deform-sizes", nargs="+", default=["64x64", "180x320"], help="HxW of the deform section")
+  p.add_argument("--deform-batch", type=int, default=4)
+  p.add_argument("--deform-channels", type=int, default=128, help="Cin = Cout of the deformable conv")
+  p.add_argument("--deform-variants", nargs="+", default=["v1", "v2", "squared"], choices=["v1", "v2", "squared"])
+  p.add_argument("--deform-offset-scale", type=float, default=2.0, help="standard deviation of the offsets, pixels")
   p.add_argument("--warmup", type=int, default=2)
   p.add_argument("--iters", type=int, default=10)
   return p.parse_args(argv)

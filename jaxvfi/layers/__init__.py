@@ -1,0 +1,1 @@
+"""Reusable Flax layers shared by the jaxvfi models."""

@@ -1,0 +1,669 @@
+"""Deformable convolution (DCN v1/v2) and squared deformable convolution: Pallas kernels and `jnp` references.
+
+Definitions (NHWC, odd square kernel k, K = k*k taps, r = k // 2, stride 1, "same" padding, dilation 1)::
+
+  out[n, p, :] = bias + sum_t  m[n, p, t] * S(x[n], p + q_t + off_t[n, p]) @ weight[t]
+
+with q_t = (i - r, j - r) for tap t = i * k + j (row-major) and S the bilinear sample with zeros outside the image
+(each of the four corners outside contributes zero, as in torchvision's `deform_conv2d`).
+
+* `deform_conv`: DCN v1 (Dai et al. 2017, the `DefConv(f, Phi)` of Eq. (6), DSFN) with `mask=None`, DCN v2
+  (modulated) with a mask (N,H,W,K). `offset` (N,H,W,2K) holds (dy, dx) per tap: channel 2t is dy, 2t+1 is dx
+  (torchvision's convention).
+* `squared_deform_conv`: SDAN's squared offsets (Eq. (5), SDAN): one (dy, dx) per window, `offset` (N,H,W,2), shared by
+  every tap. All taps then share one fractional part, so a window reads a single (k+1) x (k+1) neighbourhood (4 x 4 for
+  k = 3) instead of 4 corners per tap.
+* `squared_offset_mask`: the mask M of the SDAN loss (Eq. (6), SDAN).
+
+Pallas kernels (Triton lowering, see ../shared/notes/pallas.md), an implicit GEMM with no im2col buffer in HBM:
+  * forward: a program owns BP output pixels x BCO output channels; per tap and input-channel block it gathers the
+    bilinear samples (masked pointer loads) and `plt.dot`s them with the weight block.
+  * weight gradient: a program owns one (tap, BCI, BCO) weight block and one of `splits` strided slices of the pixel
+    blocks; it recomputes the samples and reduces `samples^T @ g`. The partial sums are added in a fixed order.
+  * input gradient: a program owns BP pixels; `dval = g @ weight[t]^T` gives the sample gradient, from which the offset
+    and mask gradients follow by local recomputation of the corner values, and the x gradient is scattered to the
+    corners with `atomic_add` on GPU. Interpret mode's atomic_add collapses duplicate indices, so off-GPU the kernel
+    writes the per-corner contributions and their pixel indices instead and a `jnp` scatter-add sums them.
+
+Determinism: the forward pass and the offset, mask, weight and bias gradients are bit-reproducible (fixed reduction
+order). The x gradient is not, on GPU: float atomics add in arrival order (the XLA reference's scatter-add on GPU is
+not deterministic either).
+
+Precision: the kernels compute in float32; `plt.dot` follows `jax.default_matmul_precision` like XLA's own dots:
+TF32 tensor cores by default on Ampere/Hopper, exact float32 under `jax.default_matmul_precision("float32")`.
+Off-GPU everything is exact float32.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plt
+
+from pallas_kernels import _common
+
+# Block sizes. Triton wants powers of two and `plt.dot` operands with every dim >= 16.
+_BP = 64  # output pixels per program (forward, weight gradient)
+_BP_SMALL = 32  # pixels per program where many tiles are live: input gradients, squared-offset forward
+_BCI_MAX = 32
+_BCO_MAX = 64
+_MIN_DOT = 16
+_WGRAD_PROGRAMS = 512  # target program count of the weight-gradient grid (a few waves on an H100's 132 SMs)
+
+
+class _Geom(NamedTuple):
+  """Static geometry shared by the kernels."""
+  n: int
+  h: int
+  w: int
+  cin: int
+  cout: int
+  k: int
+  bci: int
+  bco: int
+  cin_pad: int
+  cout_pad: int
+  hw_pad: int
+
+  @property
+  def hw(self) -> int:
+    return self.h * self.w
+
+  @property
+  def taps(self) -> int:
+    return self.k * self.k
+
+  @property
+  def ncib(self) -> int:
+    return self.cin_pad // self.bci
+
+  @property
+  def ncob(self) -> int:
+    return self.cout_pad // self.bco
+
+
+def _geom(x_shape, w_shape) -> _Geom:
+  n, h, w, cin = x_shape
+  k, _, _, cout = w_shape
+  bci = min(_BCI_MAX, max(_MIN_DOT, _common.next_pow2(cin)))
+  bco = min(_BCO_MAX, max(_MIN_DOT, _common.next_pow2(cout)))
+  return _Geom(n=n, h=h, w=w, cin=cin, cout=cout, k=k, bci=bci, bco=bco,
+               cin_pad=_common.cdiv(cin, bci) * bci, cout_pad=_common.cdiv(cout, bco) * bco,
+               hw_pad=_common.cdiv(h * w, _BP) * _BP)
+
+
+def _check(x, offset, weight, mask, squared: bool):
+  if x.ndim != 4 or weight.ndim != 4:
+    raise ValueError(f"expected x (N,H,W,Cin) and weight (k,k,Cin,Cout), got {x.shape} and {weight.shape}")
+  k = weight.shape[0]
+  if weight.shape[1] != k or k % 2 != 1 or weight.shape[2] != x.shape[3]:
+    raise ValueError(f"weight must be (k,k,Cin,Cout) with odd k and Cin={x.shape[3]}, got {weight.shape}")
+  n_off = 2 if squared else 2 * k * k
+  if offset.shape != x.shape[:3] + (n_off,):
+    raise ValueError(f"offset must be {x.shape[:3] + (n_off,)}, got {offset.shape}")
+  if mask is not None and mask.shape != x.shape[:3] + (k * k,):
+    raise ValueError(f"mask must be {x.shape[:3] + (k * k,)}, got {mask.shape}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# jnp references (the CPU path and the oracle for the kernels)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _bilinear_zeros(x_flat, py, px, h: int, w: int):
+  """Samples x_flat (N, H*W, C) at (py, px) (N,H,W) with zeros outside the image; returns (N,H,W,C) float32."""
+  n, _, c = x_flat.shape
+  y0f = jnp.floor(py)
+  x0f = jnp.floor(px)
+  ly = py - y0f
+  lx = px - x0f
+  y0 = y0f.astype(jnp.int32)
+  x0 = x0f.astype(jnp.int32)
+  out = jnp.zeros(py.shape + (c,), jnp.float32)
+  for a, wy in ((0, 1.0 - ly), (1, ly)):
+    for b, wx in ((0, 1.0 - lx), (1, lx)):
+      yi = y0 + a
+      xi = x0 + b
+      ok = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
+      idx = (jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)).reshape(n, -1, 1)
+      vals = jnp.take_along_axis(x_flat, idx, axis=1).reshape(py.shape + (c,))
+      out = out + vals.astype(jnp.float32) * jnp.where(ok, wy * wx, 0.0)[..., None]
+  return out
+
+
+def _reference(x, offset, weight, bias, mask, squared: bool):
+  n, h, w, cin = x.shape
+  k, _, _, cout = weight.shape
+  r = k // 2
+  x_flat = x.reshape(n, h * w, cin)
+  taps = jnp.arange(k * k, dtype=jnp.int32)
+  offset = offset.astype(jnp.float32)
+  if not squared:  # taps-major so that the scan below slices one tap per step
+    offset = jnp.moveaxis(offset.reshape(n, h, w, k * k, 2), 3, 0)
+  mask = None if mask is None else jnp.moveaxis(mask, 3, 0)
+  ys = jnp.arange(h, dtype=jnp.float32)[None, :, None]
+  xs = jnp.arange(w, dtype=jnp.float32)[None, None, :]
+
+  # A scan over the k*k taps, each step rematerialised in the backward pass: only one tap's samples are live at a
+  # time, never a (N,H,W,K,C) tensor (1.1 GB per intermediate at DSFN sizes, 4 x 180 x 320 x 9 x 128 floats).
+  @jax.checkpoint
+  def contribution(t, off_t, m_t, w_t):
+    off_t = offset if squared else off_t
+    # Clipped where all four corners are outside anyway, so the int32 corner indices cannot overflow.
+    py = jnp.clip(ys + (t // k - r).astype(jnp.float32) + off_t[..., 0], -2.0, h + 1.0)
+    px = jnp.clip(xs + (t % k - r).astype(jnp.float32) + off_t[..., 1], -2.0, w + 1.0)
+    s = _bilinear_zeros(x_flat, py, px, h, w)
+    if m_t is not None:
+      s = s * m_t[..., None].astype(jnp.float32)
+    return jnp.einsum("nhwc,cd->nhwd", s, w_t.astype(jnp.float32))
+
+  def step(acc, inputs):
+    return acc + contribution(*inputs), None
+
+  out, _ = lax.scan(step, jnp.zeros((n, h, w, cout), jnp.float32),
+                    (taps, None if squared else offset, mask, weight.reshape(k * k, cin, cout)))
+  if bias is not None:
+    out = out + bias.astype(jnp.float32)
+  return out.astype(x.dtype)
+
+
+def deform_conv_reference(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None,
+                          mask: jax.Array | None = None) -> jax.Array:
+  """`jnp` deformable convolution (see module docstring), differentiable by autodiff; loops over the k*k taps."""
+  _check(x, offset, weight, mask, squared=False)
+  return _reference(x, offset, weight, bias, mask, squared=False)
+
+
+def squared_deform_conv_reference(x: jax.Array, offset: jax.Array, weight: jax.Array,
+                                  bias: jax.Array | None = None) -> jax.Array:
+  """`jnp` squared deformable convolution (Eq. (5), SDAN): one (dy, dx) in `offset` (N,H,W,2) for the whole window."""
+  _check(x, offset, weight, None, squared=True)
+  return _reference(x, offset, weight, bias, None, squared=True)
+
+
+def squared_offset_mask(offset: jax.Array, kernel_size: int = 3) -> jax.Array:
+  """Mask M of the SDAN loss (Eq. (6), SDAN): 1 where the whole shifted window lies inside the image, else 0.
+
+  The window of pixel p shifted by the squared offset d covers p + d + q for q in [-r, r]^2; it is inside when
+  every such position lies in [0, H) x [0, W). The paper only says M marks "the areas out of the image range"
+  computed from the offsets; the half-open bounds follow the authors' released code, which tests the shifted
+  centre only: `kernel_size=1` reproduces that criterion exactly. Returns (N,H,W,1) float32, no gradient.
+  """
+  if offset.ndim != 4 or offset.shape[-1] != 2:
+    raise ValueError(f"offset must be (N,H,W,2), got {offset.shape}")
+  _, h, w, _ = offset.shape
+  r = kernel_size // 2
+  offset = lax.stop_gradient(offset.astype(jnp.float32))
+  py = jnp.arange(h, dtype=jnp.float32)[None, :, None] + offset[..., 0]
+  px = jnp.arange(w, dtype=jnp.float32)[None, None, :] + offset[..., 1]
+  inside = (py - r >= 0) & (py + r < h) & (px - r >= 0) & (px + r < w)
+  return inside.astype(jnp.float32)[..., None]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Kernel building blocks (traced inside Pallas kernels)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _pixels(pb, bp: int, g: _Geom):
+  """Flat pixel ids of pixel block pb: (p, in-image flag, row, column), p clamped for the address computations."""
+  # lax.div/rem rather than // and % in the kernels: jnp's floor-division fix-ups do not lower to Triton on scalars.
+  p = pb * bp + jnp.arange(bp, dtype=jnp.int32)
+  ok = p < g.hw
+  pc = jnp.minimum(p, g.hw - 1)
+  return pc, ok, lax.div(pc, g.w), lax.rem(pc, g.w)
+
+
+def _load_vec(ref, idx, ok):
+  return plt.load(ref.at[idx], mask=ok, other=0.0).astype(jnp.float32)
+
+
+def _gather(x_ref, pix, ok, ci, g: _Geom):
+  """x[pix, ci] as a (BP, BCI) tile; zero where `ok` is false or ci >= Cin (masked pointer loads)."""
+  idx = pix[:, None] * g.cin + jnp.minimum(ci, g.cin - 1)[None, :]
+  return plt.load(x_ref.at[idx], mask=ok[:, None] & (ci < g.cin)[None, :], other=0.0).astype(jnp.float32)
+
+
+def _floor_split(pos, lo: float, hi: float):
+  """Integer part and fraction of a sample coordinate, clipped to [lo, hi] where all corners are outside anyway."""
+  pos = jnp.clip(pos, lo, hi)
+  base = jnp.floor(pos)
+  return base.astype(jnp.int32), pos - base
+
+
+class _Corner(NamedTuple):
+  pix: jax.Array  # (BP,) flat pixel index n*H*W + y*W + x, clamped into the image
+  ok: jax.Array  # (BP,) corner inside the image and pixel valid
+  wgt: jax.Array  # (BP,) bilinear weight
+  dwy: jax.Array  # (BP,) d wgt / d y
+  dwx: jax.Array  # (BP,) d wgt / d x
+
+
+def _corners(n, py, px, ok, g: _Geom) -> list[_Corner]:
+  y0, ly = _floor_split(py, -2.0, g.h + 1.0)
+  x0, lx = _floor_split(px, -2.0, g.w + 1.0)
+  hy = 1.0 - ly
+  hx = 1.0 - lx
+  out = []
+  for a, b, wgt, dwy, dwx in ((0, 0, hy * hx, -hx, -hy), (0, 1, hy * lx, -lx, hy),
+                              (1, 0, ly * hx, hx, -ly), (1, 1, ly * lx, lx, ly)):
+    yi = y0 + a
+    xi = x0 + b
+    inside = ok & (yi >= 0) & (yi < g.h) & (xi >= 0) & (xi < g.w)
+    pix = n * g.hw + jnp.clip(yi, 0, g.h - 1) * g.w + jnp.clip(xi, 0, g.w - 1)
+    out.append(_Corner(pix, inside, wgt, dwy, dwx))
+  return out
+
+
+def _tap_corners(n, t, off_ref, pc, ok, row, col, squared: bool, g: _Geom):
+  """The four corners of tap t for a block of pixels; squared offsets read the window's one (dy, dx)."""
+  r = g.k // 2
+  i, j = lax.div(t, g.k), lax.rem(t, g.k)
+  if squared:
+    base = (n * g.hw + pc) * 2
+  else:
+    base = (n * g.hw + pc) * (2 * g.taps) + 2 * t
+  dy = _load_vec(off_ref, base, ok)
+  dx = _load_vec(off_ref, base + 1, ok)
+  py = (row + (i - r)).astype(jnp.float32) + dy
+  px = (col + (j - r)).astype(jnp.float32) + dx
+  return _corners(n, py, px, ok, g)
+
+
+def _window(n, off_ref, pc, ok, row, col, g: _Geom):
+  """Squared offsets: the (k+1) x (k+1) neighbourhood of a window and its shared bilinear fractions."""
+  r = g.k // 2
+  base = (n * g.hw + pc) * 2
+  dy = _load_vec(off_ref, base, ok)
+  dx = _load_vec(off_ref, base + 1, ok)
+  y0, ly = _floor_split((row - r).astype(jnp.float32) + dy, -g.k - 1.0, g.h + 1.0)
+  x0, lx = _floor_split((col - r).astype(jnp.float32) + dx, -g.k - 1.0, g.w + 1.0)
+  rows = [y0 + a for a in range(g.k + 1)]
+  cols = [x0 + b for b in range(g.k + 1)]
+  row_ok = [ok & (y >= 0) & (y < g.h) for y in rows]
+  col_ok = [(x >= 0) & (x < g.w) for x in cols]
+  row_pix = [n * g.hw + jnp.clip(y, 0, g.h - 1) * g.w for y in rows]
+  col_pix = [jnp.clip(x, 0, g.w - 1) for x in cols]
+  return row_ok, col_ok, row_pix, col_pix, ly[:, None], lx[:, None]
+
+
+def _dval(g_ref, w_ref, n, p0, t, ci0, bp: int, g: _Geom):
+  """Sample gradient of tap t: g[pixels, :] @ weight[t, ci-block, :]^T as a (BP, BCI) tile."""
+  def body(cob, acc):
+    co0 = pl.multiple_of(cob * g.bco, g.bco)
+    gt = g_ref[n, pl.ds(p0, bp), pl.ds(co0, g.bco)]
+    wt = w_ref[t, pl.ds(ci0, g.bci), pl.ds(co0, g.bco)]
+    return acc + plt.dot(gt, wt, trans_b=True)
+  return lax.fori_loop(0, g.ncob, body, jnp.zeros((bp, g.bci), jnp.float32))
+
+
+def _scatter_x(dx_refs, n, slot: int, p0, pix, ok, ci0, contrib, bp: int, g: _Geom, atomic: bool):
+  """Adds `contrib` (BP, BCI) to dx[pix, ci0:ci0+BCI]: atomics on GPU, per-slot buffers + jnp scatter off-GPU."""
+  if atomic:
+    (dx_ref,) = dx_refs
+    ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
+    idx = pix[:, None] * g.cin + jnp.minimum(ci, g.cin - 1)[None, :]
+    plt.atomic_add(dx_ref, (idx,), contrib, mask=ok[:, None] & (ci < g.cin)[None, :])
+  else:
+    cx_ref, _ = dx_refs
+    cx_ref[n, slot, pl.ds(p0, bp), pl.ds(ci0, g.bci)] = jnp.where(ok[:, None], contrib, 0.0)
+
+
+def _store_pix(dx_refs, n, slot: int, p0, pix, bp: int, atomic: bool):
+  if not atomic:
+    _, pix_ref = dx_refs
+    pix_ref[n, slot, pl.ds(p0, bp)] = pix
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Kernels
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _fwd_kernel(x_ref, off_ref, m_ref, w_ref, b_ref, o_ref, *, g: _Geom, modulated: bool):
+  n, pb, cob = pl.program_id(0), pl.program_id(1), pl.program_id(2)
+  co0 = pl.multiple_of(cob * g.bco, g.bco)
+  pc, ok, row, col = _pixels(pb, _BP, g)
+
+  def tap(t, acc):
+    corners = _tap_corners(n, t, off_ref, pc, ok, row, col, False, g)
+    wgts = [c.wgt for c in corners]
+    if modulated:
+      m = _load_vec(m_ref, (n * g.hw + pc) * g.taps + t, ok)
+      wgts = [wt * m for wt in wgts]
+
+    def cblock(cib, acc):
+      ci0 = pl.multiple_of(cib * g.bci, g.bci)
+      ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
+      s = sum(wt[:, None] * _gather(x_ref, c.pix, c.ok, ci, g) for c, wt in zip(corners, wgts))
+      return acc + plt.dot(s, w_ref[t, pl.ds(ci0, g.bci), pl.ds(co0, g.bco)])
+    return lax.fori_loop(0, g.ncib, cblock, acc)
+  acc = lax.fori_loop(0, g.taps, tap, jnp.zeros((_BP, g.bco), jnp.float32))
+  acc = acc + b_ref[pl.ds(co0, g.bco)][None, :]
+  o_ref[n, pl.ds(pl.multiple_of(pb * _BP, _BP), _BP), pl.ds(co0, g.bco)] = acc
+
+
+def _sq_fwd_kernel(x_ref, off_ref, w_ref, b_ref, o_ref, *, g: _Geom):
+  """Squared offsets: each window reads one (k+1)^2 neighbourhood, interpolated row by row (separable bilinear)."""
+  n, pb, cob = pl.program_id(0), pl.program_id(1), pl.program_id(2)
+  co0 = pl.multiple_of(cob * g.bco, g.bco)
+  pc, ok, row, col = _pixels(pb, _BP_SMALL, g)
+  row_ok, col_ok, row_pix, col_pix, ly, lx = _window(n, off_ref, pc, ok, row, col, g)
+  hy, hx = 1.0 - ly, 1.0 - lx
+
+  def body(cib, acc):
+    ci0 = pl.multiple_of(cib * g.bci, g.bci)
+    ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
+    prev = None
+    for a in range(g.k + 1):
+      v = [_gather(x_ref, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ci, g) for b in range(g.k + 1)]
+      cur = [hx * v[j] + lx * v[j + 1] for j in range(g.k)]
+      if prev is not None:
+        for j in range(g.k):
+          s = hy * prev[j] + ly * cur[j]
+          acc = acc + plt.dot(s, w_ref[(a - 1) * g.k + j, pl.ds(ci0, g.bci), pl.ds(co0, g.bco)])
+      prev = cur
+    return acc
+  acc = lax.fori_loop(0, g.ncib, body, jnp.zeros((_BP_SMALL, g.bco), jnp.float32))
+  acc = acc + b_ref[pl.ds(co0, g.bco)][None, :]
+  o_ref[n, pl.ds(pl.multiple_of(pb * _BP_SMALL, _BP_SMALL), _BP_SMALL), pl.ds(co0, g.bco)] = acc
+
+
+def _wgrad_kernel(x_ref, off_ref, m_ref, g_ref, dw_ref, *, g: _Geom, modulated: bool, squared: bool, splits: int):
+  """dW[t] partial sums: sum over this program's pixel blocks of samples_t^T @ g (no atomics)."""
+  split, t, blk = pl.program_id(0), pl.program_id(1), pl.program_id(2)
+  cib, cob = lax.div(blk, g.ncob), lax.rem(blk, g.ncob)
+  ci0 = pl.multiple_of(cib * g.bci, g.bci)
+  co0 = pl.multiple_of(cob * g.bco, g.bco)
+  ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
+  npb = g.hw_pad // _BP
+  nblocks = g.n * npb
+
+  def body(it, acc):
+    gb = split + it * splits
+    live = gb < nblocks
+    gb = jnp.minimum(gb, nblocks - 1)
+    n, pb = lax.div(gb, npb), lax.rem(gb, npb)
+    pc, ok, row, col = _pixels(pb, _BP, g)
+    ok = ok & live
+    corners = _tap_corners(n, t, off_ref, pc, ok, row, col, squared, g)
+    wgts = [c.wgt for c in corners]
+    if modulated:
+      m = _load_vec(m_ref, (n * g.hw + pc) * g.taps + t, ok)
+      wgts = [wt * m for wt in wgts]
+    s = sum(wt[:, None] * _gather(x_ref, c.pix, c.ok, ci, g) for c, wt in zip(corners, wgts))
+    gt = g_ref[n, pl.ds(pl.multiple_of(pb * _BP, _BP), _BP), pl.ds(co0, g.bco)]
+    return acc + plt.dot(s, gt, trans_a=True)
+  acc = lax.fori_loop(0, _common.cdiv(nblocks, splits), body, jnp.zeros((g.bci, g.bco), jnp.float32))
+  dw_ref[split, t, pl.ds(ci0, g.bci), pl.ds(co0, g.bco)] = acc
+
+
+def _ibwd_kernel(x_ref, off_ref, m_ref, w_ref, g_ref, *refs, g: _Geom, modulated: bool, atomic: bool):
+  """Per-point offsets: x, offset and mask gradients of BP pixels, all taps and channels."""
+  *dx_refs, doff_ref, dm_ref = refs
+  n, pb = pl.program_id(0), pl.program_id(1)
+  p0 = pl.multiple_of(pb * _BP_SMALL, _BP_SMALL)
+  pc, ok, row, col = _pixels(pb, _BP_SMALL, g)
+  def tap(t, carry):
+    corners = _tap_corners(n, t, off_ref, pc, ok, row, col, False, g)
+    m = _load_vec(m_ref, (n * g.hw + pc) * g.taps + t, ok) if modulated else None
+    for c_id, c in enumerate(corners):
+      _store_pix(dx_refs, n, 4 * t + c_id, p0, c.pix, _BP_SMALL, atomic)
+
+    def cblock(cib, carry):
+      dm, dpy, dpx = carry
+      ci0 = pl.multiple_of(cib * g.bci, g.bci)
+      ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
+      dval = _dval(g_ref, w_ref, n, p0, t, ci0, _BP_SMALL, g)
+      vals = [_gather(x_ref, c.pix, c.ok, ci, g) for c in corners]
+      if modulated:
+        dm = dm + jnp.sum(sum(c.wgt[:, None] * v for c, v in zip(corners, vals)) * dval, axis=1)
+        dval = m[:, None] * dval
+      dpy = dpy + jnp.sum(sum(c.dwy[:, None] * v for c, v in zip(corners, vals)) * dval, axis=1)
+      dpx = dpx + jnp.sum(sum(c.dwx[:, None] * v for c, v in zip(corners, vals)) * dval, axis=1)
+      for c_id, c in enumerate(corners):
+        _scatter_x(dx_refs, n, 4 * t + c_id, p0, c.pix, c.ok, ci0, c.wgt[:, None] * dval, _BP_SMALL, g, atomic)
+      return dm, dpy, dpx
+    dm, dpy, dpx = lax.fori_loop(0, g.ncib, cblock, (carry, carry, carry))
+    doff_ref[n, 2 * t, pl.ds(p0, _BP_SMALL)] = dpy
+    doff_ref[n, 2 * t + 1, pl.ds(p0, _BP_SMALL)] = dpx
+    if modulated:
+      dm_ref[n, t, pl.ds(p0, _BP_SMALL)] = dm
+    return carry
+  lax.fori_loop(0, g.taps, tap, jnp.zeros((_BP_SMALL,), jnp.float32))
+
+
+def _sq_ibwd_kernel(x_ref, off_ref, w_ref, g_ref, *refs, g: _Geom, atomic: bool):
+  """Squared offsets: x and offset gradients from one (k+1)^2 neighbourhood per window, processed row by row.
+
+  With s_ij = hy * hrow_i[j] + ly * hrow_{i+1}[j] and hrow_a[j] = hx * v_a[j] + lx * v_a[j+1], neighbourhood row a
+  receives e = dval of tap row a (weight hy) and f = dval of tap row a-1 (weight ly): dy += (f - e) . hrow_a,
+  dx += (hy e + ly f) . (v_a[j+1] - v_a[j]), and x[a, b] += hx (hy e + ly f)_b + lx (hy e + ly f)_{b-1}.
+  """
+  *dx_refs, doff_ref = refs
+  n, pb = pl.program_id(0), pl.program_id(1)
+  p0 = pl.multiple_of(pb * _BP_SMALL, _BP_SMALL)
+  pc, ok, row, col = _pixels(pb, _BP_SMALL, g)
+  row_ok, col_ok, row_pix, col_pix, ly, lx = _window(n, off_ref, pc, ok, row, col, g)
+  hy, hx = 1.0 - ly, 1.0 - lx
+  kk = g.k + 1
+  for a in range(kk):
+    for b in range(kk):
+      _store_pix(dx_refs, n, a * kk + b, p0, row_pix[a] + col_pix[b], _BP_SMALL, atomic)
+
+  def body(cib, carry):
+    dpy, dpx = carry
+    ci0 = pl.multiple_of(cib * g.bci, g.bci)
+    ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
+    prev = None
+    for a in range(kk):
+      v = [_gather(x_ref, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ci, g) for b in range(kk)]
+      cur = [_dval(g_ref, w_ref, n, p0, a * g.k + j, ci0, _BP_SMALL, g) for j in range(g.k)] if a < g.k else None
+      dvh = []
+      for j in range(g.k):
+        hrow = hx * v[j] + lx * v[j + 1]
+        e = cur[j] if cur is not None else None
+        f = prev[j] if prev is not None else None
+        if e is None:
+          dpy, dvh_j = dpy + jnp.sum(f * hrow, axis=1), ly * f
+        elif f is None:
+          dpy, dvh_j = dpy - jnp.sum(e * hrow, axis=1), hy * e
+        else:
+          dpy, dvh_j = dpy + jnp.sum((f - e) * hrow, axis=1), hy * e + ly * f
+        dpx = dpx + jnp.sum(dvh_j * (v[j + 1] - v[j]), axis=1)
+        dvh.append(dvh_j)
+      for b in range(kk):
+        if b == 0:
+          contrib = hx * dvh[0]
+        elif b == g.k:
+          contrib = lx * dvh[g.k - 1]
+        else:
+          contrib = hx * dvh[b] + lx * dvh[b - 1]
+        _scatter_x(dx_refs, n, a * kk + b, p0, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ci0, contrib,
+                   _BP_SMALL, g, atomic)
+      prev = cur
+    return dpy, dpx
+  zero = jnp.zeros((_BP_SMALL,), jnp.float32)
+  dpy, dpx = lax.fori_loop(0, g.ncib, body, (zero, zero))
+  doff_ref[n, 0, pl.ds(p0, _BP_SMALL)] = dpy
+  doff_ref[n, 1, pl.ds(p0, _BP_SMALL)] = dpx
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Pallas calls and the custom VJP
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _pad_weight(weight, g: _Geom):
+  w = weight.astype(jnp.float32).reshape(g.taps, g.cin, g.cout)
+  return jnp.pad(w, ((0, 0), (0, g.cin_pad - g.cin), (0, g.cout_pad - g.cout)))
+
+
+def _pad_bias(bias, g: _Geom):
+  if bias is None:
+    return jnp.zeros((g.cout_pad,), jnp.float32)
+  return jnp.pad(bias.astype(jnp.float32), (0, g.cout_pad - g.cout))
+
+
+def _flat(a):
+  return jnp.zeros((1,), jnp.float32) if a is None else a.astype(jnp.float32).reshape(-1)
+
+
+def _forward(x, offset, weight, bias, mask, squared: bool, interpret: bool | None):
+  g = _geom(x.shape, weight.shape)
+  out_shape = jax.ShapeDtypeStruct((g.n, g.hw_pad, g.cout_pad), jnp.float32)
+  grid = (g.n, g.hw_pad // (_BP_SMALL if squared else _BP), g.ncob)
+  args = [_flat(x), _flat(offset)]
+  if squared:
+    kernel = functools.partial(_sq_fwd_kernel, g=g)
+  else:
+    kernel = functools.partial(_fwd_kernel, g=g, modulated=mask is not None)
+    args.append(_flat(mask))
+  args += [_pad_weight(weight, g), _pad_bias(bias, g)]
+  out = _common.triton_call(kernel, out_shape=out_shape, grid=grid, num_warps=4, interpret=interpret,
+                            name="sq_deform_fwd" if squared else "deform_fwd")(*args)
+  return out[:, :g.hw, :g.cout].reshape(g.n, g.h, g.w, g.cout)
+
+
+def _pad_cotangent(ct, g: _Geom):
+  ct = ct.astype(jnp.float32).reshape(g.n, g.hw, g.cout)
+  return jnp.pad(ct, ((0, 0), (0, g.hw_pad - g.hw), (0, g.cout_pad - g.cout)))
+
+
+def _weight_grad(x, offset, mask, gp, squared: bool, interpret: bool | None, g: _Geom):
+  nblocks = g.n * (g.hw_pad // _BP)
+  splits = max(1, min(nblocks, _WGRAD_PROGRAMS // (g.taps * g.ncib * g.ncob)))
+  kernel = functools.partial(_wgrad_kernel, g=g, modulated=mask is not None, squared=squared, splits=splits)
+  out_shape = jax.ShapeDtypeStruct((splits, g.taps, g.cin_pad, g.cout_pad), jnp.float32)
+  parts = _common.triton_call(kernel, out_shape=out_shape, grid=(splits, g.taps, g.ncib * g.ncob),
+                              interpret=interpret, name="deform_wgrad")(_flat(x), _flat(offset), _flat(mask), gp)
+  dw = jnp.sum(parts, axis=0)[:, :g.cin, :g.cout]
+  return dw.reshape(g.k, g.k, g.cin, g.cout)
+
+
+def _input_grad(x, offset, weight, mask, gp, squared: bool, interpret: bool | None, g: _Geom):
+  """x, offset and mask gradients. Returns (dx (N,H,W,Cin), doff NHWC, dmask NHWC or None)."""
+  atomic = _common.on_gpu() if interpret is None else not interpret
+  slots = (g.k + 1) ** 2 if squared else 4 * g.taps
+  n_off = 2 if squared else 2 * g.taps
+  modulated = mask is not None
+  out_shape = []
+  aliases = {}
+  args = [_flat(x), _flat(offset)]
+  if not squared:
+    args.append(_flat(mask))
+  args += [_pad_weight(weight, g), gp]
+  if atomic:
+    aliases = {len(args): 0}  # atomics need a zero-initialised dx buffer: pass one in and alias it to the output
+    args.append(jnp.zeros((g.n * g.hw * g.cin,), jnp.float32))
+    out_shape.append(jax.ShapeDtypeStruct((g.n * g.hw * g.cin,), jnp.float32))
+  else:
+    out_shape.append(jax.ShapeDtypeStruct((g.n, slots, g.hw_pad, g.cin_pad), jnp.float32))
+    out_shape.append(jax.ShapeDtypeStruct((g.n, slots, g.hw_pad), jnp.int32))
+  out_shape.append(jax.ShapeDtypeStruct((g.n, n_off, g.hw_pad), jnp.float32))
+  if squared:
+    kernel = functools.partial(_sq_ibwd_kernel, g=g, atomic=atomic)
+  else:
+    out_shape.append(jax.ShapeDtypeStruct((g.n, g.taps if modulated else 1, g.hw_pad), jnp.float32))
+    kernel = functools.partial(_ibwd_kernel, g=g, modulated=modulated, atomic=atomic)
+  if atomic:
+    kernel = _drop_aliased_input(kernel, len(args) - 1)
+  outs = _common.triton_call(kernel, out_shape=tuple(out_shape), grid=(g.n, g.hw_pad // _BP_SMALL), num_warps=4,
+                             interpret=interpret, input_output_aliases=aliases,
+                             name="sq_deform_bwd" if squared else "deform_bwd")(*args)
+  if atomic:
+    dx, doff, *rest = outs
+  else:
+    contrib, pix, doff, *rest = outs
+    # Interpret-mode stand-in for the atomics: one scatter-add of the per-corner contributions.
+    dx = jnp.zeros((g.n * g.hw, g.cin), jnp.float32).at[pix.reshape(-1)].add(contrib[..., :g.cin].reshape(-1, g.cin))
+  dx = dx.reshape(g.n, g.h, g.w, g.cin)
+  doff = jnp.transpose(doff[:, :, :g.hw], (0, 2, 1)).reshape(g.n, g.h, g.w, n_off)
+  dm = None
+  if modulated:
+    dm = jnp.transpose(rest[0][:, :, :g.hw], (0, 2, 1)).reshape(g.n, g.h, g.w, g.taps)
+  return dx, doff, dm
+
+
+def _drop_aliased_input(kernel, index: int):
+  """The aliased zero buffer arrives both as an input ref and as the output ref; the kernel uses the output."""
+  def wrapped(*refs):
+    return kernel(*refs[:index], *refs[index + 1:])
+  return wrapped
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _deform_op(x, offset, weight, bias, mask, squared, interpret):
+  return _forward(x, offset, weight, bias, mask, squared, interpret).astype(x.dtype)
+
+
+def _deform_op_fwd(x, offset, weight, bias, mask, squared, interpret):
+  out = _forward(x, offset, weight, bias, mask, squared, interpret).astype(x.dtype)
+  return out, (x, offset, weight, bias, mask)
+
+
+def _deform_op_bwd(squared, interpret, res, ct):
+  x, offset, weight, bias, mask = res
+  g = _geom(x.shape, weight.shape)
+  gp = _pad_cotangent(ct, g)
+  dw = _weight_grad(x, offset, mask, gp, squared, interpret, g)
+  dx, doff, dm = _input_grad(x, offset, weight, mask, gp, squared, interpret, g)
+  db = None if bias is None else jnp.sum(ct.astype(jnp.float32), axis=(0, 1, 2)).astype(bias.dtype)
+  dm = None if mask is None else dm.astype(mask.dtype)
+  return dx.astype(x.dtype), doff.astype(offset.dtype), dw.astype(weight.dtype), db, dm
+
+
+_deform_op.defvjp(_deform_op_fwd, _deform_op_bwd)
+
+
+def _check_int32(*arrays):
+  for a in arrays:
+    if a is not None and a.size >= 2 ** 31:
+      raise ValueError(f"the Pallas deformable conv addresses its inputs with int32 indices; got {a.size} elements")
+
+
+def deform_conv_pallas(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None,
+                       mask: jax.Array | None = None, *, interpret: bool | None = None) -> jax.Array:
+  """Pallas deformable convolution (forward and backward kernels). `interpret=None`: interpret mode off-GPU."""
+  _check(x, offset, weight, mask, squared=False)
+  _check_int32(x, offset, mask)
+  return _deform_op(x, offset, weight, bias, mask, False, interpret)
+
+
+def squared_deform_conv_pallas(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *,
+                               interpret: bool | None = None) -> jax.Array:
+  """Pallas squared deformable convolution. `interpret=None`: interpret mode off-GPU."""
+  _check(x, offset, weight, None, squared=True)
+  _check_int32(x, offset)
+  return _deform_op(x, offset, weight, bias, None, True, interpret)
+
+
+def deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None,
+                mask: jax.Array | None = None, *, impl: str = "auto") -> jax.Array:
+  """Deformable convolution, DCN v1 (`mask=None`) or v2 (modulated); see the module docstring.
+
+  Args:
+    x: (N,H,W,Cin) input.
+    offset: (N,H,W,2*k*k) per-tap (dy, dx) in pixels, channel 2t = dy and 2t+1 = dx of tap t (row-major).
+    weight: (k,k,Cin,Cout), odd k, as in Flax's `nn.Conv`.
+    bias: optional (Cout,).
+    mask: optional (N,H,W,k*k) modulation (DCN v2).
+    impl: "pallas" (interpret mode off-GPU), "xla" (the `jnp` reference) or "auto" (Pallas on GPU).
+  Returns:
+    (N,H,W,Cout) in x's dtype; stride 1, "same" padding.
+  """
+  if _common.resolve_impl(impl) == "xla":
+    return deform_conv_reference(x, offset, weight, bias, mask)
+  return deform_conv_pallas(x, offset, weight, bias, mask)
+
+
+def squared_deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *,
+                        impl: str = "auto") -> jax.Array:
+  """Squared deformable convolution (Eq. (5), SDAN): `offset` (N,H,W,2) = one (dy, dx) per window."""
+  if _common.resolve_impl(impl) == "xla":
+    return squared_deform_conv_reference(x, offset, weight, bias)
+  return squared_deform_conv_pallas(x, offset, weight, bias)
