@@ -1,0 +1,464 @@
+"""Local separable convolution (SepConv; Niklaus et al. 2017, paper 001 §2, paper 003 §1) and composite dilation.
+
+Dense op (paper 003, forward Eq. of §1, with the caller's padding made explicit):
+
+  out[n, y, x, c] = Σᵢ Σⱼ x_padded[n, y + i, x + j, c] · kv[n, y, x, i] · kh[n, y, x, j],   i, j ∈ [0, K).
+
+Both entry points reduce to one *tap-offset* form: tap t reads the input at offset o_t from the top-left corner of the
+pixel's patch, out[y, x] = Σᵢ Σⱼ x_padded[y + o_i, x + o_j] · kv[y, x, i] · kh[y, x, j]. Dense SepConv has
+o = (0, 1, ..., K-1); composite dilation (paper 003 §"Composite dilation") has a dense inner run followed by a dilated
+outer ring, see :func:`composite_offsets`. One Pallas kernel family serves both (the offsets are static tables).
+
+Implementations (`impl`): "pallas" (Triton lowering on GPU, interpret mode elsewhere), "xla" (the `jnp` reference
+:func:`sepconv_reference`, with its own `jnp` backward), "auto" (Pallas on GPU, reference elsewhere).
+
+Pallas kernels (all fp32 accumulation, bf16 inputs allowed):
+  * forward: one program per (image, BH output rows, BW output columns). The program keeps its horizontal kernels
+    (BH, BW, 64 taps for K=51) in registers and walks the BH + K - 1 input rows once; each input row serves every
+    output row of the tile that needs it, so input rows are reused across output rows instead of reloaded per tap.
+  * backward for kv and kh: same tiling; recomputes the channel-weighted rows Σ_c g·x instead of saving the row sums
+    of the forward, and writes each kernel gradient exactly once (no atomics).
+  * backward for x_padded: a gather formulation; each program owns a tile of *input* pixels and sums over the output
+    pixels whose patch covers them, so it needs no atomics either.
+Determinism: every Pallas output (forward and all three gradients) is bit-deterministic, because nothing is
+accumulated with atomics and every reduction runs in a fixed order. The "xla" path is deterministic as far as XLA's
+own reductions are (its x_padded gradient is a dynamic-update-slice accumulation in a loop, not a scatter).
+Neither path supports forward-mode autodiff (`jax.jvp`): both are `jax.custom_vjp` functions.
+
+Taps are padded to the next power of two (Triton block shapes must be powers of two) and masked.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plt
+
+from pallas_kernels import _common
+
+PATTERNS = (0, 1)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Tap offsets
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def dense_offsets(k: int) -> tuple[int, ...]:
+  return tuple(range(k))
+
+
+def composite_offsets(d_in: int, d_out: int, pattern: int) -> tuple[int, ...]:
+  """Tap offsets of composite dilation (paper 003 §"Composite dilation", Fig. 11), from the patch's top-left corner.
+
+  The patch is D = d_in + 2·d_out pixels wide, centred on the output pixel (offset R = d_in // 2 + d_out is the centre).
+  Taps [0, d_in) are the dense inner kernel (offsets d_out .. d_out + d_in - 1), as in the paper ("the kernel weights
+  used for the dense convolution are stored in [0, d_in)"); taps [d_in, d_in + d_out) are the dilated outer ring,
+  d_out / 2 on each side, listed by increasing offset (top/left side first). On one side the ring is d_out pixels
+  deep; counting its positions p = 1 .. d_out outwards from the dense kernel:
+
+    * pattern 0 ("corners"): p ∈ {2, 4, ..., d_out}; dilation 2 anchored at the patch border.
+    * pattern 1 ("edges"):   p ∈ {1, 3, ..., d_out - 3} ∪ {d_out}; dilation 2 anchored at the dense kernel.
+
+  Both include p = d_out, so in 2-D both sample the same 8 pixels on the patch border: its 4 corners (outermost
+  row × outermost column) and its 4 edge centres (outermost row × centre column), the "8 fixed pixels" of the paper.
+  The paper's Fig. 11 is missing from our text, so the placement of the remaining taps is our reading of "the first
+  one distributes the remaining pixels next to the corners, and the second one at the center of each edge": pattern 0
+  shifts them towards the patch border (the corners), pattern 1 towards the dense centre. Alternating the two
+  (e.g. one per input frame) samples every ring position except p = d_out - 1 at least once.
+
+  The separable product covers the full square ring (rows × columns of all taps), which is what the paper's
+  "normal local convolution between a patch and a separable kernel" describes; its displayed formula lists only the
+  outer × outer terms, which would leave the ring's edge bands empty, so we do not follow it there.
+  """
+  if d_in < 1 or d_in % 2 != 1:
+    raise ValueError(f"d_in must be odd and positive, got {d_in}")
+  if d_out < 0 or d_out % 2 != 0:
+    raise ValueError(f"d_out must be even and non-negative, got {d_out}")
+  if pattern not in PATTERNS:
+    raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
+  inner = [d_out + t for t in range(d_in)]
+  m = d_out // 2
+  if pattern == 0:
+    depths = [d_out - 2 * t for t in range(m)]
+  else:
+    depths = [1 + 2 * t for t in range(m - 1)] + ([d_out] if m else [])
+  first, last = d_out, d_out + d_in - 1  # dense offsets; ring position p sits at first - p and at last + p
+  ring = sorted(first - p for p in depths) + sorted(last + p for p in depths)
+  return tuple(inner + ring)
+
+
+def _extent(offsets: tuple[int, ...]) -> int:
+  return max(offsets) + 1
+
+
+def _check_offsets(offsets: tuple[int, ...]):
+  if len(set(offsets)) != len(offsets) or min(offsets) < 0:
+    raise ValueError(f"tap offsets must be distinct and non-negative, got {offsets}")
+
+
+def _check_shapes(x_padded, kv, kh, offsets, name):
+  if x_padded.ndim != 4 or kv.ndim != 4 or kh.shape != kv.shape:
+    raise ValueError(f"{name} expects x_padded (N,Hp,Wp,C), kv and kh (N,H,W,K) of equal shape; got "
+                     f"{x_padded.shape}, {kv.shape}, {kh.shape}")
+  n, h, w, k = kv.shape
+  if k != len(offsets):
+    raise ValueError(f"{name}: kernels have {k} taps, expected {len(offsets)}")
+  ext = _extent(offsets)
+  want = (n, h + ext - 1, w + ext - 1)
+  if x_padded.shape[:3] != want:
+    raise ValueError(f"{name}: x_padded must be (N, H + {ext - 1}, W + {ext - 1}, C) = {want + (x_padded.shape[3],)} "
+                     f"for kernels of shape {kv.shape}; got {x_padded.shape}")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# jnp reference
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _ref_forward(x, kv, kh, offsets):
+  """Σᵢ kv[..., i] · (Σⱼ kh[..., j] · x[y + o_i, x + o_j]), fp32: a scan over vertical taps, O(N·H·W·C) live memory."""
+  h, w = kv.shape[1:3]
+
+  def body(acc, tap):
+    offset, kv_i = tap
+    band = lax.dynamic_slice_in_dim(x, offset, h, axis=1)
+    row = sum(band[:, :, o:o + w, :] * kh[..., j, None] for j, o in enumerate(offsets))
+    return acc + kv_i[..., None] * row, None
+
+  acc0 = jnp.zeros(kv.shape[:3] + x.shape[3:], jnp.float32)
+  return lax.scan(body, acc0, (jnp.asarray(offsets, jnp.int32), jnp.moveaxis(kv, 3, 0)))[0]
+
+
+def _ref_backward(x, kv, kh, g, offsets):
+  """The three gradients of paper 003 §1 "Backward pass", each a scan over taps with a static inner sum (fp32).
+
+  dkv_i = Σ_c g · Σⱼ kh_j x[y+o_i, x+o_j],  dkh_j = Σ_c g · Σᵢ kv_i x[y+o_i, x+o_j],
+  dx[y+o_i, x+o_j] += g · kv_i · kh_j.
+  """
+  h, w = kv.shape[1:3]
+  ext = _extent(offsets)
+  offs = jnp.asarray(offsets, jnp.int32)
+
+  def dkv_tap(_, offset):
+    band = lax.dynamic_slice_in_dim(x, offset, h, axis=1)
+    row = sum(band[:, :, o:o + w, :] * kh[..., j, None] for j, o in enumerate(offsets))
+    return None, jnp.sum(g * row, axis=3)
+
+  def dkh_tap(_, offset):
+    band = lax.dynamic_slice_in_dim(x, offset, w, axis=2)
+    col = sum(band[:, o:o + h, :, :] * kv[..., i, None] for i, o in enumerate(offsets))
+    return None, jnp.sum(g * col, axis=3)
+
+  def dx_tap(dx, tap):
+    offset, kv_i = tap
+    gk = g * kv_i[..., None]
+    band = sum(jnp.pad(gk * kh[..., j, None], ((0, 0), (0, 0), (o, ext - 1 - o), (0, 0)))
+               for j, o in enumerate(offsets))
+    return lax.dynamic_update_slice_in_dim(dx, lax.dynamic_slice_in_dim(dx, offset, h, axis=1) + band, offset,
+                                           axis=1), None
+
+  dkv = jnp.moveaxis(lax.scan(dkv_tap, None, offs)[1], 0, 3)
+  dkh = jnp.moveaxis(lax.scan(dkh_tap, None, offs)[1], 0, 3)
+  dx = lax.scan(dx_tap, jnp.zeros_like(x), (offs, jnp.moveaxis(kv, 3, 0)))[0]
+  return dx, dkv, dkh
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _reference(x_padded, kv, kh, offsets):
+  """`jnp` reference (fp32 accumulation) with a hand-written backward.
+
+  Autodiff of the forward scan is correct but slow (each horizontal tap's gradient becomes its own loop carry),
+  so the reference has the explicit backward above; both are checked against the NumPy oracle in the tests.
+  """
+  f32 = lambda a: a.astype(jnp.float32)
+  return _ref_forward(f32(x_padded), f32(kv), f32(kh), offsets).astype(jnp.result_type(x_padded, kv, kh))
+
+
+def _reference_fwd(x_padded, kv, kh, offsets):
+  return _reference(x_padded, kv, kh, offsets), (x_padded, kv, kh)
+
+
+def _reference_bwd(offsets, res, g):
+  grads = _ref_backward(*(a.astype(jnp.float32) for a in res), g.astype(jnp.float32), offsets)
+  return tuple(d.astype(a.dtype) for d, a in zip(grads, res))
+
+
+_reference.defvjp(_reference_fwd, _reference_bwd)
+
+
+def sepconv_reference(x_padded: jax.Array, kv: jax.Array, kh: jax.Array) -> jax.Array:
+  """`jnp` reference of the dense local separable convolution (module docstring); never builds N·H·W·K·K."""
+  offsets = dense_offsets(kv.shape[-1])
+  _check_shapes(x_padded, kv, kh, offsets, "sepconv_reference")
+  return _reference(x_padded, kv, kh, offsets)
+
+
+def sepconv_composite_reference(x_padded, kv, kh, d_in: int, d_out: int, pattern: int) -> jax.Array:
+  offsets = composite_offsets(d_in, d_out, pattern)
+  _check_shapes(x_padded, kv, kh, offsets, "sepconv_composite_reference")
+  return _reference(x_padded, kv, kh, offsets)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Pallas kernels. Inside them: x is (N, C, Hp, Wp), kv/kh and their grads are taps-major (N, K, H, W), so a tap's
+# plane and an image row are contiguous in memory. All loads clamp their indices (masked lanes stay in bounds, which
+# interpret mode needs) and all stores keep unclamped, non-negative indices (masked lanes never alias a live lane).
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config:
+  offsets: tuple[int, ...]
+  block_h: int = 4  # output rows per program (forward, kernel grads)
+  block_w: int = 32  # output columns per program
+  block_p: int = 4  # input rows per program (x_padded grad)
+  block_q: int = 32  # input columns per program
+  num_warps: int = 4
+  interpret: bool | None = None
+
+  @property
+  def k(self):
+    return len(self.offsets)
+
+  @property
+  def kp(self):
+    return _common.next_pow2(self.k)
+
+  @property
+  def ext(self):
+    return _extent(self.offsets)
+
+  def tables(self):
+    """Offsets padded to a power of 2, and the inverse map offset -> tap (-1 where no tap reads that offset)."""
+    offs = np.zeros(self.kp, np.int32)
+    offs[:self.k] = self.offsets
+    inv = np.full(_common.next_pow2(self.ext), -1, np.int32)
+    inv[list(self.offsets)] = np.arange(self.k)
+    return jnp.asarray(offs), jnp.asarray(inv)
+
+
+def _ld(ref, idx, mask):
+  """Masked gather that returns fp32; masked lanes read 0."""
+  return plt.load(ref.at[idx], mask=mask, other=0).astype(jnp.float32)
+
+
+def _taps_of_rows(inv_ref, d, ext):
+  """Tap index reading row offset `d` (vector), and whether there is one."""
+  ok = (d >= 0) & (d < ext)
+  tap = inv_ref[jnp.clip(d, 0, ext - 1)]
+  return jnp.maximum(tap, 0), ok & (tap >= 0)
+
+
+def _fwd_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, o_ref, *, cfg: _Config, h: int, w: int):
+  bh, bw, k, kp, ext = cfg.block_h, cfg.block_w, cfg.k, cfg.kp, cfg.ext
+  c_dim, hp, wp = x_ref.shape[1:]
+  n = pl.program_id(0)
+  y0 = pl.program_id(1) * bh
+  ys = y0 + jnp.arange(bh)
+  xs = pl.program_id(2) * bw + jnp.arange(bw)
+  taps = jnp.arange(kp)
+  pix_ok = (ys[:, None] < h) & (xs[None, :] < w)
+  yc = jnp.minimum(ys, h - 1)
+  xc = jnp.minimum(xs, w - 1)
+  kh = _ld(kh_ref, (n, jnp.minimum(taps, k - 1)[None, None, :], yc[:, None, None], xc[None, :, None]),
+           pix_ok[:, :, None] & (taps < k)[None, None, :])  # (bh, bw, kp), zero on padded taps
+  cols = jnp.clip(xs[:, None] + offs_ref[...][None, :], 0, wp - 1)  # (bw, kp)
+  col_ok = (xs[:, None] < w) & (taps < k)[None, :]
+
+  def channel(ci, carry):
+    def in_row(t, acc):
+      tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(bh), ext)  # tap of output row y0 + r reading row y0 + t
+      xrow = _ld(x_ref, (n, ci, jnp.minimum(y0 + t, hp - 1), cols), col_ok)  # (bw, kp)
+      kvt = _ld(kv_ref, (n, tap[:, None], yc[:, None], xc[None, :]), tap_ok[:, None] & pix_ok)  # (bh, bw)
+      return acc + kvt * jnp.sum(xrow[None, :, :] * kh, axis=2)
+
+    acc = lax.fori_loop(0, bh + ext - 1, in_row, jnp.zeros((bh, bw), jnp.float32))
+    plt.store(o_ref.at[n, ci, ys[:, None], xs[None, :]], acc.astype(o_ref.dtype), mask=pix_ok)
+    return carry
+
+  lax.fori_loop(0, c_dim, channel, 0)
+
+
+def _bwd_kernels_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, g_ref, dkv_ref, dkh_ref, *, cfg: _Config, h: int,
+                        w: int):
+  """dkv[y,x,i] = Σ_c g·Σⱼ kh_j·x[y+o_i, x+o_j], dkh[y,x,j] = Σ_c g·Σᵢ kv_i·x[y+o_i, x+o_j] (paper 003 §1 Backward)."""
+  bh, bw, k, kp, ext = cfg.block_h, cfg.block_w, cfg.k, cfg.kp, cfg.ext
+  c_dim, hp, wp = x_ref.shape[1:]
+  n = pl.program_id(0)
+  y0 = pl.program_id(1) * bh
+  ys = y0 + jnp.arange(bh)
+  xs = pl.program_id(2) * bw + jnp.arange(bw)
+  taps = jnp.arange(kp)
+  pix_ok = (ys[:, None] < h) & (xs[None, :] < w)
+  yc = jnp.minimum(ys, h - 1)
+  xc = jnp.minimum(xs, w - 1)
+  tap_idx = jnp.minimum(taps, k - 1)[None, None, :]
+  kh_ok = pix_ok[:, :, None] & (taps < k)[None, None, :]
+  kh = _ld(kh_ref, (n, tap_idx, yc[:, None, None], xc[None, :, None]), kh_ok)
+  cols = jnp.clip(xs[:, None] + offs_ref[...][None, :], 0, wp - 1)
+  col_ok = (xs[:, None] < w) & (taps < k)[None, :]
+
+  def in_row(t, dkh):
+    tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(bh), ext)
+    row = jnp.minimum(y0 + t, hp - 1)
+
+    def channel(ci, gx):  # gx[r, b, j] = Σ_c g[c, y0+r, x] · x[c, y0+t, x + o_j]
+      xrow = _ld(x_ref, (n, ci, row, cols), col_ok)
+      g = _ld(g_ref, (n, ci, yc[:, None], xc[None, :]), pix_ok)
+      return gx + g[:, :, None] * xrow[None, :, :]
+
+    gx = lax.fori_loop(0, c_dim, channel, jnp.zeros((bh, bw, kp), jnp.float32))
+    live = tap_ok[:, None] & pix_ok
+    plt.store(dkv_ref.at[n, tap[:, None], ys[:, None], xs[None, :]], jnp.sum(gx * kh, axis=2).astype(dkv_ref.dtype),
+              mask=live)
+    kvt = _ld(kv_ref, (n, tap[:, None], yc[:, None], xc[None, :]), live)
+    return dkh + kvt[:, :, None] * gx
+
+  dkh = lax.fori_loop(0, bh + ext - 1, in_row, jnp.zeros((bh, bw, kp), jnp.float32))
+  plt.store(dkh_ref.at[n, taps[None, None, :], ys[:, None, None], xs[None, :, None]], dkh.astype(dkh_ref.dtype),
+            mask=kh_ok)
+
+
+def _bwd_x_kernel(offs_ref, inv_ref, kv_ref, kh_ref, g_ref, dx_ref, *, cfg: _Config, h: int, w: int):
+  """dx[p, q] = Σ over output pixels (y, x) = (p - o_i, q - o_j) of g[y, x]·kv[y, x, i]·kh[y, x, j]: a gather."""
+  bp, bq, k, kp, ext = cfg.block_p, cfg.block_q, cfg.k, cfg.kp, cfg.ext
+  c_dim, hp, wp = dx_ref.shape[1:]
+  n = pl.program_id(0)
+  p0 = pl.program_id(1) * bp
+  ps = p0 + jnp.arange(bp)
+  qs = pl.program_id(2) * bq + jnp.arange(bq)
+  taps = jnp.arange(kp)
+  xo = qs[:, None] - offs_ref[...][None, :]  # (bq, kp) output column that reads input column q through tap j
+  xo_ok = (xo >= 0) & (xo < w) & (taps < k)[None, :]
+  xo = jnp.clip(xo, 0, w - 1)
+  tap_idx = jnp.minimum(taps, k - 1)[None, :]
+
+  def channel(ci, carry):
+    def out_row(t, acc):  # output rows p0 - ext + 1 .. p0 + bp - 1 cover every input row of the tile
+      y = p0 - (ext - 1) + t
+      yc = jnp.clip(y, 0, h - 1)
+      ok = xo_ok & (y >= 0) & (y < h)
+      tap, tap_ok = _taps_of_rows(inv_ref, ps - y, ext)  # vertical tap through which output row y reads row p
+      kh = _ld(kh_ref, (n, tap_idx, yc, xo), ok)  # (bq, kp)
+      g = _ld(g_ref, (n, ci, yc, xo), ok)
+      kv = _ld(kv_ref, (n, tap[:, None, None], yc, xo[None, :, :]), tap_ok[:, None, None] & ok[None, :, :])
+      return acc + jnp.sum(kv * (g * kh)[None, :, :], axis=2)
+
+    acc = lax.fori_loop(0, bp + ext - 1, out_row, jnp.zeros((bp, bq), jnp.float32))
+    plt.store(dx_ref.at[n, ci, ps[:, None], qs[None, :]], acc.astype(dx_ref.dtype),
+              mask=(ps[:, None] < hp) & (qs[None, :] < wp))
+    return carry
+
+  lax.fori_loop(0, c_dim, channel, 0)
+
+
+def _to_kernel_layout(x_padded, kv, kh):
+  return jnp.transpose(x_padded, (0, 3, 1, 2)), jnp.transpose(kv, (0, 3, 1, 2)), jnp.transpose(kh, (0, 3, 1, 2))
+
+
+def _pallas_forward(x_padded, kv, kh, cfg: _Config):
+  n, h, w, _ = kv.shape
+  c = x_padded.shape[3]
+  xt, kvt, kht = _to_kernel_layout(x_padded, kv, kh)
+  offs, inv = cfg.tables()
+  out_dtype = jnp.result_type(x_padded, kv, kh)
+  out = _common.triton_call(
+      functools.partial(_fwd_kernel, cfg=cfg, h=h, w=w),
+      out_shape=jax.ShapeDtypeStruct((n, c, h, w), out_dtype),
+      grid=(n, _common.cdiv(h, cfg.block_h), _common.cdiv(w, cfg.block_w)),
+      num_warps=cfg.num_warps, name="sepconv_fwd", interpret=cfg.interpret)(offs, inv, xt, kvt, kht)
+  return jnp.transpose(out, (0, 2, 3, 1))
+
+
+def _pallas_backward(x_padded, kv, kh, g, cfg: _Config):
+  n, h, w, k = kv.shape
+  _, hp, wp, c = x_padded.shape
+  xt, kvt, kht = _to_kernel_layout(x_padded, kv, kh)
+  gt = jnp.transpose(g, (0, 3, 1, 2))
+  offs, inv = cfg.tables()
+  # Interpret mode turns each masked store into a scatter that XLA:CPU does not update in place for bf16 (17x slower
+  # at 128x128), so there the kernel grads are written in fp32 and cast below; on GPU they are written as is.
+  interpret = (not _common.on_gpu()) if cfg.interpret is None else cfg.interpret
+  kgrad_dtype = jnp.float32 if interpret else None
+  dkv, dkh = _common.triton_call(
+      functools.partial(_bwd_kernels_kernel, cfg=cfg, h=h, w=w),
+      out_shape=(jax.ShapeDtypeStruct((n, k, h, w), kgrad_dtype or kv.dtype),
+                 jax.ShapeDtypeStruct((n, k, h, w), kgrad_dtype or kh.dtype)),
+      grid=(n, _common.cdiv(h, cfg.block_h), _common.cdiv(w, cfg.block_w)),
+      num_warps=cfg.num_warps, name="sepconv_bwd_kernels", interpret=cfg.interpret)(offs, inv, xt, kvt, kht, gt)
+  dx = _common.triton_call(
+      functools.partial(_bwd_x_kernel, cfg=cfg, h=h, w=w),
+      out_shape=jax.ShapeDtypeStruct((n, c, hp, wp), x_padded.dtype),
+      grid=(n, _common.cdiv(hp, cfg.block_p), _common.cdiv(wp, cfg.block_q)),
+      num_warps=cfg.num_warps, name="sepconv_bwd_x", interpret=cfg.interpret)(offs, inv, kvt, kht, gt)
+  back = lambda a, like: jnp.transpose(a, (0, 2, 3, 1)).astype(like.dtype)
+  return back(dx, x_padded), back(dkv, kv), back(dkh, kh)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _sepconv_pallas(x_padded, kv, kh, cfg: _Config):
+  return _pallas_forward(x_padded, kv, kh, cfg)
+
+
+def _sepconv_pallas_fwd(x_padded, kv, kh, cfg):
+  return _pallas_forward(x_padded, kv, kh, cfg), (x_padded, kv, kh)
+
+
+def _sepconv_pallas_bwd(cfg, res, g):
+  return _pallas_backward(*res, g, cfg)
+
+
+_sepconv_pallas.defvjp(_sepconv_pallas_fwd, _sepconv_pallas_bwd)
+
+
+def _separable(x_padded, kv, kh, offsets, impl, name, **pallas_kwargs):
+  _check_offsets(offsets)
+  _check_shapes(x_padded, kv, kh, offsets, name)
+  if _common.resolve_impl(impl) == "xla":
+    return _reference(x_padded, kv, kh, offsets)
+  return _sepconv_pallas(x_padded, kv, kh, _Config(offsets=offsets, **pallas_kwargs))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def sepconv(x_padded: jax.Array, kv: jax.Array, kh: jax.Array, *, impl: str = "auto", **pallas_kwargs) -> jax.Array:
+  """Local separable convolution (module docstring; paper 001 §2 "local convolution", paper 003 §1 Eq.).
+
+  Args:
+    x_padded: (N, H + K - 1, W + K - 1, C); the caller pads by K // 2 on every side (zeros or replicate).
+    kv, kh: (N, H, W, K) vertical and horizontal 1-D kernels per output pixel; K odd is the usual case but any K works.
+    impl: "pallas", "xla" or "auto" (see module docstring).
+    **pallas_kwargs: block sizes (`block_h`, `block_w`, `block_p`, `block_q`), `num_warps`, `interpret`, for tests
+      and tuning of the Pallas path.
+
+  Returns:
+    (N, H, W, C) in the promoted dtype of the inputs; bf16 inputs are accumulated in fp32. Differentiable in all three
+    inputs under either impl.
+  """
+  return _separable(x_padded, kv, kh, dense_offsets(kv.shape[-1]), impl, "sepconv", **pallas_kwargs)
+
+
+def sepconv_composite(x_padded: jax.Array, kv: jax.Array, kh: jax.Array, d_in: int, d_out: int, pattern: int, *,
+                      impl: str = "auto", **pallas_kwargs) -> jax.Array:
+  """Composite-dilation separable convolution (paper 003 §"Composite dilation"; taps from :func:`composite_offsets`).
+
+  out[y, x] = Σᵢ Σⱼ x_padded[y + o_i, x + o_j] · kv[y, x, i] · kh[y, x, j] with o = composite_offsets(d_in, d_out,
+  pattern); the patch is D = d_in + 2·d_out pixels wide and centred on the output pixel.
+
+  Padding requirement: the caller pads the (N, H, W, C) frame by D // 2 = d_in // 2 + d_out on every side, so
+  x_padded is (N, H + d_in + 2·d_out - 1, W + d_in + 2·d_out - 1, C); kv and kh are (N, H, W, d_in + d_out), dense taps
+  first. With d_out = 0 this is exactly :func:`sepconv` with K = d_in. Built on the same Pallas kernels as `sepconv`
+  (the tap offsets are a static table of the kernel), rather than on a gathered input, because a composite patch
+  cannot be expressed as a dense patch of any single re-indexed image.
+  """
+  offsets = composite_offsets(d_in, d_out, pattern)
+  return _separable(x_padded, kv, kh, offsets, impl, "sepconv_composite", **pallas_kwargs)
