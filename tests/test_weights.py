@@ -1,0 +1,244 @@
+"""Tests for jaxvfi.weights: PyTorch state_dict layouts -> Flax params.
+
+Oracles: state_dicts the test builds itself from the two PyTorch constructors written out below (sniklaus/pytorch-pwc
+`Network.__init__`, torchvision `vgg19().features` + classifier), their known sizes (9,374,274 and 20,024,384 + the
+classifier), and naive NumPy loops of PyTorch's Conv2d and ConvTranspose2d on the original (OIHW / IOHW) weights.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import safetensors.numpy
+
+from jaxvfi import weights
+from jaxvfi.models import pwcnet, vgg
+
+NAMES = ("One", "Two", "Thr", "Fou", "Fiv", "Six")
+
+
+def pwc_torch_shapes() -> dict[str, tuple[int, ...]]:
+  """Key -> shape from the port's constructor: Conv2d weight (out, in, 3, 3), ConvTranspose2d (in, out, 4, 4)."""
+  shapes = {}
+
+  def conv(key, cin, cout, k=3):
+    shapes[key + ".weight"] = (cout, cin, k, k)
+    shapes[key + ".bias"] = (cout,)
+
+  chans = [3, 16, 32, 64, 96, 128, 196]
+  for lvl in range(6):
+    conv(f"netExtractor.net{NAMES[lvl]}.0", chans[lvl], chans[lvl + 1])
+    conv(f"netExtractor.net{NAMES[lvl]}.2", chans[lvl + 1], chans[lvl + 1])
+    conv(f"netExtractor.net{NAMES[lvl]}.4", chans[lvl + 1], chans[lvl + 1])
+  current = [None, None, 81 + 32 + 2 + 2, 81 + 64 + 2 + 2, 81 + 96 + 2 + 2, 81 + 128 + 2 + 2, 81, None]
+  for level in range(2, 7):
+    d, c = f"net{NAMES[level - 1]}", current[level]
+    if level < 6:
+      shapes[f"{d}.netUpflow.weight"], shapes[f"{d}.netUpflow.bias"] = (2, 2, 4, 4), (2,)
+      shapes[f"{d}.netUpfeat.weight"] = (current[level + 1] + 128 + 128 + 96 + 64 + 32, 2, 4, 4)
+      shapes[f"{d}.netUpfeat.bias"] = (2,)
+    conv(f"{d}.netOne.0", c, 128)
+    conv(f"{d}.netTwo.0", c + 128, 128)
+    conv(f"{d}.netThr.0", c + 256, 96)
+    conv(f"{d}.netFou.0", c + 352, 64)
+    conv(f"{d}.netFiv.0", c + 416, 32)
+    conv(f"{d}.netSix.0", c + 448, 2)
+  refiner = [81 + 32 + 2 + 2 + 128 + 128 + 96 + 64 + 32, 128, 128, 128, 96, 64, 32, 2]
+  for k in range(7):
+    conv(f"netRefiner.netMain.{2 * k}", refiner[k], refiner[k + 1])
+  return shapes
+
+
+def vgg_torch_shapes() -> dict[str, tuple[int, ...]]:
+  """torchvision vgg19: features indices of the convs, and the classifier (25088-4096-4096-1000)."""
+  cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+  shapes, cin, j = {}, 3, 0
+  for v in cfg:
+    if v == "M":
+      j += 1
+      continue
+    shapes[f"features.{j}.weight"], shapes[f"features.{j}.bias"] = (v, cin, 3, 3), (v,)
+    cin, j = v, j + 2
+  for j, (i, o) in zip((0, 3, 6), ((25088, 4096), (4096, 4096), (4096, 1000))):
+    shapes[f"classifier.{j}.weight"], shapes[f"classifier.{j}.bias"] = (o, i), (o,)
+  return shapes
+
+
+def random_state(shapes, seed=0, ids=False):
+  """Random float32 arrays, or with `ids` array k filled with the constant k (to trace where every key lands)."""
+  rng = np.random.default_rng(seed)
+  return {k: (np.full(s, i, np.float32) if ids else rng.normal(size=s).astype(np.float32))
+          for i, (k, s) in enumerate(sorted(shapes.items()))}
+
+
+def vgg_state(seed):
+  """Random features; the classifier's 123.6 M ignored parameters get tiny stand-ins under their exact key names."""
+  shapes = {k: (s if k.startswith("features.") else (1,) * len(s)) for k, s in vgg_torch_shapes().items()}
+  return random_state(shapes, seed=seed)
+
+
+def test_transcribed_layouts_have_the_published_sizes():
+  assert sum(np.prod(s) for s in pwc_torch_shapes().values()) == 9_374_274
+  assert sum(np.prod(s) for s in vgg_torch_shapes().values()) == 143_667_240  # torchvision vgg19, all layers
+  features = {k: s for k, s in vgg_torch_shapes().items() if k.startswith("features.")}
+  assert sum(np.prod(s) for s in features.values()) == 20_024_384
+
+
+@pytest.mark.parametrize("arch, shapes_fn", [("pwcnet", pwc_torch_shapes), ("vgg19", vgg_torch_shapes)])
+def test_every_key_is_used_exactly_once(arch, shapes_fn):
+  shapes = {k: s for k, s in shapes_fn().items() if not k.startswith("classifier.")}
+  state = random_state(shapes, ids=True)
+  params = weights.convert_state_dict(arch, state)
+  leaves = jax.tree.leaves(params)
+  assert len(leaves) == len(state)
+  ids = sorted(int(np.asarray(leaf).flat[0]) for leaf in leaves)
+  assert ids == list(range(len(state)))  # a bijection: no key dropped, none used twice
+  assert all(np.all(np.asarray(leaf) == np.asarray(leaf).flat[0]) for leaf in leaves)
+
+
+def _compare_named(params, state, pairs):
+  for key, path, how in pairs:
+    got = np.asarray(flax.traverse_util.flatten_dict(params)[path])
+    want = state[key].transpose(2, 3, 1, 0) if how == "kernel" else state[key]
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "safetensors"])
+def test_pwcnet_roundtrip_through_files(tmp_path, fmt):
+  state = random_state(pwc_torch_shapes(), seed=1)
+  path = tmp_path / f"pwc.{fmt}"
+  if fmt == "npz":
+    np.savez(path, **state)
+  else:
+    safetensors.numpy.save_file(state, str(path))
+  params = weights.load_params("pwcnet", path)
+  assert sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params)) == 9_374_274
+  _compare_named(params, state, [
+      ("netExtractor.netOne.0.weight", ("extractor", "level1_conv0", "kernel"), "kernel"),
+      ("netExtractor.netSix.4.bias", ("extractor", "level6_conv2", "bias"), "bias"),
+      ("netFiv.netThr.0.weight", ("decoder5", "conv2", "kernel"), "kernel"),
+      ("netTwo.netUpfeat.weight", ("decoder2", "upfeat", "kernel"), "kernel"),
+      ("netSix.netSix.0.bias", ("decoder6", "conv5", "bias"), "bias"),
+      ("netRefiner.netMain.12.weight", ("refiner", "conv6", "kernel"), "kernel"),
+  ])
+
+
+def test_pwcnet_released_module_prefix_is_renamed():
+  state = random_state(pwc_torch_shapes(), seed=2)
+  old = {k.replace("net", "module"): v for k, v in state.items()}  # network-default.pytorch naming
+  assert "moduleExtractor.moduleOne.0.weight" in old
+  params = weights.convert_state_dict("pwcnet", old)
+  _compare_named(params, state, [("netFou.netUpflow.weight", ("decoder4", "upflow", "kernel"), "kernel")])
+
+
+def test_missing_and_unused_keys_are_listed():
+  state = random_state(pwc_torch_shapes(), seed=3)
+  del state["netThr.netUpfeat.bias"]
+  state["netRefiner.netMain.14.weight"] = np.zeros((2, 2, 3, 3), np.float32)
+  with pytest.raises(ValueError, match=r"1 missing keys \['netThr.netUpfeat.bias'\].*1 unused keys "
+                                       r"\['netRefiner.netMain.14.weight'\]"):
+    weights.convert_state_dict("pwcnet", state)
+
+
+def test_wrong_shape_is_reported():
+  state = random_state(pwc_torch_shapes(), seed=4)
+  state["netTwo.netOne.0.weight"] = state["netTwo.netOne.0.weight"][:, :-1]
+  with pytest.raises(ValueError, match="decoder2/conv0/kernel"):
+    weights.convert_state_dict("pwcnet", state)
+
+
+def test_vgg19_classifier_ignored_cli_writes_features_only(tmp_path):
+  state = vgg_state(seed=5)
+  src, dst = tmp_path / "vgg19.safetensors", tmp_path / "vgg19.npz"
+  safetensors.numpy.save_file(state, str(src))
+  assert weights.main(["convert", "--arch=vgg19", f"--src={src}", f"--dst={dst}"]) == 0
+  with np.load(dst) as f:
+    assert sorted(f.files) == sorted(k for k in state if k.startswith("features."))
+  params = weights.load_params("vgg19", dst)
+  assert sorted(params) == [f"conv{b}_{i}" for b, n in enumerate((2, 2, 4, 4, 4), 1) for i in range(1, n + 1)]
+  _compare_named(params, state, [("features.34.weight", ("conv5_4", "kernel"), "kernel"),
+                                 ("features.19.bias", ("conv4_1", "bias"), "bias")])
+  bad = dict(state, **{"features.1.weight": np.zeros((64,), np.float32)})  # a ReLU has no parameters
+  with pytest.raises(ValueError, match=r"unused keys \['features.1.weight'\]"):
+    weights.convert_state_dict("vgg19", bad)
+
+
+def _naive_conv(x, w, b, stride, pad):
+  """PyTorch Conv2d: x (C, H, W), w (O, C, kh, kw)."""
+  xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+  o, _, kh, kw = w.shape
+  ho, wo = (xp.shape[1] - kh) // stride + 1, (xp.shape[2] - kw) // stride + 1
+  out = np.zeros((o, ho, wo))
+  for i in range(ho):
+    for j in range(wo):
+      for oc in range(o):
+        out[oc, i, j] = np.sum(xp[:, i * stride:i * stride + kh, j * stride:j * stride + kw] * w[oc]) + b[oc]
+  return out
+
+
+def _naive_conv_transpose(x, w, b, stride, pad):
+  """PyTorch ConvTranspose2d: x (C, H, W), w (C, O, kh, kw); scatter each input pixel, then crop `pad`."""
+  c, h, wd = x.shape
+  _, o, kh, kw = w.shape
+  full = np.zeros((o, (h - 1) * stride + kh, (wd - 1) * stride + kw))
+  for ci in range(c):
+    for i in range(h):
+      for j in range(wd):
+        full[:, i * stride:i * stride + kh, j * stride:j * stride + kw] += x[ci, i, j] * w[ci]
+  return full[:, pad:full.shape[1] - pad, pad:full.shape[2] - pad] + b[:, None, None]
+
+
+def test_converted_conv_matches_pytorch_conv():
+  state = vgg_state(seed=6)
+  params = weights.convert_state_dict("vgg19", state)
+  x = np.random.default_rng(7).uniform(size=(1, 6, 7, 3)).astype(np.float32)
+  # VGG19 relu1_1 = ReLU(conv1_1(normalised x)) with torchvision's features.0 (padding 1).
+  got = vgg.VGG19(output_layer="relu1_1").apply({"params": params}, jnp.asarray(x))["relu1_1"][0]
+  xn = ((x[0] - np.array(vgg.IMAGENET_MEAN)) / np.array(vgg.IMAGENET_STD)).transpose(2, 0, 1)
+  want = np.maximum(_naive_conv(xn, state["features.0.weight"], state["features.0.bias"], 1, 1), 0.0)
+  np.testing.assert_allclose(got, want.transpose(1, 2, 0), rtol=1e-4, atol=1e-4)
+  # A stride-2 conv (PWC-Net extractor level 1: Conv2d(3, 16, 3, stride=2, padding=1)).
+  rng = np.random.default_rng(8)
+  w, b = rng.normal(size=(16, 3, 3, 3)).astype(np.float32), rng.normal(size=16).astype(np.float32)
+  layer = pwcnet.conv3x3(16, "c", stride=2)
+  got = layer.apply({"params": {"kernel": weights.convert_kernel(w, "conv"), "bias": b}}, jnp.asarray(x))[0]
+  np.testing.assert_allclose(got, _naive_conv(x[0].transpose(2, 0, 1), w, b, 2, 1).transpose(1, 2, 0),
+                             rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("key", ["netTwo.netUpflow", "netFiv.netUpfeat"])
+def test_converted_conv_transpose_matches_pytorch(key):
+  state = random_state(pwc_torch_shapes(), seed=9)
+  params = flax.traverse_util.flatten_dict(weights.convert_state_dict("pwcnet", state))
+  w, b = state[key + ".weight"], state[key + ".bias"]
+  level = 2 + NAMES[1:].index(key.split(".")[0][3:])
+  x = np.random.default_rng(10).normal(size=(1, 3, 4, w.shape[0])).astype(np.float32)
+  layer = pwcnet.deconv4x4(2, "d")
+  kind = key.split(".")[1][3:].lower()
+  layer_params = {p: params[(f"decoder{level}", kind, p)] for p in ("kernel", "bias")}
+  got = layer.apply({"params": layer_params}, jnp.asarray(x))[0]
+  want = _naive_conv_transpose(x[0].transpose(2, 0, 1), w, b, 2, 1).transpose(1, 2, 0)
+  assert got.shape == want.shape == (6, 8, 2)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+  # The same kernel flipped spatially (the classic mistake) gives something else.
+  flipped = {"kernel": layer_params["kernel"][::-1, ::-1], "bias": layer_params["bias"]}
+  assert not np.allclose(layer.apply({"params": flipped}, jnp.asarray(x))[0], want, atol=1e-2)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch installed: the error path is moot")
+def test_torch_files_need_torch(tmp_path):
+  path = tmp_path / "network-default.pytorch"
+  path.write_bytes(b"not read")
+  with pytest.raises(ImportError, match="needs torch"):
+    weights.load_params("pwcnet", path)
+
+
+def test_unknown_format_and_arch():
+  with pytest.raises(ValueError, match="unknown weights format"):
+    weights.read_state_dict("weights.h5")
+  with pytest.raises(ValueError, match="arch must be one of"):
+    weights.convert_state_dict("resnet", {})
