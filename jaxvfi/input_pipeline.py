@@ -35,6 +35,7 @@ from typing import Any, Iterator, Sequence
 
 import grain
 import ml_collections
+from ml_collections import config_dict
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -49,9 +50,9 @@ def default_data_config() -> ml_collections.ConfigDict:
   """Every field the pipeline reads, with the defaults of the embedded synthetic dataset."""
   return ml_collections.ConfigDict({
       "name": "jaxvfi_synthetic",
-      "dir": None,
+      "dir": config_dict.placeholder(str),
       "tfds_dir": "~/tensorflow_datasets",
-      "builder_config": None,
+      "builder_config": config_dict.placeholder(str),
       "train_split": "train",
       "eval_split": "validation",
       "crop_size": 64,

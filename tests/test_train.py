@@ -1,0 +1,120 @@
+"""The generic trainer end to end: smoke run through the entry point, exact resume, pmap = jit, bad inputs."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT, cli_args, run_main, tiny_config
+from jaxvfi import train
+
+CONFIG = "--config=configs/refin.py:runlocal"
+# The end-to-end runs each hold several GB: one xdist worker runs them one after another (`--dist loadgroup`).
+pytestmark = pytest.mark.xdist_group("trainer")
+
+
+def _params(workdir):
+  config_template = tiny_config("unused")
+  model = train.build_model(config_template.model)
+  template = train.init_params(model, config_template, jax.random.PRNGKey(1))
+  return train.restore_params(workdir, template)
+
+
+def test_one_step_smoke_then_exact_resume(tfds_dir, tmp_path):
+  straight, split = tmp_path / "straight", tmp_path / "split"
+  r = run_main([CONFIG, f"--workdir={straight}"] + cli_args(tfds_dir, num_train_steps=2))
+  assert r.returncode == 0, r.stderr[-3000:]
+
+  # The one-step smoke run through the entry point, and what it leaves in the workdir.
+  r = run_main([CONFIG, f"--workdir={split}"] + cli_args(tfds_dir, num_train_steps=1))
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert os.path.isdir(split / "checkpoints" / "1")
+  record = json.loads((split / "eval_1.json").read_text())
+  assert record["step"] == 1 and record["num_examples"] == 2
+  for key in ("psnr", "ssim", "frame_average_psnr", "repeat_frame_psnr"):
+    assert np.isfinite(record["metrics"][key])
+  assert any("perceptual" in n for n in record["notes"])
+  assert (split / "samples" / "eval_1.png").exists()
+  assert glob.glob(str(split / "tensorboard" / "events.out.tfevents.*"))
+  assert "step 1/1" in (split / "train.log").read_text()
+
+  # A new process continues from step 1 to step 2 and ends where the straight run ended, bit for bit.
+  r = run_main([CONFIG, f"--workdir={split}"] + cli_args(tfds_dir, num_train_steps=2))
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "resuming from the checkpoint of step 1" in r.stderr
+  (pa, sa), (pb, sb) = _params(straight), _params(split)
+  assert sa == sb == 2
+  for a, b in zip(jax.tree.leaves(pa), jax.tree.leaves(pb)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_pmap_step_matches_single_device_on_2_and_8_devices():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "pmap_check.py"), "2", "8"], env=env,
+                     capture_output=True, text=True, timeout=900, check=False)
+  assert r.returncode == 0, r.stderr[-3000:]
+  rows = [json.loads(line) for line in r.stdout.strip().splitlines() if line.startswith("{")]
+  assert [row["devices"] for row in rows] == [2, 8]
+  for out in rows:
+    assert out["param_moved"] > 1e-6  # the steps did change the parameters
+    assert out["loss_rel_diff"] < 1e-5, out
+    assert out["param_max_diff"] < 1e-5, out
+
+
+def test_data_parallel_run_through_entry_point_says_so(tfds_dir, tmp_path):
+  r = run_main([CONFIG, f"--workdir={tmp_path / 'dp'}"] + cli_args(tfds_dir), devices=2)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "data-parallel training (pmap) over 2 local devices" in r.stderr
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tfds_dir, tmp_path):
+  # A learning rate of 1e30 sends Adam's first update to +-1e30, so the second step's loss is not finite.
+  config = tiny_config(tfds_dir, num_train_steps=3, checkpoint_every_steps=1)
+  config.optimizer.schedule = dict(name="constant", init_value=1e30)
+  with pytest.raises(train.TrainingError, match=r"non-finite loss .* at step 2.*last good checkpoint is step 1"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1"]
+  assert not glob.glob(str(tmp_path / "eval_*.json"))
+
+
+def test_bad_inputs_give_one_clear_error(tfds_dir, tmp_path):
+  with pytest.raises(ValueError, match="unknown dataset"):
+    train.train_and_evaluate(tiny_config(tfds_dir, **{"data.name": "no_such_set"}), str(tmp_path / "a"))
+  a_file = tmp_path / "file"
+  a_file.write_text("x")
+  with pytest.raises(NotADirectoryError):
+    train.train_and_evaluate(tiny_config(tfds_dir), str(a_file))
+  with pytest.raises(PermissionError, match="not writable"):
+    train.train_and_evaluate(tiny_config(tfds_dir), str(a_file / "sub"))
+  with pytest.raises(ValueError, match="unknown model"):
+    train.train_and_evaluate(tiny_config(tfds_dir, **{"model.name": "nope"}), str(tmp_path / "b"))
+  assert not os.path.exists(tmp_path / "b" / "checkpoints")
+
+
+def test_cli_errors_are_one_line(tfds_dir, tmp_path):
+  r = run_main([CONFIG, f"--workdir={tmp_path}"] + cli_args(tfds_dir, **{"data.dir": "/no/such/folder",
+                                                                         "data.name": "vimeo90k_triplet"}))
+  assert r.returncode == 1
+  assert "jaxvfi: error:" in r.stderr and "/no/such/folder" in r.stderr
+  assert "Traceback" not in r.stderr
+  r = run_main([CONFIG, f"--workdir={tmp_path}", "--config.no_such_field=1"])
+  assert r.returncode != 0 and "no_such_field" in r.stderr
+  assert not os.path.exists(tmp_path / "checkpoints")
+
+
+def test_summary_mode_writes_counts(tmp_path):
+  r = run_main([CONFIG, f"--workdir={tmp_path}", "--mode=summary"])
+  assert r.returncode == 0, r.stderr[-3000:]
+  params = json.loads((tmp_path / "summary.json").read_text())["params"]
+  assert params == {"flow": 19_794_116, "interpolation": 19_810_085, "refinement": 19_815_779,
+                    "total": 59_419_980}
+  r = run_main(["--config=configs/superslomo.py", f"--workdir={tmp_path}", "--mode=summary"])
+  params = json.loads((tmp_path / "summary.json").read_text())["params"]
+  assert params == {"flow": 19_794_116, "interpolation": 19_816_357, "total": 39_610_473}
+  # An override through the command line reaches the model: no refinement module.
+  r = run_main([CONFIG, f"--workdir={tmp_path}", "--mode=summary", "--config.model.use_refinement=false"])
+  assert "refinement" not in json.loads((tmp_path / "summary.json").read_text())["params"]
