@@ -1,24 +1,37 @@
 r"""ReFIn (Dutta & Mittal): Super-SloMo with a residual refinement module. Paper: ../shared/papers/000_*.txt.
 
-Run (the paper's recipe on the embedded data unless --config.data.name/dir point at Vimeo-90K):
-  python -m jaxvfi.main --config=configs/refin.py --workdir=/tmp/refin
+Run (the paper's recipe; the embedded data unless --config.data.name/dir point at Vimeo-90K):
+  python -m jaxvfi.main --config=configs/refin.py --workdir=/tmp/refin \
+      --config.model.flow_weights=pwc.npz --config.loss.vgg_weights=vgg19.npz
+Stage 2 from a stage-1 workdir:
+  python -m jaxvfi.main --config=configs/refin.py:stage=2 --workdir=/tmp/refin_s2 --config.init_from=/tmp/refin
 Variants (comma-separated in the arg string):
-  configs/refin.py:runlocal            the README quickstart: small crops and few steps, minutes on 2 CPU cores
-  configs/refin.py:backbone=unet       interpolation and refinement backbones (unet | unetpp | gridnet3 | gridnet4)
-  configs/refin.py:refinement=false    Table 2 ablation: Super-SloMo framework without the refinement module
+  runlocal                  the README quickstart: UNet flow, 64x64 crops, 250 steps, minutes on 2 CPU cores
+  backbone=<b>              interpolation and refinement backbone: unet | unetpp | gridnet3 | gridnet4 (Table 3)
+  interp=<b>, refine=<b>    choose the two modules' backbones separately
+  refinement=false          Table 2: the Super-SloMo framework without the refinement module
+  flow=pwcnet | unet        flow module: PWC-Net (the paper) or Super-SloMo's flow UNet (no pretrained weights needed)
+  stage=1 | 2               Table 4 / Appendix C: stage 2 fine-tunes a stage-1 model with L1 only at lr 1e-6
 
-The recipe, line by line (§4, "Training and Evaluation details" and "Loss functions"):
+The recipe, line by line (§3, §4 "Training and Evaluation details", "Loss functions", Appendix C):
+  * "we use pretrained PWCNet as our Flow Estimation module": model.flow = "pwcnet", weights from
+    model.flow_weights (convert the pytorch-pwc file with `python -m jaxvfi.weights convert`).
+  * "initial learning rate for this module is 1e-6 and we keep it fixed": optimizer.groups.flow is a constant 1e-6.
+    That rate only suits pretrained weights: without model.flow_weights the flow module trains from scratch at the
+    interpolation module's rate, and the log and eval JSON say so.
   * "initial learning rate 1e-4 for both Interpolation and Refinement modules ... gradually decrease the learning
     rate to 1e-6": optimizer.schedule is a cosine decay from 1e-4 to 1e-6 over the run (the shape is not stated;
     cosine is our choice).
   * "Adam optimizer with beta1 = 0.9, beta2 = 0.999": optimizer.b1, b2.
   * "batch size 4": batch_size = 4.  "t is set to 0.5 for both training and evaluation": data.t = 0.5.
   * Eq. (5) "lambda_r = 204, lambda_p = 0.005, lambda_w = 102 and lambda_s = 1": loss.weights. The perceptual term
-    (Johnson et al.) uses VGG-19 relu4_4 (loss.perceptual_layer), and needs loss.vgg_weights; without them it is
-    dropped and the log and eval JSON say so.
-  * Flow module: the flow UNet of Super-SloMo (model.flow = "unet"), trained at the interpolation module's rate.
+    (Johnson et al., layer not named) uses VGG-19 relu4_4 (loss.perceptual_layer), and needs loss.vgg_weights;
+    without them it is dropped and the log and eval JSON say so.
+  * "In stage-2 of training, we finetune the network using only reconstruction loss" at "a lower learning rate
+    (1e-6 in our experiments)", "the whole model": stage=2 sets loss.weights = {l1}, a constant 1e-6 for every
+    module, and requires config.init_from (a stage-1 workdir).
   * No augmentation and no cropping is mentioned: data augmentation switches are off and the frames are used whole
-    (data.crop_size = 0). The number of epochs is not stated: num_epochs = 30 is our choice.
+    (data.crop_size = 0). The number of epochs is not stated: num_epochs = 30 (stage 1) and 5 (stage 2) are ours.
 """
 from ml_collections import config_dict
 
@@ -26,7 +39,10 @@ from jaxvfi import config_lib
 
 
 def get_config(arg=None):
-  a = config_lib.parse_arg(arg, backbone="unet", refinement=True, runlocal=False)
+  a = config_lib.parse_arg(arg, backbone="unet", interp="", refine="", refinement=True, flow="", stage=1,
+                           runlocal=False)
+  if a.stage not in (1, 2):
+    raise ValueError(f"stage must be 1 or 2, got {a.stage}")
   c = config_lib.base_config()
   c.batch_size = 4
   c.num_epochs = 30.0
@@ -43,10 +59,11 @@ def get_config(arg=None):
 
   c.model.name = "refin"
   c.model.variant = "refin"
-  c.model.flow = "unet"
+  # The quickstart uses the flow UNet unless flow= is given: PWC-Net from scratch learns little in 250 CPU steps.
+  c.model.flow = a.flow or ("unet" if a.runlocal else "pwcnet")
   c.model.flow_weights = config_dict.placeholder(str)
-  c.model.interpolation_backbone = a.backbone
-  c.model.refinement_backbone = a.backbone
+  c.model.interpolation_backbone = a.interp or a.backbone
+  c.model.refinement_backbone = a.refine or a.backbone
   c.model.use_refinement = a.refinement
   c.model.warp_padding = "zeros"
   c.model.warp_impl = "auto"
@@ -56,15 +73,25 @@ def get_config(arg=None):
   c.loss.vgg_weights = config_dict.placeholder(str)
 
   c.optimizer.schedule = dict(name="cosine", init_value=1e-4, end_value=1e-6)
+  if c.model.flow == "pwcnet":
+    c.optimizer.groups = {"flow": dict(name="constant", init_value=1e-6)}
+
+  if a.stage == 2:
+    c.num_epochs = 5.0
+    c.loss.weights = dict(l1=204.0)
+    c.optimizer.schedule = dict(name="constant", init_value=1e-6)
+    c.optimizer.groups = {}
+    c.require_init_from = True
 
   if a.runlocal:
     c.num_epochs = 0.0
-    c.num_train_steps = 150
-    c.eval_every_steps = 75
+    c.num_train_steps = 250
+    c.eval_every_steps = 125
     c.checkpoint_every_steps = 50
     c.log_every_steps = 25
     c.data.crop_size = 64
     c.data.random_flip_h = True
     c.data.temporal_swap = True
-    c.optimizer.schedule = dict(name="cosine", init_value=3e-4, end_value=1e-5)
+    if a.stage == 1:
+      c.optimizer.schedule = dict(name="cosine", init_value=3e-4, end_value=1e-5)
   return c

@@ -51,6 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_image_summaries = 4            # examples in the TensorBoard / PNG grid
   c.use_pmap = True                    # data-parallel over all local devices when there are several
   c.init_from = config_dict.placeholder(str)  # workdir or checkpoint dir whose params initialise the model
+  c.require_init_from = False          # e.g. ReFIn stage 2: refuse to start from random parameters
   c.progress_bar = True
   c.data = input_pipeline.default_data_config()
   c.model = ml_collections.ConfigDict()

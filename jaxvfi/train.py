@@ -95,7 +95,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, apply_fn: Call
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
     metrics = jax.lax.pmean(metrics, axis_name)
-  metrics["grad_norm"] = optax.global_norm(grads)
+  metrics["grad_norm"] = optax.tree.norm(grads)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
@@ -247,7 +247,7 @@ def write_eval(workdir: str, step: int, means: dict, count: int, split: str, not
     for k, v in means.items():
       writer.add_scalar(f"eval/{k}", float(v), int(step))
     if grid is not None:
-      writer.add_image("eval/frame0|prediction|target|error", grid, int(step), dataformats="HWC")
+      writer.add_image("eval/frame0_prediction_target_error", grid, int(step), dataformats="HWC")
     writer.flush()
   logging.info("eval @ step %d on %d examples: PSNR %.3f dB (frame average %.3f, repeat frame %.3f), SSIM %.4f",
                step, count, means["psnr"], means["frame_average_psnr"], means["repeat_frame_psnr"], means["ssim"])
@@ -258,12 +258,29 @@ def write_eval(workdir: str, step: int, means: dict, count: int, split: str, not
 # Setup shared by the modes.
 
 
+def _untrained_pwcnet(config) -> bool:
+  return config.model.get("flow") == "pwcnet" and not config.model.get("flow_weights")
+
+
 def _notes_for_model(config) -> list[str]:
   notes = []
-  if config.model.get("flow") == "pwcnet" and not config.model.get("flow_weights"):
+  if _untrained_pwcnet(config):
     notes.append("flow module PWC-Net has no pretrained weights (model.flow_weights unset): it trains from scratch "
                  "at the interpolation module's learning rate")
   return notes
+
+
+def _optimizer_config(config):
+  """`config.optimizer`, less the fixed small rate of a flow module that has no pretrained weights to keep.
+
+  ReFIn trains pretrained PWC-Net at a fixed 1e-6; from scratch that rate would leave it random, so the flow module
+  then follows the default schedule (and `_notes_for_model` says so).
+  """
+  opt = config.optimizer
+  if _untrained_pwcnet(config) and "flow" in (opt.get("groups") or {}):
+    opt = ml_collections.ConfigDict(opt.to_dict())
+    opt.groups = {k: v for k, v in opt.groups.to_dict().items() if k != "flow"}
+  return opt
 
 
 def _load_flow_weights(config, params):
@@ -271,14 +288,13 @@ def _load_flow_weights(config, params):
   if not path:
     return params
   from jaxvfi import weights  # pylint: disable=g-import-not-at-top
+  if config.model.get("flow") != "pwcnet":
+    raise ValueError(f"model.flow_weights is set but model.flow is {config.model.get('flow')!r}; pretrained flow "
+                     "weights exist for pwcnet only")
   pwc = weights.load_params("pwcnet", path)
-  params = flax.core.unfreeze(params) if hasattr(flax.core, "unfreeze") else params
-  expected = jax.tree.map(jnp.shape, params["flow"]["pwcnet"])
-  got = jax.tree.map(jnp.shape, pwc)
-  if expected != got:
+  if jax.tree.map(jnp.shape, params["flow"]["pwcnet"]) != jax.tree.map(jnp.shape, pwc):
     raise ValueError(f"model.flow_weights {path}: parameter shapes do not match the PWC-Net module")
-  params = dict(params)
-  params["flow"] = {"pwcnet": jax.tree.map(jnp.asarray, pwc)}
+  params = {**params, "flow": {"pwcnet": jax.tree.map(jnp.asarray, pwc)}}
   logging.info("loaded pretrained PWC-Net weights from %s", path)
   return params
 
@@ -318,6 +334,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def _train_and_evaluate(config, workdir):
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  resuming = os.path.isdir(ckpt_dir) and ocp.CheckpointManager(ckpt_dir).latest_step() is not None
+  if not resuming and config.get("require_init_from") and not config.get("init_from"):
+    raise ValueError("this config fine-tunes a trained model: set --config.init_from=<workdir of the first stage>")
   utils.atomic_write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
   num_devices = jax.local_device_count() if config.get("use_pmap", True) else 1
   if config.batch_size % num_devices:
@@ -340,7 +360,7 @@ def _train_and_evaluate(config, workdir):
   init_rng, train_rng = jax.random.split(rng)
   params = init_params(model, config, init_rng)
   params = _load_flow_weights(config, params)
-  tx, schedules = optim.make_optimizer(config.optimizer, params, total_steps, steps_per_epoch)
+  tx, schedules = optim.make_optimizer(_optimizer_config(config), params, total_steps, steps_per_epoch)
   state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params))
 
   mngr = checkpoint_manager(workdir, config.keep_checkpoints)

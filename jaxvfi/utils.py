@@ -81,7 +81,11 @@ def add_file_logging(workdir: str) -> py_logging.Handler:
   handler = py_logging.FileHandler(os.path.join(workdir, "train.log"))
   handler.setFormatter(py_logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
   handler.setLevel(py_logging.INFO)
-  py_logging.getLogger("absl").addHandler(handler)
+  logger = py_logging.getLogger("absl")
+  # Outside `app.run` (tests, notebooks) absl starts at WARNING; the run log wants the INFO lines too.
+  if logger.getEffectiveLevel() > py_logging.INFO:
+    logger.setLevel(py_logging.INFO)
+  logger.addHandler(handler)
   return handler
 
 
