@@ -39,6 +39,7 @@ from jaxvfi import utils
 MODEL_FAMILIES = {
     "superslomo": "jaxvfi.models.superslomo",
     "refin": "jaxvfi.models.superslomo",
+    "sepconv": "jaxvfi.models.sepconv",
 }
 
 
@@ -221,7 +222,8 @@ def run_eval(predict_fn: Callable, params, config, split: str | None = None, des
     padded = utils.pad_batch(batch, bs)  # fixed batch shape: one compilation
     pred = np.asarray(predict_fn(params, padded))[:real]
     batch = {k: np.asarray(v)[:real] for k, v in batch.items()}
-    per_example = dict(metrics_lib.frame_metrics(jnp.asarray(pred), jnp.asarray(batch["target"])))
+    per_example = dict(metrics_lib.frame_metrics(jnp.asarray(pred), jnp.asarray(batch["target"]),
+                                                 names=tuple(config.get("eval_metrics", ("psnr", "ssim")))))
     per_example.update(metrics_lib.baselines({k: jnp.asarray(v) for k, v in batch.items()}))
     for k, v in per_example.items():
       sums[k] = sums.get(k, 0.0) + float(np.sum(np.asarray(v)))
@@ -249,8 +251,9 @@ def write_eval(workdir: str, step: int, means: dict, count: int, split: str, not
     if grid is not None:
       writer.add_image("eval/frame0_prediction_target_error", grid, int(step), dataformats="HWC")
     writer.flush()
-  logging.info("eval @ step %d on %d examples: PSNR %.3f dB (frame average %.3f, repeat frame %.3f), SSIM %.4f",
-               step, count, means["psnr"], means["frame_average_psnr"], means["repeat_frame_psnr"], means["ssim"])
+  model = ", ".join(f"{k} {v:.4f}" for k, v in sorted(means.items()) if not k.startswith(("frame_", "repeat_")))
+  logging.info("eval @ step %d on %d examples: PSNR %.3f dB (frame average %.3f, repeat frame %.3f); %s",
+               step, count, means["psnr"], means["frame_average_psnr"], means["repeat_frame_psnr"], model)
   return record
 
 
