@@ -1,0 +1,35 @@
+"""The Colab notebooks run top to bottom (cells executed in order, the "parameters" cell's values shrunk)."""
+import json
+import os
+
+import pytest
+
+from conftest import ROOT, TINY
+
+
+def run_notebook(path, overrides):
+  nb = json.load(open(path))
+  namespace = {"__name__": "__main__"}
+  for cell in nb["cells"]:
+    if cell["cell_type"] != "code":
+      continue
+    source = "".join(cell["source"])
+    assert not source.lstrip().startswith(("!", "%")), "notebook cells must be plain Python"
+    exec(compile(source, f"{path}:cell", "exec"), namespace)  # pylint: disable=exec-used
+    if "parameters" in cell["metadata"].get("tags", []):
+      namespace.update(overrides)
+  return namespace
+
+
+@pytest.mark.xdist_group("refin")
+def test_quickstart_notebook(tfds_dir, tmp_path, monkeypatch):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  monkeypatch.chdir(ROOT)
+  ns = run_notebook(os.path.join(ROOT, "colabs", "quickstart.ipynb"), {
+      "WORKDIR": str(tmp_path / "colab"),
+      "OVERRIDES": {**TINY, "data.tfds_dir": tfds_dir, "num_train_steps": 1},
+  })
+  assert ns["counts"]["total"] == 59_419_980
+  assert ns["record"]["step"] == 1
+  assert (tmp_path / "colab" / "samples" / "eval_1.png").exists()
