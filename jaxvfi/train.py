@@ -180,15 +180,15 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, template: TrainState, step: 
 
 
 def restore_params(path: str, template_params) -> tuple[Any, int]:
-  """Params of the latest checkpoint under `path` (a workdir or its checkpoints/ folder): `config.init_from`."""
+  """Params of the latest checkpoint under `path` (a workdir or its checkpoints/ folder), for eval and init_from."""
   path = os.path.abspath(path)
   ckpt_dir = path if os.path.basename(path.rstrip("/")) == "checkpoints" else os.path.join(path, "checkpoints")
   if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(f"init_from: no checkpoints folder at {ckpt_dir}")
+    raise FileNotFoundError(f"no checkpoints folder at {ckpt_dir}")
   mngr = ocp.CheckpointManager(ckpt_dir)
   step = mngr.latest_step()
   if step is None:
-    raise FileNotFoundError(f"init_from: no checkpoint in {ckpt_dir}")
+    raise FileNotFoundError(f"no checkpoint in {ckpt_dir}")
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template_params)
   restored = mngr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract)))
   return restored["params"], step

@@ -51,6 +51,14 @@ def test_one_step_smoke_then_exact_resume(tfds_dir, tmp_path):
   for a, b in zip(jax.tree.leaves(pa), jax.tree.leaves(pb)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
+  # --mode=eval evaluates the latest checkpoint on the split it is given.
+  before = json.loads((split / "eval_2.json").read_text())
+  r = run_main([CONFIG, f"--workdir={split}", "--mode=eval", "--split=train"] + cli_args(tfds_dir))
+  assert r.returncode == 0, r.stderr[-3000:]
+  record = json.loads((split / "eval_2.json").read_text())
+  assert (record["step"], record["split"], record["num_examples"]) == (2, "train", 8)
+  assert before["split"] == "validation" and before["num_examples"] == 2
+
 
 def test_pmap_step_matches_single_device_on_2_and_8_devices():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
@@ -101,6 +109,8 @@ def test_cli_errors_are_one_line(tfds_dir, tmp_path):
   assert r.returncode == 1
   assert "jaxvfi: error:" in r.stderr and "/no/such/folder" in r.stderr
   assert "Traceback" not in r.stderr
+  r = run_main([CONFIG, f"--workdir={tmp_path}", "--mode=eval"] + cli_args(tfds_dir))
+  assert r.returncode == 1 and "no checkpoint to evaluate" in r.stderr
   r = run_main([CONFIG, f"--workdir={tmp_path}", "--config.no_such_field=1"])
   assert r.returncode != 0 and "no_such_field" in r.stderr
   assert not os.path.exists(tmp_path / "checkpoints")
