@@ -1,5 +1,10 @@
-"""Helpers shared by the files in configs/: the arg-string parser and the fields every config has."""
+"""Helpers shared by the files in configs/: the arg-string parser and the fields every config has; loading a
+config file from Python (notebooks, tests) with the same overrides `--config.a.b=v` gives on the command line."""
 from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any, Mapping
 
 import ml_collections
 from ml_collections import config_dict
@@ -64,3 +69,25 @@ def base_config() -> ml_collections.ConfigDict:
       groups={},
   ))
   return c
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, Any] | None) -> ml_collections.ConfigDict:
+  """Sets dotted keys ("data.crop_size") like `--config.data.crop_size=...`; an unknown key raises KeyError."""
+  for key, value in (overrides or {}).items():
+    node = config
+    *path, last = key.split(".")
+    for part in path:
+      node = node[part]
+    if last not in node:
+      raise KeyError(f"unknown config field {key!r}")
+    node[last] = value
+  return config
+
+
+def load_config(path: str | os.PathLike, arg: str | None = None,
+                overrides: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of a configs/<paper>.py file, with `overrides` applied (see `apply_overrides`)."""
+  spec = importlib.util.spec_from_file_location(f"jaxvfi_config_{os.path.basename(path)[:-3]}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return apply_overrides(module.get_config(arg), overrides)

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from jaxvfi import config_lib
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every process of the test run shares one persistent compilation cache, so the entry-point subprocesses and the
 # in-process runs compile each distinct program once.
@@ -32,18 +34,8 @@ TINY = {
 
 
 def tiny_config(tfds_dir: str, arg: str = "runlocal", **overrides):
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  spec = importlib.util.spec_from_file_location("refin_config", os.path.join(ROOT, "configs", "refin.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  config = mod.get_config(arg)
-  for key, value in {**TINY, "data.tfds_dir": tfds_dir, **overrides}.items():
-    node = config
-    *path, last = key.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return config
+  return config_lib.load_config(os.path.join(ROOT, "configs", "refin.py"), arg,
+                                {**TINY, "data.tfds_dir": tfds_dir, **overrides})
 
 
 def cli_args(tfds_dir: str, **overrides) -> list[str]:

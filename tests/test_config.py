@@ -1,5 +1,4 @@
 """Configs load, their arg-string variants parse, and unknown variants fail clearly."""
-import importlib.util
 import os
 
 import pytest
@@ -9,10 +8,7 @@ from jaxvfi import config_lib
 
 
 def _load(name):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod.get_config
+  return lambda arg=None: config_lib.load_config(os.path.join(ROOT, "configs", f"{name}.py"), arg)
 
 
 def test_refin_defaults_follow_the_paper():
@@ -44,3 +40,11 @@ def test_parse_arg_types():
     config_lib.parse_arg("n", n=1)
   with pytest.raises(ValueError):
     config_lib.parse_arg("flag=maybe", flag=False)
+
+
+def test_overrides_like_the_command_line():
+  c = config_lib.load_config(os.path.join(ROOT, "configs", "refin.py"), "runlocal",
+                             {"batch_size": 8, "data.crop_size": 96, "model.use_refinement": False})
+  assert (c.batch_size, c.data.crop_size, c.model.use_refinement) == (8, 96, False)
+  with pytest.raises(KeyError, match="data.no_such"):
+    config_lib.load_config(os.path.join(ROOT, "configs", "refin.py"), None, {"data.no_such": 1})

@@ -1,5 +1,4 @@
 """configs/sepconv.py end to end: the paper-001 recipe, the parameter count, a short training on the embedded data."""
-import importlib.util
 import json
 import os
 
@@ -7,15 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TINY, run_main
+from jaxvfi import config_lib
 from jaxvfi import optim
 from jaxvfi import train
 
 
-def _config(arg=None):
-  spec = importlib.util.spec_from_file_location("sepconv_config", os.path.join(ROOT, "configs", "sepconv.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod.get_config(arg)
+def _config(arg=None, overrides=None):
+  return config_lib.load_config(os.path.join(ROOT, "configs", "sepconv.py"), arg, overrides)
 
 
 def test_recipe_and_schedule():
@@ -41,13 +38,7 @@ def test_summary_count(tmp_path):
 
 @pytest.mark.xdist_group("refin")
 def test_short_training_on_embedded_data(tfds_dir, tmp_path):
-  c = _config("runlocal")
-  for key, value in {**TINY, "data.tfds_dir": tfds_dir, "num_train_steps": 2}.items():
-    node = c
-    *path, last = key.split(".")
-    for part in path:
-      node = node[part]
-    node[last] = value
+  c = _config("runlocal", {**TINY, "data.tfds_dir": tfds_dir, "num_train_steps": 2})
   record = train.train_and_evaluate(c, str(tmp_path))
   assert record["step"] == 2 and np.isfinite(record["metrics"]["psnr"])
   assert "ms_ssim" not in record["metrics"]  # 32x32 frames: MS-SSIM is undefined and left out
