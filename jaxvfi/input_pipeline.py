@@ -1,23 +1,55 @@
-"""grain input pipeline: TFDS clip datasets -> numpy batches of interpolation triplets.
+"""grain input pipeline: TFDS datasets -> numpy batches, with each paper's augmentation (`data.augmentation`).
 
-Every batch is a dict of numpy arrays
+Interpolation presets ("clip", "refin", "sepconv", "sepconv_gan") read clip datasets (features of
+`jaxvfi.datasets.synthetic.clip_features`: frames, times, id) and give batches of numpy arrays
   frame0: float32 (B, h, w, 3) in [0, 1], the first frame of the clip (time 0);
   frame1: float32 (B, h, w, 3), the last frame (time 1);
   target: float32 (B, h, w, 3), the frame at time t;
   t:      float32 (B,), the target time in units of the input interval.
-Clip datasets have the features of `jaxvfi.datasets.synthetic.clip_features` (frames, times, id).
+The DSFN preset reads the blur datasets (`adobe240`, `gopro`: blurry, blurry_times, sharp, sharp_times) and gives
+  blurry:       float32 (B, N, h, w, 3)    blurry inputs, bicubic x1/scale of the HR crop, plus noise (training);
+  sharp:        float32 (B, 2N-1, H, W, 3) sharp HR targets at times sharp_times, H = scale h;
+  blurry_times: float32 (B, N)             0, 1, ..., N-1;  sharp_times: float32 (B, 2N-1)  0, 0.5, ..., N-1.
+The SDAN preset reads `sr_raw` and gives
+  lr_raw: float32 (B, c, c, 4)      packed RAW input (R, G, B, G), (counts - black) / (white - black) in [0, 1];
+  lr_rgb: float32 (B, 2c, 2c, 3)    the input shot's camera RGB, same view;
+  hr_rgb: float32 (B, 8c, 8c, 3)    the 4x target crop, same view (c = 64: 64 / 128 / 512, paper 004 Sec. 4.1).
+SDAN's reference image Y' (the HR target downsampled to the input size) and its three flips are built inside the
+model (§3, "extracted from the reference image Y' via three different flip augmentation operations"), not here.
 
 Training batches are a pure function of (seed, step): source -> shuffle (reshuffled every epoch) -> repeat ->
 random_map with a per-index generator -> batch -> this host's slice of the global batch -> [start_step:]. Resuming at
 step k therefore yields exactly the batches k, k+1, ... of an uninterrupted run (the scenic practice of continuing,
-not repeating, the example order on resume).
+not repeating, the example order on resume). Every augmentation op (`jaxvfi.augment`) draws only from that generator.
+
+Augmentation presets (`data.augmentation`; the values of each are in `PRESETS`, and `data.augmentation_args`, a dict,
+overrides any of them, e.g. smaller crops for a laptop run):
+  "clip" (default): the switches crop_size, random_flip_h, random_flip_v, temporal_swap, t_sampling, t below.
+  "refin" (paper 000, Sec. 4): Vimeo triplets whole (no crop, no flips, no swap), t = 0.5 for training and eval.
+  "sepconv" (paper 001, Sec. 3): 128x128 crops (one window for all frames), random horizontal and vertical flips.
+  "sepconv_gan" (paper 003, "Data augmentation"): random resize of the clip keeping the aspect ratio, height uniform
+    in [crop + 2 max_offset, H] (1280x720 frames: 327x184 ... 1280x720, `augment.random_resize`); 160x160 crop of the
+    target with frame0's window moved by -(dy, dx) and frame1's by +(dy, dx), dy, dx uniform in [0, 12] (the
+    author's loader; `independent_offsets` draws frame1's offset separately, `augment.draw_flow_crop`); flips, the
+    paper's "flipped either vertically or horizontally" read as independent left-right and up-down coins (one version
+    of the author's loader instead applies exactly one of v-flip, h-flip, time reversal); temporal swap with the
+    paper's "50% chance" (t -> 1 - t).
+  "dsfn" (paper 002, Sec. 4.1, r = 4): 256x256 HR crop (one window for blurry and sharp frames), flips, colour
+    jitter 0.2 (`augment.color_jitter`), blurry frames bicubic x1/4 (`augment.bicubic_downscale`), then Gaussian
+    noise of std 0.1 (N(0, 0.01) read as variance) on those inputs only. Evaluation: whole frames (cut to a multiple
+    of the scale), bicubic x1/4, no noise.
+  "sdan" (paper 004, Sec. 4.1): aligned 64x64 packed-RAW, 128x128 RGB and 512x512 HR crops, flips of all three
+    (SDAN's released loader flips input and target together). Evaluation: whole pairs (batch size 1 unless all
+    pairs share a size).
+A preset used with a dataset of another feature kind raises one ValueError naming the datasets it reads.
 
 Fields of the data config (an `ml_collections.ConfigDict`; `default_data_config()` fills all of them):
   name: TFDS dataset name, one of `jaxvfi.datasets.BUILDERS` ("jaxvfi_synthetic").
   dir: manual-download directory for datasets that need one (must exist if set); None for "jaxvfi_synthetic".
   tfds_dir: where TFDS datasets are built and read ("~" is expanded).
-  builder_config: optional TFDS builder config name for builders other than "jaxvfi_synthetic".
+  builder_config: optional TFDS builder config name for builders other than "jaxvfi_synthetic" (e.g. "blurry4").
   train_split / eval_split: split names ("train" / "validation").
+  augmentation / augmentation_args: the preset and its overrides (above).
   crop_size: training crop side (int, or (h, w)); the same window for all frames of an example; None or 0: no crop.
   random_flip_h / random_flip_v: flip all frames of an example left-right / up-down with probability 1/2.
   temporal_swap: with probability 1/2 swap frame0 and frame1 and replace t by 1 - t.
@@ -27,11 +59,12 @@ Fields of the data config (an `ml_collections.ConfigDict`; `default_data_config(
   num_threads / prefetch_buffer_size: grain read options (threads decoding examples, batches read ahead).
   synthetic_num_train / synthetic_num_val / synthetic_size / synthetic_num_frames / synthetic_seed: the build of
     "jaxvfi_synthetic" (clip counts, frame side (int or (H, W)), frames per clip, render seed).
+The crop_size ... t fields are what the "clip" preset reads; the other presets take theirs from `PRESETS`.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import grain
 import ml_collections
@@ -39,11 +72,36 @@ from ml_collections import config_dict
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxvfi import augment
 from jaxvfi import datasets
 from jaxvfi.datasets import synthetic
 
 Batch = dict[str, np.ndarray]
 T_SAMPLINGS = ("fixed", "uniform")
+_CLIP_FIELDS = ("crop_size", "random_flip_h", "random_flip_v", "temporal_swap", "t_sampling", "t")
+_FIXED_HALF = dict(t_sampling="fixed", t=0.5)  # The papers below train and test the middle frame only.
+
+PRESETS: dict[str, dict[str, Any] | None] = {
+    "clip": None,  # The data config's own fields `_CLIP_FIELDS`.
+    "refin": dict(crop_size=None, random_flip_h=False, random_flip_v=False, temporal_swap=False, **_FIXED_HALF),
+    "sepconv": dict(crop_size=128, random_flip_h=True, random_flip_v=True, temporal_swap=False, **_FIXED_HALF),
+    "sepconv_gan": dict(crop_size=160, max_offset=12, independent_offsets=False, random_resize=True,
+                        random_flip_h=True, random_flip_v=True, temporal_swap=True, **_FIXED_HALF),
+    "dsfn": dict(crop_size=256, scale=4, random_flip_h=True, random_flip_v=True, color_jitter=0.2, noise_std=0.1),
+    "sdan": dict(crop_size=64, random_flip_h=True, random_flip_v=True),
+}
+"""Preset -> its parameters (module docstring); `data.augmentation_args` overrides any of them."""
+
+FEATURES = {
+    "clip": (("frames", "times"), datasets.CLIP_DATASETS),
+    "blur": (("blurry", "blurry_times", "sharp", "sharp_times"), frozenset({"adobe240", "gopro"})),
+    "sr_raw": (("lr_raw", "black_level", "white_level", "lr_rgb", "hr_rgb"), frozenset({"sr_raw"})),
+}
+"""Feature kind -> (keys every example has, datasets with those features)."""
+
+PRESET_FEATURES = {"clip": "clip", "refin": "clip", "sepconv": "clip", "sepconv_gan": "clip", "dsfn": "blur",
+                   "sdan": "sr_raw"}
+SDAN_SCALES = (1, 2, 8)  # lr_raw, lr_rgb, hr_rgb sizes in units of the packed-RAW grid (`jaxvfi.datasets.sr_raw`).
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -55,6 +113,8 @@ def default_data_config() -> ml_collections.ConfigDict:
       "builder_config": config_dict.placeholder(str),
       "train_split": "train",
       "eval_split": "validation",
+      "augmentation": "clip",
+      "augmentation_args": {},
       "crop_size": 64,
       "random_flip_h": True,
       "random_flip_v": True,
@@ -71,14 +131,49 @@ def default_data_config() -> ml_collections.ConfigDict:
   })
 
 
+def _preset(data_config: ml_collections.ConfigDict) -> str:
+  preset = data_config.get("augmentation", "clip")
+  if preset not in PRESETS:
+    raise ValueError(f"data.augmentation={preset!r} is not a preset; known: {', '.join(PRESETS)}")
+  return preset
+
+
+def augmentation_params(data_config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The parameters of `data.augmentation`: the preset's (or, for "clip", the config's fields) with
+  `data.augmentation_args` applied."""
+  preset = _preset(data_config)
+  fields = PRESETS[preset]
+  params = {k: data_config.get(k) for k in _CLIP_FIELDS} if fields is None else dict(fields)
+  overrides = dict(data_config.get("augmentation_args") or {})
+  unknown = sorted(set(overrides) - set(params))
+  if unknown:
+    raise ValueError(f"data.augmentation_args {unknown} are not parameters of preset {preset!r}; it has "
+                     f"{', '.join(params)}")
+  params.update(overrides)
+  if "t_sampling" in params and params["t_sampling"] not in T_SAMPLINGS:
+    raise ValueError(f"data_config.t_sampling must be one of {T_SAMPLINGS}, got {params['t_sampling']!r}")
+  return params
+
+
+def _require_features(preset: str, *, dataset: str | None = None, example: dict[str, Any] | None = None) -> None:
+  """One ValueError when the preset's feature kind is not the dataset's (by name, or by an example's keys)."""
+  kind = PRESET_FEATURES[preset]
+  keys, names = FEATURES[kind]
+  if dataset is not None:
+    ok, got = dataset in names, f"dataset {dataset!r}"
+  else:
+    ok, got = all(k in example for k in keys), f"examples with features {sorted(example)}"
+  if not ok:
+    raise ValueError(f"data.augmentation={preset!r} reads datasets with the {kind} features ({', '.join(keys)}): "
+                     f"{', '.join(sorted(names))}; got {got}")
+
+
 def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """The dataset's builder in `data_config.tfds_dir`, built (ArrayRecord, no TensorFlow) if it is not yet."""
   name = data_config.name
   if name not in datasets.BUILDERS:
     raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(datasets.BUILDERS))}")
-  if name not in datasets.CLIP_DATASETS:
-    raise ValueError(f"dataset {name!r} does not have interpolation clip features (frames, times); the "
-                     f"interpolation pipeline reads {', '.join(sorted(datasets.CLIP_DATASETS))}")
+  _require_features(_preset(data_config), dataset=name)
   manual_dir = data_config.get("dir")
   if manual_dir is not None:
     manual_dir = os.path.expanduser(manual_dir)
@@ -102,7 +197,7 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
 
 
 def num_examples(data_config: ml_collections.ConfigDict, split: str) -> int:
-  """Number of clips in `split`."""
+  """Number of examples in `split`."""
   return get_builder(data_config).info.splits[split].num_examples
 
 
@@ -128,16 +223,23 @@ def _to_batch_element(stack: np.ndarray, t: float) -> Batch:
   return {"frame0": images[0], "frame1": images[2], "target": images[1], "t": np.float32(t)}
 
 
-class _TrainTransform:
-  """Target selection and augmentation of one clip; all randomness from the per-index generator grain passes."""
+class _ClipTransform:
+  """Target selection and augmentation of one clip ("clip", "refin", "sepconv", "sepconv_gan")."""
 
-  def __init__(self, data_config: ml_collections.ConfigDict):
-    self.t_sampling = data_config.t_sampling
-    self.t = float(data_config.t)
-    self.crop = _crop_shape(data_config.crop_size)
-    self.flip_h = bool(data_config.random_flip_h)
-    self.flip_v = bool(data_config.random_flip_v)
-    self.swap = bool(data_config.temporal_swap)
+  def __init__(self, params: dict[str, Any], flow_crop: bool):
+    self.t_sampling = params["t_sampling"]
+    self.t = float(params["t"])
+    self.crop = _crop_shape(params["crop_size"])
+    self.flip_h = bool(params["random_flip_h"])
+    self.flip_v = bool(params["random_flip_v"])
+    self.swap = bool(params["temporal_swap"])
+    self.flow_crop = flow_crop
+    if flow_crop:
+      if self.crop is None or self.crop[0] != self.crop[1]:
+        raise ValueError(f"preset 'sepconv_gan' needs a square crop, got crop_size={params['crop_size']!r}")
+      self.max_offset = int(params["max_offset"])
+      self.independent = bool(params["independent_offsets"])
+      self.resize = bool(params["random_resize"])
 
   def _target_index(self, element: dict[str, Any], rng: np.random.Generator) -> int:
     times = element["times"]
@@ -153,19 +255,76 @@ class _TrainTransform:
 
   def __call__(self, element: dict[str, Any], rng: np.random.Generator) -> Batch:
     stack, t = _triplet(element["frames"], element["times"], self._target_index(element, rng))
-    if self.crop is not None:
-      (h, w), (ch, cw) = stack.shape[1:3], self.crop
-      if ch > h or cw > w:
-        raise ValueError(f"crop_size {self.crop} is larger than the frames ({h}, {w})")
-      y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-      stack = stack[:, y:y + ch, x:x + cw]
-    if self.flip_h and rng.random() < 0.5:
-      stack = stack[:, :, ::-1]
-    if self.flip_v and rng.random() < 0.5:
-      stack = stack[:, ::-1]
-    if self.swap and rng.random() < 0.5:
-      stack, t = stack[::-1], 1.0 - t  # Time reversal: the target at t seen from frame1 lies at 1 - t.
+    if self.flow_crop:
+      if self.resize:
+        stack = augment.random_resize(stack, rng, self.crop[0] + 2 * self.max_offset)
+      stack = augment.random_flow_crop(stack, rng, self.crop[0], self.max_offset, self.independent)
+    elif self.crop is not None:
+      stack = augment.random_crop(stack, rng, self.crop)
+    (stack,) = augment.random_flip([stack], rng, self.flip_h, self.flip_v)
+    if self.swap:
+      stack, t = augment.random_temporal_swap(stack, t, rng)
     return _to_batch_element(stack, t)
+
+
+def _dsfn_element(blurry: np.ndarray, sharp: np.ndarray, element: dict[str, Any]) -> Batch:
+  return {"blurry": blurry, "sharp": sharp, "blurry_times": np.asarray(element["blurry_times"], np.float32),
+          "sharp_times": np.asarray(element["sharp_times"], np.float32)}
+
+
+class _DsfnTransform:
+  """DSFN training example (paper 002, Sec. 4.1): HR crop, flips and colour jitter on all frames, then the blurry
+  ones bicubic x1/scale with Gaussian noise."""
+
+  def __init__(self, params: dict[str, Any]):
+    self.crop = _crop_shape(params["crop_size"])
+    self.scale = int(params["scale"])
+    if self.crop is not None and (self.crop[0] % self.scale or self.crop[1] % self.scale):
+      raise ValueError(f"preset 'dsfn': crop_size {self.crop} is not a multiple of the scale {self.scale}")
+    self.flip_h = bool(params["random_flip_h"])
+    self.flip_v = bool(params["random_flip_v"])
+    self.jitter = float(params["color_jitter"])
+    self.noise_std = float(params["noise_std"])
+
+  def __call__(self, element: dict[str, Any], rng: np.random.Generator) -> Batch:
+    count = len(element["blurry"])
+    frames = np.concatenate([element["blurry"], element["sharp"]])  # One HR grid: one window, one flip, one jitter.
+    if self.crop is not None:
+      frames = augment.random_crop(frames, rng, self.crop)
+    (frames,) = augment.random_flip([frames], rng, self.flip_h, self.flip_v)
+    frames = augment.color_jitter(frames.astype(np.float32) / np.float32(255), rng, self.jitter)
+    blurry = augment.gaussian_noise(augment.bicubic_downscale(frames[:count], self.scale), rng, self.noise_std)
+    return _dsfn_element(blurry, frames[count:], element)
+
+
+def _dsfn_eval_element(element: dict[str, Any], scale: int) -> Batch:
+  """Whole frames cut to a multiple of `scale` (the usual SR "modcrop"), blurry ones bicubic x1/scale, no noise."""
+  count = len(element["blurry"])
+  frames = np.concatenate([element["blurry"], element["sharp"]])
+  height, width = frames.shape[1] // scale * scale, frames.shape[2] // scale * scale
+  frames = frames[:, :height, :width].astype(np.float32) / np.float32(255)
+  return _dsfn_element(augment.bicubic_downscale(frames[:count], scale), frames[count:], element)
+
+
+def _sdan_element(raw: np.ndarray, rgb: np.ndarray, hr: np.ndarray, element: dict[str, Any]) -> Batch:
+  return {"lr_raw": augment.normalize_raw(raw, element["black_level"], element["white_level"]),
+          "lr_rgb": rgb.astype(np.float32) / np.float32(255), "hr_rgb": hr.astype(np.float32) / np.float32(255)}
+
+
+class _SdanTransform:
+  """SDAN training example (paper 004, Sec. 4.1): aligned RAW / RGB / HR crops, the same flips on all three."""
+
+  def __init__(self, params: dict[str, Any]):
+    self.crop = _crop_shape(params["crop_size"])
+    self.flip_h = bool(params["random_flip_h"])
+    self.flip_v = bool(params["random_flip_v"])
+
+  def __call__(self, element: dict[str, Any], rng: np.random.Generator) -> Batch:
+    arrays = [element["lr_raw"], element["lr_rgb"], element["hr_rgb"]]
+    if self.crop is not None:
+      arrays = augment.random_aligned_crop(arrays, SDAN_SCALES, rng, self.crop)
+    arrays = augment.random_flip(arrays, rng, self.flip_h, self.flip_v)
+    return _sdan_element(*arrays, element)
 
 
 def _eval_element(element: dict[str, Any], t: float) -> Batch:
@@ -173,6 +332,24 @@ def _eval_element(element: dict[str, Any], t: float) -> Batch:
   if index is None:
     index = len(element["times"]) // 2
   return _to_batch_element(*_triplet(element["frames"], element["times"], index))
+
+
+def _train_transform(preset: str, params: dict[str, Any]) -> Callable[[dict[str, Any], np.random.Generator], Batch]:
+  if preset == "dsfn":
+    return _DsfnTransform(params)
+  if preset == "sdan":
+    return _SdanTransform(params)
+  return _ClipTransform(params, flow_crop=preset == "sepconv_gan")
+
+
+def _eval_transform(preset: str, params: dict[str, Any]) -> Callable[[dict[str, Any]], Batch]:
+  if preset == "dsfn":
+    scale = int(params["scale"])
+    return lambda element: _dsfn_eval_element(element, scale)
+  if preset == "sdan":
+    return lambda element: _sdan_element(element["lr_raw"], element["lr_rgb"], element["hr_rgb"], element)
+  t = float(params["t"])
+  return lambda element: _eval_element(element, t)
 
 
 def _read_options(data_config: ml_collections.ConfigDict) -> grain.ReadOptions:
@@ -186,22 +363,23 @@ def make_train_dataset(source: Sequence[dict[str, Any]], data_config: ml_collect
   """Infinite `MapDataset` whose element s is this process's part of the global training batch of step s.
 
   Args:
-    source: random-access clips (a TFDS data source, or any sequence of clip dicts).
+    source: random-access examples (a TFDS data source, or any sequence of example dicts).
     data_config: see the module docstring.
     global_batch_size: examples per step over all processes; divisible by `process_count`.
     seed: the only source of randomness (shuffle and augmentation).
     process_index: this host's index; it gets rows [i * B / P, (i + 1) * B / P) of each global batch.
     process_count: number of hosts P.
   """
-  if data_config.t_sampling not in T_SAMPLINGS:
-    raise ValueError(f"data_config.t_sampling must be one of {T_SAMPLINGS}, got {data_config.t_sampling!r}")
-  if data_config.t_sampling == "fixed" and _frame_at(source[0]["times"], data_config.t) is None:
-    raise ValueError(f"t_sampling='fixed' with t={data_config.t}, but the clips have times {source[0]['times']}")
+  preset = _preset(data_config)
+  params = augmentation_params(data_config)
+  _require_features(preset, example=source[0])
+  if params.get("t_sampling") == "fixed" and _frame_at(source[0]["times"], params["t"]) is None:
+    raise ValueError(f"t_sampling='fixed' with t={params['t']}, but the clips have times {source[0]['times']}")
   if global_batch_size % process_count:
     raise ValueError(f"global batch size {global_batch_size} is not divisible by {process_count} processes")
   shuffle_seed, map_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
   dataset = grain.MapDataset.source(source).shuffle(shuffle_seed).repeat()
-  dataset = dataset.random_map(_TrainTransform(data_config), seed=map_seed)
+  dataset = dataset.random_map(_train_transform(preset, params), seed=map_seed)
   # Batch i of size B/P holds global examples i*B/P ...; host p takes batches p, p + P, ..., which makes host p's
   # part of step s exactly rows [p B/P, (p + 1) B/P) of the global batch s.
   dataset = dataset.batch(global_batch_size // process_count, drop_remainder=True)
@@ -237,19 +415,23 @@ class _EvalBatches:
 
 def make_eval_dataset(source: Sequence[dict[str, Any]], data_config: ml_collections.ConfigDict,
                       batch_size: int) -> grain.MapDataset:
-  """All of `source` in order, full frames, no augmentation; the last batch may be smaller.
+  """All of `source` in order, whole frames, no random augmentation; the last batch may be smaller.
 
-  Clips of different frame sizes (e.g. Middlebury) can only be batched with batch_size 1.
+  Examples of different frame sizes (e.g. Middlebury, SR-RAW) can only be batched with batch_size 1.
   """
-  t = float(data_config.t)
-  return grain.MapDataset.source(source).map(lambda element: _eval_element(element, t)).batch(batch_size)
+  preset = _preset(data_config)
+  params = augmentation_params(data_config)
+  if len(source):
+    _require_features(preset, example=source[0])
+  return grain.MapDataset.source(source).map(_eval_transform(preset, params)).batch(batch_size)
 
 
 def create_eval_batches(data_config: ml_collections.ConfigDict, batch_size: int,
                         split: str | None = None) -> _EvalBatches:
   """Deterministic batches over the whole of `split` (default `data_config.eval_split`), re-iterable, with len().
 
-  The target is the frame at `data_config.t` if the clip has one, else its middle frame (index T // 2).
+  Interpolation presets: the target is the frame at the preset's t if the clip has one, else its middle frame
+  (index T // 2). DSFN and SDAN: the batch keys of the module docstring, without crops, flips or noise.
   """
   split = data_config.eval_split if split is None else split
   source = get_builder(data_config).as_data_source(split=split)

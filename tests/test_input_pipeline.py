@@ -1,8 +1,15 @@
-"""Tests of the TFDS synthetic builder and the grain pipeline: round trip, augmentations, exact resume."""
+"""Tests of the TFDS synthetic builder and the grain pipeline: round trip, augmentations, exact resume, and the
+papers' augmentation presets on tiny fakes of Vimeo-90K, Adobe240 and SR-RAW (tests/fake_datasets.py).
+
+Oracles: the pixels the fakes wrote, located again in the batches by exhaustive search over windows and flips;
+jax.image.resize for DSFN's bicubic inputs; the RAW normalisation formula; frames that hold their coordinates."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 
+import fake_datasets as fake
+import jax
 import numpy as np
 import pytest
 
@@ -230,3 +237,241 @@ def test_eval_batches(builder, config):
   batch = input_pipeline.make_eval_dataset(clips, _plain(input_pipeline.default_data_config(), t=0.5), 3)[0]
   np.testing.assert_allclose(batch["t"], 2 / 3)
   np.testing.assert_array_equal(np.rint(batch["target"][:, 0, 0, 2] * 255), [2, 10, 18])
+
+
+# ------------------------------------------------------------------------------------------ augmentation presets
+
+
+@contextlib.contextmanager
+def _fake_frame_size(height, width):
+  """fake_datasets writes 6x10 (4x6 for blur clips) frames; the presets need room for their crops."""
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(fake, "random_frame",
+                  lambda rng, *_: rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
+    yield
+
+
+def _preset_config(tfds_dir, name, manual, augmentation, **args):
+  config = input_pipeline.default_data_config()
+  config.update(dict(tfds_dir=str(tfds_dir), name=name, dir=str(manual), train_split="train", eval_split="test",
+                     augmentation=augmentation, augmentation_args=args))
+  return config
+
+
+@pytest.fixture(scope="module")
+def fake_vimeo(tmp_path_factory):
+  root = tmp_path_factory.mktemp("vimeo")
+  lists = {"train": [f"00001/{i:04d}" for i in range(1, 6)], "test": ["00002/0001", "00002/0002"]}
+  with _fake_frame_size(20, 28):
+    frames = fake.make_vimeo(root / "manual", "triplet", lists)
+  return root, frames
+
+
+@pytest.fixture(scope="module")
+def fake_adobe(tmp_path_factory):
+  root = tmp_path_factory.mktemp("adobe")
+  rng = np.random.default_rng(20)
+  with _fake_frame_size(24, 32):
+    for split, clip in [("train", "IMG_0001"), ("train", "IMG_0002"), ("test", "IMG_0004a")]:
+      fake.make_clip(root / "manual" / split / clip, 40, rng)  # Blurry centres 16, 24, 32: two pairs per clip.
+  return root
+
+
+@pytest.fixture(scope="module")
+def fake_srraw(tmp_path_factory):
+  root = tmp_path_factory.mktemp("srraw")
+  rng = np.random.default_rng(21)
+  focals = {k: 240.0 for k in range(1, 8)}  # One field of view: the packed RAW is the whole 24x32 grid.
+  fake.make_srraw_sequence(root / "manual" / "train" / "00001", focals, (48, 64), rng)  # Pairs (1,5) (2,6) (3,7).
+  fake.make_srraw_sequence(root / "manual" / "test" / "00002", focals, (48, 64), rng)  # Pair (2, 6).
+  return root
+
+
+def _assert_exact_resume(config, batch_size=2, steps=4, start=2):
+  fresh = input_pipeline.create_train_iterator(config, batch_size, seed=7)
+  batches = [next(fresh) for _ in range(steps)]
+  resumed = input_pipeline.create_train_iterator(config, batch_size, seed=7, start_step=start)
+  for step in range(start, steps):
+    batch = next(resumed)
+    assert set(batch) == set(batches[step])
+    for key in batch:
+      np.testing.assert_array_equal(batch[key], batches[step][key])
+  first_key = sorted(batches[0])[0]
+  assert not np.array_equal(batches[0][first_key], batches[1][first_key])
+  return batches
+
+
+def _flips(image, flip_h, flip_v):
+  image = image[..., :, ::-1, :] if flip_h else image
+  return image[..., ::-1, :, :] if flip_v else image
+
+
+def _locate(crop, full, step=1):
+  """(y, x, flip_h, flip_v) with _flips(full[y:y + h, x:x + w]) == crop, searched over positions y, x in
+  multiples of `step`; the crops here are of random pixels, so one match means found."""
+  h, w = crop.shape[:2]
+  hits = [(y, x, fh, fv) for y in range(0, full.shape[0] - h + 1, step) for x in range(0, full.shape[1] - w + 1, step)
+          for fh in (False, True) for fv in (False, True)
+          if np.array_equal(_flips(full[y:y + h, x:x + w], fh, fv), crop)]
+  assert len(hits) == 1, hits
+  return hits[0]
+
+
+def test_preset_parameters_and_errors():
+  config = input_pipeline.default_data_config()
+  assert input_pipeline.augmentation_params(config) == dict(crop_size=64, random_flip_h=True, random_flip_v=True,
+                                                            temporal_swap=True, t_sampling="fixed", t=0.5)
+  config.augmentation = "sepconv"
+  assert input_pipeline.augmentation_params(config)["crop_size"] == 128  # The preset's, not the field's 64.
+  config.augmentation_args = dict(crop_size=32)
+  assert input_pipeline.augmentation_params(config)["crop_size"] == 32
+  config.augmentation_args = dict(noise_std=0.1)
+  with pytest.raises(ValueError, match="noise_std"):
+    input_pipeline.augmentation_params(config)
+  config.augmentation = "mixup"
+  with pytest.raises(ValueError, match="mixup"):
+    input_pipeline.augmentation_params(config)
+
+
+def test_refin_preset_sets_the_clip_fields():
+  clips = _coordinate_clips()  # 20x24, times 0 .. 1 in quarters.
+  config = input_pipeline.default_data_config()  # Fields say: crop 64, flips, swap; the preset overrides them all.
+  config.augmentation = "refin"
+  batch = input_pipeline.make_train_dataset(clips, config, 8, seed=0)[0]
+  ys, xs = np.meshgrid(np.arange(20), np.arange(24), indexing="ij")
+  np.testing.assert_array_equal(batch["t"], 0.5)
+  for key, frame in [("frame0", 0), ("target", 2), ("frame1", 4)]:
+    coords = np.rint(batch[key] * 255).astype(int)
+    assert coords.shape == (8, 20, 24, 3)  # Whole frames, unflipped, in time order.
+    np.testing.assert_array_equal(coords[..., 0], np.broadcast_to(ys, (8, 20, 24)))
+    np.testing.assert_array_equal(coords[..., 1], np.broadcast_to(xs, (8, 20, 24)))
+    np.testing.assert_array_equal(coords[..., 2] % 8, frame)
+
+
+def test_sepconv_preset_on_vimeo(fake_vimeo, tmp_path_factory):
+  root, frames = fake_vimeo
+  config = _preset_config(tmp_path_factory.mktemp("tfds"), "vimeo90k_triplet", root / "manual", "sepconv",
+                          crop_size=8)
+  batches = _assert_exact_resume(config, batch_size=5)
+  states = set()
+  for batch in batches:
+    assert batch["frame0"].shape == (5, 8, 8, 3) and batch["frame0"].dtype == np.float32
+    np.testing.assert_array_equal(batch["t"], 0.5)  # No temporal swap in SepConv's recipe.
+    for i in range(5):
+      images = {k: np.rint(batch[k][i] * 255).astype(np.uint8) for k in ("frame0", "target", "frame1")}
+      (ident,) = [s for s, f in frames.items() if _locate_or_none(images["frame0"], f[0])]
+      y, x, fh, fv = _locate(images["frame0"], frames[ident][0])
+      states.add((fh, fv))
+      for key, k in [("target", 1), ("frame1", 2)]:  # One window and one flip for all three frames.
+        np.testing.assert_array_equal(images[key], _flips(frames[ident][k][y:y + 8, x:x + 8], fh, fv))
+  assert states == set(itertools.product([False, True], repeat=2))
+  evaluation = list(input_pipeline.create_eval_batches(config, 2))
+  assert len(evaluation) == 1 and evaluation[0]["target"].shape == (2, 20, 28, 3)  # Whole test frames.
+  np.testing.assert_array_equal(evaluation[0]["target"][1] * 255, frames["00002/0002"][1])
+
+
+def _locate_or_none(crop, full, step=1):
+  h, w = crop.shape[:2]
+  return any(np.array_equal(_flips(full[y:y + h, x:x + w], fh, fv), crop)
+             for y in range(0, full.shape[0] - h + 1, step) for x in range(0, full.shape[1] - w + 1, step)
+             for fh in (False, True) for fv in (False, True))
+
+
+def test_sepconv_gan_preset_on_vimeo(fake_vimeo, tmp_path_factory):
+  root, _ = fake_vimeo
+  config = _preset_config(tmp_path_factory.mktemp("tfds"), "vimeo90k_triplet", root / "manual", "sepconv_gan",
+                          crop_size=8, max_offset=2)  # Random heights 12 .. 20 of the 20x28 frames.
+  for batch in _assert_exact_resume(config, batch_size=4):
+    assert batch["frame0"].shape == batch["target"].shape == batch["frame1"].shape == (4, 8, 8, 3)
+    np.testing.assert_array_equal(batch["t"], 0.5)  # Swapped or not, the middle frame stays at 0.5.
+
+
+def test_sepconv_gan_offsets_through_the_pipeline():
+  clips = _coordinate_clips(count=4, size=(24, 28))
+  config = input_pipeline.default_data_config()
+  config.augmentation = "sepconv_gan"
+  config.augmentation_args = dict(crop_size=10, max_offset=3, random_resize=False, random_flip_h=False,
+                                  random_flip_v=False, temporal_swap=False)
+  batch = input_pipeline.make_train_dataset(clips, config, 64, seed=3)[0]
+  offsets = set()
+  for i in range(64):
+    (y0, x0), (y, x), (y1, x1) = (tuple(np.rint(batch[k][i, 0, 0, :2] * 255).astype(int))
+                                  for k in ("frame0", "target", "frame1"))
+    assert (y - y0, x - x0) == (y1 - y, x1 - x)  # frame0 moved back and frame1 forward by the same offset.
+    offsets.add((y - y0, x - x0))
+  assert offsets <= set(itertools.product(range(4), repeat=2)) and len(offsets) > 8
+
+
+def test_dsfn_preset_on_adobe240(fake_adobe, tmp_path_factory):
+  tfds_dir = tmp_path_factory.mktemp("tfds")
+  config = _preset_config(tfds_dir, "adobe240", fake_adobe / "manual", "dsfn", crop_size=16, color_jitter=0.0,
+                          noise_std=0.0)
+  source = input_pipeline.get_builder(config).as_data_source(split="train")
+  examples = [source[i] for i in range(len(source))]
+  assert len(examples) == 4
+  batch = next(input_pipeline.create_train_iterator(config, 4, seed=0))
+  assert set(batch) == {"blurry", "sharp", "blurry_times", "sharp_times"}
+  assert batch["blurry"].shape == (4, 2, 4, 4, 3) and batch["sharp"].shape == (4, 3, 16, 16, 3)
+  np.testing.assert_array_equal(batch["blurry_times"], [[0, 1]] * 4)
+  np.testing.assert_array_equal(batch["sharp_times"], [[0, 0.5, 1]] * 4)
+  for i in range(4):
+    sharp = np.rint(batch["sharp"][i] * 255).astype(np.uint8)
+    (example,) = [e for e in examples if _locate_or_none(sharp[0], e["sharp"][0])]
+    y, x, fh, fv = _locate(sharp[0], example["sharp"][0])
+    np.testing.assert_array_equal(sharp, _flips(example["sharp"][:, y:y + 16, x:x + 16], fh, fv))
+    hr_blurry = _flips(example["blurry"][:, y:y + 16, x:x + 16], fh, fv).astype(np.float32) / 255
+    expected = jax.image.resize(hr_blurry, (2, 4, 4, 3), "bicubic", antialias=True)  # DSFN's x1/4 inputs.
+    np.testing.assert_allclose(batch["blurry"][i], np.asarray(expected), atol=1e-5)
+
+  noisy = _preset_config(tfds_dir, "adobe240", fake_adobe / "manual", "dsfn", crop_size=16, color_jitter=0.0)
+  noisy_batch = next(input_pipeline.create_train_iterator(noisy, 4, seed=0))
+  np.testing.assert_array_equal(noisy_batch["sharp"], batch["sharp"])  # Noise on the inputs only.
+  assert np.std(noisy_batch["blurry"] - batch["blurry"]) == pytest.approx(0.1, rel=0.15)
+
+  full = _preset_config(tfds_dir, "adobe240", fake_adobe / "manual", "dsfn", crop_size=16)
+  _assert_exact_resume(full)
+  evaluation = list(input_pipeline.create_eval_batches(full, 2))
+  assert len(evaluation) == 1
+  test = input_pipeline.get_builder(full).as_data_source(split="test")[1]
+  np.testing.assert_array_equal(evaluation[0]["sharp"][1] * 255, test["sharp"])  # Whole frames, no jitter.
+  expected = jax.image.resize(test["blurry"].astype(np.float32) / 255, (2, 6, 8, 3), "bicubic", antialias=True)
+  np.testing.assert_allclose(evaluation[0]["blurry"][1], np.asarray(expected), atol=1e-5)  # No noise.
+
+
+def test_sdan_preset_on_sr_raw(fake_srraw, tmp_path_factory):
+  config = _preset_config(tmp_path_factory.mktemp("tfds"), "sr_raw", fake_srraw / "manual", "sdan", crop_size=4)
+  source = input_pipeline.get_builder(config).as_data_source(split="train")
+  examples = [source[i] for i in range(len(source))]
+  assert len(examples) == 3 and examples[0]["lr_raw"].shape == (24, 32, 4)
+  batches = _assert_exact_resume(config, batch_size=3)
+  for batch in batches:
+    assert set(batch) == {"lr_raw", "lr_rgb", "hr_rgb"}
+    assert batch["lr_raw"].shape == (3, 4, 4, 4) and batch["lr_rgb"].shape == (3, 8, 8, 3)
+    assert batch["hr_rgb"].shape == (3, 32, 32, 3)
+    for i in range(3):
+      hr = np.rint(batch["hr_rgb"][i] * 255).astype(np.uint8)
+      (example,) = [e for e in examples if _locate_or_none(hr, e["hr_rgb"], step=8)]
+      y, x, fh, fv = _locate(hr, example["hr_rgb"], step=8)  # The HR window sits on the RAW grid (8 px a cell).
+      y, x = y // 8, x // 8
+      np.testing.assert_array_equal(np.rint(batch["lr_rgb"][i] * 255),
+                                    _flips(example["lr_rgb"][2 * y:2 * y + 8, 2 * x:2 * x + 8], fh, fv))
+      raw = _flips(example["lr_raw"][y:y + 4, x:x + 4], fh, fv).astype(np.float64)
+      expected = np.clip((raw - example["black_level"]) / (example["white_level"] - example["black_level"]), 0, 1)
+      np.testing.assert_allclose(batch["lr_raw"][i], expected, rtol=1e-6)
+  (evaluation,) = list(input_pipeline.create_eval_batches(config, 1))
+  assert evaluation["lr_raw"].shape == (1, 24, 32, 4) and evaluation["hr_rgb"].shape == (1, 192, 256, 3)
+
+
+def test_preset_with_the_wrong_dataset_kind(fake_vimeo, fake_adobe, tmp_path_factory):
+  tfds_dir = tmp_path_factory.mktemp("tfds")
+  with pytest.raises(ValueError, match="'dsfn' reads datasets with the blur features .*adobe240, gopro.*vimeo90k"):
+    input_pipeline.create_train_iterator(
+        _preset_config(tfds_dir, "vimeo90k_triplet", fake_vimeo[0] / "manual", "dsfn"), 2, seed=0)
+  with pytest.raises(ValueError, match="'sepconv' reads datasets with the clip features .*got dataset 'adobe240'"):
+    input_pipeline.create_eval_batches(_preset_config(tfds_dir, "adobe240", fake_adobe / "manual", "sepconv"), 2)
+  config = input_pipeline.default_data_config()
+  config.augmentation = "sdan"
+  with pytest.raises(ValueError, match="'sdan' reads .*got examples with features"):
+    input_pipeline.make_train_dataset(_coordinate_clips(), config, 2, seed=0)
+  with pytest.raises(ValueError, match="'sdan'"):
+    input_pipeline.make_eval_dataset(_coordinate_clips(), config, 2)

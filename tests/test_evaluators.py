@@ -1,0 +1,147 @@
+"""Tests of the benchmark evaluators (jaxvfi/evaluators.py) on tiny fakes of Vimeo-90K, UCF101 and Middlebury.
+
+Oracles: the frames the fakes wrote, scored with NumPy's PSNR formula and scikit-image's SSIM (the conventions of
+jaxvfi.metrics); a predict_fn that returns the frame average, so the model row must equal the frame-average row;
+and a table written out by hand.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+
+import fake_datasets as fake
+import jax
+import ml_collections
+import numpy as np
+import pytest
+from skimage.metrics import structural_similarity
+
+from jaxvfi import evaluators
+from jaxvfi import input_pipeline
+
+
+@contextlib.contextmanager
+def _fake_frame_size(height, width):
+  """fake_datasets writes 6x10 frames; SSIM's 11x11 window needs more."""
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(fake, "random_frame",
+                  lambda rng, *_: rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
+    yield
+
+
+@pytest.fixture(scope="module")
+def benchmarks(tmp_path_factory):
+  root = tmp_path_factory.mktemp("benchmarks")
+  with _fake_frame_size(16, 20):
+    vimeo = fake.make_vimeo(root / "vimeo", "triplet", {"train": ["00001/0001"],
+                                                         "test": ["00002/0001", "00002/0002", "00003/0001"]})
+    ucf = fake.make_ucf(root / "ucf", ["1", "2"])
+    middlebury = fake.make_middlebury(root / "middlebury", ["Beanbags"], ["Backyard"])
+  with _fake_frame_size(18, 24):  # Middlebury sequences differ in size.
+    middlebury.update(fake.make_middlebury(root / "middlebury", ["Walking"], [], seed=3))
+  return root, {"vimeo": vimeo, "ucf": ucf, "middlebury": middlebury}
+
+
+def _config(root, tfds_dir):
+  config = ml_collections.ConfigDict()
+  config.data = input_pipeline.default_data_config()
+  config.data.tfds_dir = str(tfds_dir)
+  config.data.augmentation = "sepconv"  # A training preset; the benchmarks must ignore it.
+  config.eval_batch_size = 2
+  config.progress_bar = False
+  config.model = ml_collections.ConfigDict({"name": "refin"})
+  config.evals = [
+      {"dataset": "vimeo90k_triplet", "dir": str(root / "vimeo")},
+      {"name": "UCF101 (DVF)", "dataset": "ucf101_triplet", "dir": str(root / "ucf"), "t": 0.5},
+      {"dataset": "middlebury_other", "dir": str(root / "middlebury"), "split": "test"},
+  ]
+  return config
+
+
+def _psnr(a, b):
+  return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - b) ** 2))
+
+
+def _ssim(a, b):
+  return structural_similarity(a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                               data_range=255)
+
+
+def _oracle(triplets):
+  """Mean PSNR / SSIM of the frame average (quantised to 8 bits) and of frame0 (the nearer frame at t = 0.5)."""
+  scores = {"frame_average": [], "repeat_frame": []}
+  for frames in triplets:
+    f0, target, f1 = (f.astype(np.float32) / np.float32(255) for f in frames)
+    average = np.round(np.clip(np.float32(0.5) * (f0 + f1), 0, 1) * 255).astype(np.uint8)
+    scores["frame_average"].append((_psnr(average, frames[1]), _ssim(average, frames[1])))
+    scores["repeat_frame"].append((_psnr(frames[0], frames[1]), _ssim(frames[0], frames[1])))
+  return {k: dict(zip(("psnr", "ssim"), np.mean(v, axis=0))) for k, v in scores.items()}
+
+
+def test_run_benchmarks(benchmarks, tmp_path):
+  root, frames = benchmarks
+  config = _config(root, tmp_path / "tfds")
+  seen_shapes = []
+  average = jax.jit(lambda params, batch: 0.5 * (batch["frame0"] + batch["frame1"]))
+
+  def predict_fn(params, batch):
+    assert params == {"w": 1} and set(batch) == {"frame0", "frame1", "target", "t"}
+    seen_shapes.append(batch["frame0"].shape)
+    return average(params, batch)
+
+  results = evaluators.run_benchmarks(predict_fn, {"w": 1}, config, str(tmp_path), step=1200)
+  # Vimeo: 3 examples in batches of 2, the last padded; UCF: one batch of 2; Middlebury: one at a time, two sizes.
+  assert seen_shapes == [(2, 16, 20, 3)] * 3 + [(1, 16, 20, 3), (1, 18, 24, 3)]
+  assert results["step"] == 1200 and results["method"] == "refin"
+  vimeo, ucf, middlebury = results["benchmarks"]
+  assert [b["name"] for b in results["benchmarks"]] == ["Vimeo-90K", "UCF101 (DVF)", "Middlebury"]
+  assert [b["num_examples"] for b in results["benchmarks"]] == [3, 2, 2]
+  assert [b["batch_size"] for b in results["benchmarks"]] == [2, 2, 1]
+  assert vimeo["split"] == "test" and vimeo["t"] == 0.5 and vimeo["frame_sizes"] == ["20x16"]
+  assert middlebury["frame_sizes"] == ["20x16", "24x18"]
+
+  triplets = {"Vimeo-90K": [frames["vimeo"][i] for i in ("00002/0001", "00002/0002", "00003/0001")],
+              "UCF101 (DVF)": [frames["ucf"][i] for i in ("1", "2")],
+              "Middlebury": [frames["middlebury"][i] for i in ("Beanbags", "Walking")]}
+  for benchmark in results["benchmarks"]:
+    scores = benchmark["scores"]
+    assert scores["model"] == scores["frame_average"]  # The model is the frame average: the rows agree exactly.
+    expected = _oracle(triplets[benchmark["name"]])
+    for method in ("frame_average", "repeat_frame"):
+      assert scores[method]["psnr"] == pytest.approx(expected[method]["psnr"], abs=1e-3)
+      assert scores[method]["ssim"] == pytest.approx(expected[method]["ssim"], abs=1e-4)
+  assert ucf["scores"]["repeat_frame"] != ucf["scores"]["frame_average"]
+
+  with open(tmp_path / "results_1200.json") as f:
+    assert json.load(f) == json.loads(json.dumps(results))
+  assert (tmp_path / "results_1200.md").read_text() == evaluators.format_table(results)
+
+
+def test_format_table_layout():
+  scores = lambda p, s: {"psnr": p, "ssim": s}
+  results = {"step": 7, "method": "ReFIn (GridNet-4)", "benchmarks": [
+      {"name": "Vimeo-90K", "num_examples": 3782, "scores": {"model": scores(35.1549, 0.97731),
+                                                             "frame_average": scores(28.2, 0.9),
+                                                             "repeat_frame": scores(26.0051, 0.85555)}},
+      {"name": "UCF101", "num_examples": 379, "scores": {"model": scores(34.964, 0.969), "frame_average": scores(31, 1),
+                                                         "repeat_frame": scores(29.999, 0.87654)}}]}
+  assert evaluators.format_table(results) == (
+      "| Method | Vimeo-90K PSNR | Vimeo-90K SSIM | UCF101 PSNR | UCF101 SSIM |\n"
+      "|:---|---:|---:|---:|---:|\n"
+      "| ReFIn (GridNet-4) | 35.15 | 0.9773 | 34.96 | 0.9690 |\n"
+      "| Frame average | 28.20 | 0.9000 | 31.00 | 1.0000 |\n"
+      "| Repeat frame | 26.01 | 0.8556 | 30.00 | 0.8765 |\n"
+      "\n"
+      "PSNR (dB) and SSIM at step 7; examples: Vimeo-90K 3782, UCF101 379.\n")
+
+
+def test_config_errors(benchmarks, tmp_path):
+  config = _config(benchmarks[0], tmp_path / "tfds")
+  predict_fn = lambda params, batch: batch["frame0"]
+  for evals, message in [([], "config.evals is empty"),
+                         ([{"dataset": "adobe240"}], "dataset must be one of"),
+                         ([{"dataset": "ucf101_triplet", "crop": 64}], "unknown keys \\['crop'\\]")]:
+    config.evals = evals
+    with pytest.raises(ValueError, match=message):
+      evaluators.run_benchmarks(predict_fn, None, config, str(tmp_path), step=0)
+  assert not list(tmp_path.glob("results_*"))
