@@ -60,6 +60,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.require_init_from = False          # e.g. ReFIn stage 2: refuse to start from random parameters
   c.progress_bar = True
   c.data = input_pipeline.default_data_config()
+  # Benchmarks evaluated after training and in --mode=eval, each once its folder is given
+  # (--config.evals.vimeo90k.dir=/data/vimeo_triplet): results_<step>.md in the layout of ReFIn's Table 1.
+  c.evals = ml_collections.ConfigDict({
+      name: {"dataset": dataset, "dir": config_dict.placeholder(str), "split": "test"}
+      for name, dataset in (("vimeo90k", "vimeo90k_triplet"), ("ucf101", "ucf101_triplet"),
+                            ("middlebury", "middlebury_other"))})
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
   c.optimizer = ml_collections.ConfigDict(dict(

@@ -29,6 +29,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from jaxvfi import evaluators
 from jaxvfi import input_pipeline
 from jaxvfi import losses
 from jaxvfi import metrics as metrics_lib
@@ -429,9 +430,21 @@ def _train_and_evaluate(config, workdir):
   if record is None:
     means, count, grid = run_eval(predict_fn, state.params, config)
     record = write_eval(workdir, int(state.step), means, count, config.data.eval_split, notes, grid, writer)
+  _run_benchmarks(predict_fn, state.params, config, workdir, int(state.step), writer)
   writer.close()
   mngr.close()
   return record
+
+
+def _run_benchmarks(predict_fn, params, config, workdir, step, writer):
+  """The configured benchmarks (`config.evals` with a folder), as a Table-1-style results_<step>.md."""
+  if not evaluators.benchmark_entries(config):
+    return
+  results = evaluators.run_benchmarks(predict_fn, params, config, workdir, step)
+  for bench in results["benchmarks"]:
+    for metric, value in bench["scores"]["model"].items():
+      writer.add_scalar(f"benchmarks/{bench['name']}/{metric}", value, step)
+  logging.info("benchmarks at step %d:\n%s", step, evaluators.format_table(results))
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None = None) -> dict:
@@ -445,9 +458,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   params_template = init_params(model, config, jax.random.PRNGKey(0))
   params, step = restore_params(workdir, params_template)
   split = split or config.data.eval_split
-  means, count, grid = run_eval(make_predict_fn(model), params, config, split=split)
+  predict_fn = make_predict_fn(model)
+  means, count, grid = run_eval(predict_fn, params, config, split=split)
   writer = utils.summary_writer(workdir)
   record = write_eval(workdir, step, means, count, split, notes, grid, writer)
+  _run_benchmarks(predict_fn, params, config, workdir, step, writer)
   writer.close()
   return record
 

@@ -29,12 +29,23 @@ def prepare_workdir(workdir: str) -> str:
   return workdir
 
 
+def _read_umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask is process-wide and a later read would race with threads
+
+
 def _atomic_write_bytes(path: str, data: bytes) -> None:
+  """Writes to a temporary file beside `path`, then renames: readers never see a half-written file."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=os.path.dirname(path) or ".")
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; a results file should read like any other
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

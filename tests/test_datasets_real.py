@@ -74,6 +74,12 @@ def test_vimeo_missing_list_names_the_expected_path(tmp_path):
     build(vimeo90k.Vimeo90kTriplet, tmp_path / "manual", tmp_path)
 
 
+def test_vimeo_empty_list_file_is_one_clear_error(tmp_path):
+  fake.make_vimeo(tmp_path / "raw", "triplet", {"train": [], "test": ["00001/0001"]})
+  with raises(ValueError, tmp_path / "raw" / "vimeo_triplet" / "tri_trainlist.txt"):
+    build(vimeo90k.Vimeo90kTriplet, tmp_path / "raw", tmp_path)
+
+
 def test_vimeo_wrong_manual_dir_names_the_expected_path(tmp_path):
   (tmp_path / "manual" / "something_else").mkdir(parents=True)
   with pytest.raises(FileNotFoundError, match=r"^vimeo90k_triplet: expected .*manual/vimeo_triplet/tri_trainlist"):

@@ -29,8 +29,11 @@ def test_one_step_smoke_then_exact_resume(tfds_dir, tmp_path):
   r = run_main([CONFIG, f"--workdir={straight}"] + cli_args(tfds_dir, num_train_steps=2))
   assert r.returncode == 0, r.stderr[-3000:]
 
-  # The one-step smoke run through the entry point, and what it leaves in the workdir.
-  r = run_main([CONFIG, f"--workdir={split}"] + cli_args(tfds_dir, num_train_steps=1))
+  # The one-step smoke run through the entry point, and what it leaves in the workdir; with a (fake) Vimeo-90K
+  # folder given, the benchmark table too.
+  vimeo = _fake_vimeo(tmp_path / "vimeo")
+  r = run_main([CONFIG, f"--workdir={split}", f"--config.evals.vimeo90k.dir={vimeo}"]
+               + cli_args(tfds_dir, num_train_steps=1))
   assert r.returncode == 0, r.stderr[-3000:]
   assert os.path.isdir(split / "checkpoints" / "1")
   record = json.loads((split / "eval_1.json").read_text())
@@ -41,6 +44,11 @@ def test_one_step_smoke_then_exact_resume(tfds_dir, tmp_path):
   assert (split / "samples" / "eval_1.png").exists()
   assert glob.glob(str(split / "tensorboard" / "events.out.tfevents.*"))
   assert "step 1/1" in (split / "train.log").read_text()
+  table = (split / "results_1.md").read_text().splitlines()
+  assert table[0] == "| Method | Vimeo-90K PSNR | Vimeo-90K SSIM |"
+  assert [row.split(" | ")[0] for row in table[2:5]] == ["| refin", "| Frame average", "| Repeat frame"]
+  results = json.loads((split / "results_1.json").read_text())
+  assert results["benchmarks"][0]["num_examples"] == 2 and results["benchmarks"][0]["frame_sizes"] == ["48x32"]
 
   # A new process continues from step 1 to step 2 and ends where the straight run ended, bit for bit.
   r = run_main([CONFIG, f"--workdir={split}"] + cli_args(tfds_dir, num_train_steps=2))
@@ -58,6 +66,22 @@ def test_one_step_smoke_then_exact_resume(tfds_dir, tmp_path):
   record = json.loads((split / "eval_2.json").read_text())
   assert (record["step"], record["split"], record["num_examples"]) == (2, "train", 8)
   assert before["split"] == "validation" and before["num_examples"] == 2
+
+
+def _fake_vimeo(root):
+  """Two test sequences and one train sequence in the official vimeo_triplet layout, 48x32 frames."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  base = root / "vimeo_triplet"
+  ids = ["00001/0001", "00001/0002"]
+  for ident in ids + ["00002/0001"]:
+    for k in (1, 2, 3):
+      path = base / "sequences" / ident / f"im{k}.png"
+      path.parent.mkdir(parents=True, exist_ok=True)
+      Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)).save(path)
+  (base / "tri_testlist.txt").write_text("\n".join(ids) + "\n")
+  (base / "tri_trainlist.txt").write_text("00002/0001\n")
+  return base
 
 
 def test_pmap_step_matches_single_device_on_2_and_8_devices():

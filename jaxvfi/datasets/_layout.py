@@ -55,7 +55,10 @@ def find_root(name: str, manual_dir: Path, folder: str, marker: str) -> Path:
 def read_lines(name: str, path: Path) -> list[str]:
   """The non-empty lines of a list file, stripped (the official lists end with a blank line)."""
   lines = [line.strip() for line in require_file(name, path).read_text().splitlines()]
-  return [line for line in lines if line]
+  lines = [line for line in lines if line]
+  if not lines:  # TFDS would fail later, mid-build, with "No examples were yielded"
+    raise ValueError(f"{name}: the list file {path} names no sequences")
+  return lines
 
 
 def natural_key(path: Path) -> tuple:
