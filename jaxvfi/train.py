@@ -108,7 +108,12 @@ def replicate(tree, n: int):
 
 
 def unreplicate(tree):
-  return jax.tree.map(lambda x: x[0], tree)
+  """The first replica of a pmapped tree, read from device 0's shard.
+
+  Indexing the sharded array instead (`x[0]`) would compile and run a cross-device gather per leaf, with CPU
+  collective rendezvous that abort when a 2-core machine is busy.
+  """
+  return jax.tree.map(lambda x: x.addressable_shards[0].data[0], tree)
 
 
 def shard(batch: dict, n: int) -> dict:

@@ -42,10 +42,17 @@ def cli_args(tfds_dir: str, **overrides) -> list[str]:
   return [f"--config.{k}={v}" for k, v in {**TINY, "data.tfds_dir": tfds_dir, **overrides}.items()]
 
 
+def multi_device_flags(devices: int) -> str:
+  """XLA_FLAGS for `devices` fake CPU devices. The collective timeouts are raised from XLA's 40 s because on a busy
+  2-core machine one device thread can wait that long for the others, and XLA then aborts the process."""
+  return (f"--xla_force_host_platform_device_count={devices} --xla_cpu_collective_timeout_seconds=900 "
+          "--xla_cpu_collective_call_terminate_timeout_seconds=900")
+
+
 def run_main(args: list[str], devices: int = 1, timeout: int = 900) -> subprocess.CompletedProcess:
   env = dict(os.environ)
   if devices > 1:
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = multi_device_flags(devices)
   return subprocess.run([sys.executable, "-m", "jaxvfi.main"] + args, cwd=ROOT, env=env, capture_output=True,
                         text=True, timeout=timeout, check=False)
 

@@ -256,13 +256,28 @@ def test_gopro_large_all(tmp_path):
   check_blur_example(test_examples[1], test, [24, 32], "GOPR0384_11_00", "000025")
 
 
-def test_gopro_large_pair_layout_is_refused(tmp_path):
+def test_gopro_large_pair_layout_synthesises_from_sharp(tmp_path):
+  # The layout: GOPRO_Large/<split>/<seq>/sharp|blur/*.png, synthesis from sharp/ (blur/ ignored).
   rng = np.random.default_rng(10)
+  sharp = {}
+  for split, n in (("train", 32), ("test", 40)):
+    seq = tmp_path / "manual" / "GOPRO_Large" / split / "GOPR0372_07_00"
+    sharp[split] = fake.make_clip(seq / "sharp", n, rng, digits=6)
+    fake.make_clip(seq / "blur", n, rng, digits=6)
+  builder = build(gopro.Gopro, tmp_path / "manual", tmp_path)
+  train_examples, test_examples = read(builder, "train"), read(builder, "test")
+  assert len(train_examples) == 1 and len(test_examples) == 2
+  check_blur_example(train_examples[0], sharp["train"], [16, 24], "GOPR0372_07_00", "000017")
+  check_blur_example(test_examples[1], sharp["test"], [24, 32], "GOPR0372_07_00", "000025")
+
+
+def test_gopro_mixed_layouts_are_refused(tmp_path):
+  rng = np.random.default_rng(11)
   for split in ("train", "test"):
-    for kind in ("blur", "sharp"):
-      fake.make_clip(tmp_path / "manual" / "GOPRO_Large" / split / "GOPR0372_07_00" / kind, 3, rng, digits=6)
-  with pytest.raises(ValueError, match="GOPRO_Large_all"):
-    build(gopro.Gopro, tmp_path / "manual" / "GOPRO_Large", tmp_path)
+    fake.make_clip(tmp_path / "manual" / "GOPRO_Large" / split / "A" / "sharp", 3, rng, digits=6)
+    fake.make_clip(tmp_path / "manual" / "GOPRO_Large" / split / "B", 3, rng, digits=6)
+  with pytest.raises(ValueError, match="mixes"):
+    build(gopro.Gopro, tmp_path / "manual", tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------------ SR-RAW

@@ -61,3 +61,32 @@ def test_unknown_term_raises():
   cfg = ml_collections.ConfigDict({"weights": {"l2": 1.0}})
   with pytest.raises(ValueError, match="unknown loss term"):
     losses.make_loss_fn(cfg)
+
+
+def test_perceptual_term_hand_computed():
+  # With phi the identity, L_p is the mean squared difference of the images themselves.
+  preds = {"image": _img([0.2, 0.4])}
+  batch = {"target": _img([0.1, 0.7])}
+  ctx = {"vgg_features": lambda x: x}
+  assert float(losses.perceptual_loss(preds, batch, ctx)) == pytest.approx((0.01 + 0.09) / 2, rel=1e-6)
+
+
+def test_perceptual_term_with_vgg_weights_file(tmp_path):
+  from test_weights import vgg_state  # pylint: disable=g-import-not-at-top
+  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
+  from jaxvfi.models import vgg  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "vgg19.npz"
+  np.savez(path, **{k: 0.05 * v for k, v in vgg_state(0).items()})
+  cfg = ml_collections.ConfigDict({"weights": {"perceptual": 2.0}, "vgg_weights": str(path),
+                                   "perceptual_layer": "relu2_2"})
+  loss_fn, notes = losses.make_loss_fn(cfg)
+  assert notes == []
+  rng = np.random.default_rng(0)
+  a, b = (jnp.asarray(rng.random((1, 16, 16, 3)), jnp.float32) for _ in range(2))
+  total, m = loss_fn({"image": a}, {"target": b})
+  net = vgg.VGG19(output_layer="relu2_2")
+  params = weights.load_params("vgg19", path)
+  fa, fb = (net.apply({"params": params}, x)["relu2_2"] for x in (a, b))
+  expected = float(jnp.mean((fa - fb) ** 2))
+  assert expected > 0 and float(m["loss_perceptual"]) == pytest.approx(expected, rel=1e-5)
+  assert float(total) == pytest.approx(2.0 * expected, rel=1e-5)

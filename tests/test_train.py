@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli_args, run_main, tiny_config
+from conftest import ROOT, cli_args, multi_device_flags, run_main, tiny_config
 from jaxvfi import train
 
 CONFIG = "--config=configs/refin.py:runlocal"
@@ -85,7 +85,7 @@ def _fake_vimeo(root):
 
 
 def test_pmap_step_matches_single_device_on_2_and_8_devices():
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  env = dict(os.environ, XLA_FLAGS=multi_device_flags(8))
   r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "pmap_check.py"), "2", "8"], env=env,
                      capture_output=True, text=True, timeout=900, check=False)
   assert r.returncode == 0, r.stderr[-3000:]

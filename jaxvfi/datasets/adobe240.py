@@ -190,9 +190,13 @@ class BlurSynthesisBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
   def _split_clips(self, manual_dir: Path) -> dict[str, list[Path]]:
     """Split name -> clip folders of sharp frames, after checking the layout."""
 
+  def _clip_id(self, clip: Path) -> str:
+    return clip.name
+
   def _split_generators(self, dl_manager):
     clips = self._split_clips(_layout.manual_path(dl_manager.manual_dir))
-    return {split: self._generate_examples(frames=[(clip.name, _layout.pngs(self.name, clip)) for clip in found])
+    return {split: self._generate_examples(frames=[(self._clip_id(clip), _layout.pngs(self.name, clip))
+                                                   for clip in found])
             for split, found in clips.items()}
 
   def _generate_examples(self, frames):
