@@ -67,7 +67,8 @@ def build_model(model_config) -> nn.Module:
 
 
 def example_batch(config, batch_size: int = 1) -> dict:
-  s = int(config.data.crop_size)
+  """A zero batch to initialise parameters (their shapes do not depend on the frame size; 64 when no crop)."""
+  s = int(config.data.crop_size or 0) or 64
   img = jnp.zeros((batch_size, s, s, 3), jnp.float32)
   return {"frame0": img, "frame1": img, "target": img, "t": jnp.full((batch_size,), 0.5, jnp.float32)}
 

@@ -53,6 +53,16 @@ def test_short_training_of_each_backbone_with_pwcnet(backbone, tfds_dir, tmp_pat
 
 
 @pytest.mark.xdist_group("refin")
+def test_paper_default_trains_on_whole_frames(tfds_dir, tmp_path):
+  # The bare configs/refin.py: PWC-Net flow from scratch, UNet modules, no crop (data.crop_size = 0).
+  config = tiny_config(tfds_dir, arg=None, **{"data.crop_size": 0, "num_train_steps": 1, "num_epochs": 0.0})
+  assert config.model.flow == "pwcnet" and config.data.crop_size == 0
+  record = train.train_and_evaluate(config, str(tmp_path))
+  assert record["step"] == 1 and np.isfinite(record["metrics"]["psnr"])
+  assert any("PWC-Net has no pretrained weights" in n for n in record["notes"])
+
+
+@pytest.mark.xdist_group("refin")
 def test_pretrained_flow_weights_train_at_fixed_rate(tfds_dir, tmp_path):
   from test_weights import pwc_torch_shapes  # pylint: disable=g-import-not-at-top
   # A state_dict in the pytorch-pwc layout with small random weights (unit-variance ones overflow 6 pyramid levels).
