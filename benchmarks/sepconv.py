@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pallas_kernels import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
-from pallas_kernels import sepconv as sc  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pallas_kernels import separable as sc  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 

@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from pallas_kernels import sepconv as sepconv_lib
+from pallas_kernels import separable as sepconv_lib
 
 PADDINGS = {"zeros": "constant", "replicate": "edge"}
 ALIGNMENT = 32
@@ -73,7 +73,7 @@ class SepConvNet(nn.Module):
   Attributes:
     kernel_size: K, taps of each 1-D kernel (51 in the paper).
     padding: "zeros" (paper 001) or "replicate" (Niklaus et al.'s code); frames are padded by K // 2 on every side.
-    impl: `pallas_kernels.sepconv.sepconv` implementation, "auto" | "pallas" | "xla".
+    impl: `pallas_kernels.sepconv` implementation, "auto" | "pallas" | "xla".
   """
   kernel_size: int = 51
   padding: str = "zeros"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from pallas_kernels import _common
-from pallas_kernels import sepconv as sc
+from pallas_kernels import separable as sc
 
 SMALL_BLOCKS = dict(block_h=2, block_w=8, block_p=2, block_q=8)
 
