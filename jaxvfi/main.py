@@ -29,6 +29,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from jaxvfi import train  # pylint: disable=g-import-not-at-top  (flags parse fast, jax loads after)
+  from jaxvfi import utils  # pylint: disable=g-import-not-at-top
+  utils.quiet_library_info_logs()
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
     if _MODE.value == "summary":

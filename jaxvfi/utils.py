@@ -112,3 +112,16 @@ def progress_bar(total: int, initial: int = 0, enabled: bool = True, desc: str =
 
 def progress(it: Iterable, desc: str, enabled: bool = True, total: int | None = None) -> Iterable:
   return tqdm.tqdm(it, desc=desc, unit="batch", dynamic_ncols=True, disable=not enabled, total=total, leave=False)
+
+
+class _LibraryInfoFilter(py_logging.Filter):
+  """Drops INFO records of orbax (every stage of every save) so the run's own log lines stay readable."""
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return record.levelno > py_logging.INFO or "orbax" not in record.pathname
+
+
+def quiet_library_info_logs() -> None:
+  logger = py_logging.getLogger("absl")
+  if not any(isinstance(f, _LibraryInfoFilter) for f in logger.filters):
+    logger.addFilter(_LibraryInfoFilter())
