@@ -77,7 +77,8 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, Any] | None) -> ml_collections.ConfigDict:
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: Mapping[str, Any] | None) -> ml_collections.ConfigDict:
   """Sets dotted keys ("data.crop_size") like `--config.data.crop_size=...`; an unknown key raises KeyError."""
   for key, value in (overrides or {}).items():
     node = config

@@ -22,8 +22,9 @@ decimals and SSIM with four, as ReFIn (paper 000) prints Table 1.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import jax.numpy as jnp
 import numpy as np
@@ -72,31 +73,60 @@ def _data_config(config, entry: dict[str, Any]):
   return data
 
 
+@dataclasses.dataclass
+class Scores:
+  """What `score` returns: per-frame means, the frame count and sizes, and the first examples for image grids."""
+  means: dict[str, float]
+  count: int
+  frame_sizes: list[str]
+  examples: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (frame0, prediction, target), uint8-range floats
+
+
+def score(predict_fn: Callable, params, batches: Iterable[dict], batch_size: int, names=("psnr", "ssim"),
+          limit: int = -1, keep: int = 0, desc: str = "eval", progress: bool = True) -> Scores:
+  """Means over frames of the model's metrics (`names`, keyed by name) and of `metrics.baselines`.
+
+  The one scoring loop of the trainer's evaluation and of the benchmarks. A short batch is padded to `batch_size`
+  (one compilation) and the padding dropped; `limit` > 0 stops after that many frames; the first `keep` examples are
+  returned for image grids.
+  """
+  sums: dict[str, float] = {}
+  count = 0
+  sizes = set()
+  examples = []
+  total = len(batches) if hasattr(batches, "__len__") else None
+  for batch in utils.progress(batches, desc=desc, enabled=progress, total=total):
+    real = int(batch["frame0"].shape[0])
+    if limit > 0:
+      real = min(real, limit - count)
+      if real <= 0:
+        break
+    pred = np.asarray(predict_fn(params, utils.pad_batch(batch, batch_size)))[:real]
+    batch = {k: np.asarray(v)[:real] for k, v in batch.items()}
+    scores = dict(metrics_lib.frame_metrics(jnp.asarray(pred), jnp.asarray(batch["target"]), tuple(names)))
+    scores.update(metrics_lib.baselines({k: jnp.asarray(v) for k, v in batch.items()}))
+    for key, value in scores.items():
+      sums[key] = sums.get(key, 0.0) + float(np.sum(np.asarray(value, np.float64)))
+    count += real
+    sizes.add(f"{batch['target'].shape[2]}x{batch['target'].shape[1]}")
+    examples += [(batch["frame0"][i], pred[i], batch["target"][i]) for i in range(min(real, keep - len(examples)))]
+  return Scores({k: v / count for k, v in sums.items()} if count else {}, count, sorted(sizes), examples)
+
+
 def evaluate_benchmark(predict_fn: Callable, params, config, entry: Mapping[str, Any]) -> dict[str, Any]:
   """Mean PSNR / SSIM of the model and the baselines over one benchmark (one entry of config.evals)."""
   entry = _entry(entry, int(config.get("eval_batch_size", 1)))
   batches = input_pipeline.create_eval_batches(_data_config(config, entry), entry["batch_size"],
                                                split=entry["split"])
-  sums: dict[str, float] = {}
-  count = 0
-  sizes = set()
-  for batch in utils.progress(batches, desc=entry["name"], enabled=config.get("progress_bar", True),
-                              total=len(batches)):
-    real = int(batch["frame0"].shape[0])
-    pred = np.asarray(predict_fn(params, utils.pad_batch(batch, entry["batch_size"])))[:real]
-    batch = {k: jnp.asarray(v) for k, v in batch.items()}
-    scores = {f"model_{k}": v for k, v in metrics_lib.frame_metrics(jnp.asarray(pred), batch["target"]).items()}
-    scores.update(metrics_lib.baselines(batch))
-    for key, value in scores.items():
-      sums[key] = sums.get(key, 0.0) + float(np.sum(np.asarray(value, np.float64)))
-    count += real
-    sizes.add(f"{batch['target'].shape[2]}x{batch['target'].shape[1]}")
-  if not count:
+  result = score(predict_fn, params, batches, entry["batch_size"], desc=entry["name"],
+                 progress=config.get("progress_bar", True))
+  if not result.count:
     raise ValueError(f"benchmark {entry['name']} ({entry['dataset']}, split {entry['split']!r}) has no examples")
-  scores = {method: {metric: sums[f"{method}_{metric}"] / count for metric in ("psnr", "ssim")}
+  key = lambda method, metric: metric if method == "model" else f"{method}_{metric}"
+  scores = {method: {metric: result.means[key(method, metric)] for metric in ("psnr", "ssim")}
             for method, _ in METHODS}
-  return {**{k: entry[k] for k in ("name", "dataset", "split", "t", "batch_size")}, "num_examples": count,
-          "frame_sizes": sorted(sizes), "scores": scores}
+  return {**{k: entry[k] for k in ("name", "dataset", "split", "t", "batch_size")}, "num_examples": result.count,
+          "frame_sizes": result.frame_sizes, "scores": scores}
 
 
 def format_table(results: Mapping[str, Any]) -> str:

@@ -32,7 +32,6 @@ import orbax.checkpoint as ocp
 from jaxvfi import evaluators
 from jaxvfi import input_pipeline
 from jaxvfi import losses
-from jaxvfi import metrics as metrics_lib
 from jaxvfi import optim
 from jaxvfi import utils
 
@@ -214,34 +213,17 @@ def run_eval(predict_fn: Callable, params, config, split: str | None = None, des
 
   Returns (metrics dict of means, number of examples, image grid of the first examples as uint8 HWC).
   """
-  sums: dict[str, float] = {}
-  count = 0
-  grid_rows = []
-  limit = int(config.get("num_eval_examples", -1))
   bs = int(config.eval_batch_size)
   batches = input_pipeline.create_eval_batches(config.data, bs, split=split)
-  for batch in utils.progress(batches, desc=desc, enabled=config.get("progress_bar", True)):
-    real = int(batch["frame0"].shape[0])
-    if limit > 0:
-      real = min(real, limit - count)
-      if real <= 0:
-        break
-    padded = utils.pad_batch(batch, bs)  # fixed batch shape: one compilation
-    pred = np.asarray(predict_fn(params, padded))[:real]
-    batch = {k: np.asarray(v)[:real] for k, v in batch.items()}
-    per_example = dict(metrics_lib.frame_metrics(jnp.asarray(pred), jnp.asarray(batch["target"]),
-                                                 names=tuple(config.get("eval_metrics", ("psnr", "ssim")))))
-    per_example.update(metrics_lib.baselines({k: jnp.asarray(v) for k, v in batch.items()}))
-    for k, v in per_example.items():
-      sums[k] = sums.get(k, 0.0) + float(np.sum(np.asarray(v)))
-    count += real
-    if len(grid_rows) < config.num_image_summaries:
-      for i in range(min(real, config.num_image_summaries - len(grid_rows))):
-        grid_rows.append(utils.grid_row(batch["frame0"][i], pred[i], batch["target"][i]))
-  if count == 0:
+  names = tuple(config.get("eval_metrics", ("psnr", "ssim")))
+  result = evaluators.score(predict_fn, params, batches, bs, names=names,
+                            limit=int(config.get("num_eval_examples", -1)), keep=int(config.num_image_summaries),
+                            desc=desc, progress=config.get("progress_bar", True))
+  if result.count == 0:
     raise ValueError("the eval split has no examples")
-  means = {k: v / count for k, v in sums.items()}
-  grid = np.concatenate(grid_rows, axis=0) if grid_rows else None
+  rows = [utils.grid_row(*example) for example in result.examples]
+  grid = np.concatenate(rows, axis=0) if rows else None
+  means, count = result.means, result.count
   return means, count, grid
 
 

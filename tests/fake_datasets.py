@@ -1,13 +1,16 @@
-"""Tiny fakes of the real datasets in their official folder layouts, for tests/test_datasets_real.py.
+"""Tiny fakes of the real datasets in their official folder layouts, for the dataset, pipeline and evaluator tests.
 
 Every writer returns the pixel arrays it wrote, so tests compare builder output against them. PNGs round-trip
 exactly; JPGs are lossy, so for those the oracle is what Pillow decodes from the written file.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+import sys
 
 import numpy as np
+import pytest
 import tifffile
 from PIL import ExifTags
 from PIL import Image
@@ -113,3 +116,13 @@ def make_srraw_sequence(seq: Path, focals: dict[int, float], size: tuple[int, in
     jpg = write_jpg(seq / f"{k:05d}.JPG", rng.integers(0, 256, size=(*size, 3), dtype=np.uint8), focal)
     shots[k] = {"mosaic": mosaic, "jpg": jpg}
   return shots
+
+
+@contextlib.contextmanager
+def frame_size(height: int, width: int):
+  """Every fake written inside the block has height x width frames (the default 6x10 is too small for SSIM's 11x11
+  window and for the augmentation presets' crops)."""
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(sys.modules[__name__], "random_frame",
+                  lambda rng, *_: rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
+    yield

@@ -6,7 +6,6 @@ and a table written out by hand.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 
 import fake_datasets as fake
@@ -20,24 +19,17 @@ from jaxvfi import evaluators
 from jaxvfi import input_pipeline
 
 
-@contextlib.contextmanager
-def _fake_frame_size(height, width):
-  """fake_datasets writes 6x10 frames; SSIM's 11x11 window needs more."""
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(fake, "random_frame",
-                  lambda rng, *_: rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
-    yield
 
 
 @pytest.fixture(scope="module")
 def benchmarks(tmp_path_factory):
   root = tmp_path_factory.mktemp("benchmarks")
-  with _fake_frame_size(16, 20):
+  with fake.frame_size(16, 20):
     vimeo = fake.make_vimeo(root / "vimeo", "triplet", {"train": ["00001/0001"],
                                                          "test": ["00002/0001", "00002/0002", "00003/0001"]})
     ucf = fake.make_ucf(root / "ucf", ["1", "2"])
     middlebury = fake.make_middlebury(root / "middlebury", ["Beanbags"], ["Backyard"])
-  with _fake_frame_size(18, 24):  # Middlebury sequences differ in size.
+  with fake.frame_size(18, 24):  # Middlebury sequences differ in size.
     middlebury.update(fake.make_middlebury(root / "middlebury", ["Walking"], [], seed=3))
   return root, {"vimeo": vimeo, "ucf": ucf, "middlebury": middlebury}
 

@@ -5,7 +5,6 @@ Oracles: the pixels the fakes wrote, located again in the batches by exhaustive 
 jax.image.resize for DSFN's bicubic inputs; the RAW normalisation formula; frames that hold their coordinates."""
 from __future__ import annotations
 
-import contextlib
 import itertools
 
 import fake_datasets as fake
@@ -242,13 +241,6 @@ def test_eval_batches(builder, config):
 # ------------------------------------------------------------------------------------------ augmentation presets
 
 
-@contextlib.contextmanager
-def _fake_frame_size(height, width):
-  """fake_datasets writes 6x10 (4x6 for blur clips) frames; the presets need room for their crops."""
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(fake, "random_frame",
-                  lambda rng, *_: rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
-    yield
 
 
 def _preset_config(tfds_dir, name, manual, augmentation, **args):
@@ -262,7 +254,7 @@ def _preset_config(tfds_dir, name, manual, augmentation, **args):
 def fake_vimeo(tmp_path_factory):
   root = tmp_path_factory.mktemp("vimeo")
   lists = {"train": [f"00001/{i:04d}" for i in range(1, 6)], "test": ["00002/0001", "00002/0002"]}
-  with _fake_frame_size(20, 28):
+  with fake.frame_size(20, 28):
     frames = fake.make_vimeo(root / "manual", "triplet", lists)
   return root, frames
 
@@ -271,7 +263,7 @@ def fake_vimeo(tmp_path_factory):
 def fake_adobe(tmp_path_factory):
   root = tmp_path_factory.mktemp("adobe")
   rng = np.random.default_rng(20)
-  with _fake_frame_size(24, 32):
+  with fake.frame_size(24, 32):
     for split, clip in [("train", "IMG_0001"), ("train", "IMG_0002"), ("test", "IMG_0004a")]:
       fake.make_clip(root / "manual" / split / clip, 40, rng)  # Blurry centres 16, 24, 32: two pairs per clip.
   return root

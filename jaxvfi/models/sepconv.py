@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxvfi.models.unet import pad_to_multiple, upsample2x
 from pallas_kernels import separable as sepconv_lib
 
 PADDINGS = {"zeros": "constant", "replicate": "edge"}
@@ -29,12 +30,6 @@ ALIGNMENT = 32
 
 def _conv(features: int, name: str | None = None) -> nn.Conv:
   return nn.Conv(features, (3, 3), padding=1, name=name)
-
-
-def _upsample2x(x: jax.Array) -> jax.Array:
-  """×2 bilinear, half-pixel centres (PyTorch `Upsample(scale_factor=2, mode="bilinear")`, align_corners=False)."""
-  n, h, w, c = x.shape
-  return jax.image.resize(x, (n, 2 * h, 2 * w, c), "bilinear")
 
 
 class _Basic(nn.Module):
@@ -52,7 +47,7 @@ class _Upsample(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return nn.relu(_conv(self.features, "conv")(_upsample2x(x)))
+    return nn.relu(_conv(self.features, "conv")(upsample2x(x)))
 
 
 class _Subnet(nn.Module):
@@ -64,7 +59,7 @@ class _Subnet(nn.Module):
     x = nn.relu(_conv(64, "conv0")(x))
     x = nn.relu(_conv(64, "conv1")(x))
     x = nn.relu(_conv(self.kernel_size, "conv2")(x))
-    return _conv(self.kernel_size, "head")(_upsample2x(x))
+    return _conv(self.kernel_size, "head")(upsample2x(x))
 
 
 class SepConvNet(nn.Module):
@@ -88,7 +83,7 @@ class SepConvNet(nn.Module):
     h, w = frame0.shape[1:3]
     if h % ALIGNMENT or w % ALIGNMENT:
       raise ValueError(f"SepConvNet needs H and W to be multiples of {ALIGNMENT} (five 2x2 poolings), got {h}x{w}; "
-                       "pad the frames first (e.g. jaxvfi.models.superslomo.pad_to_multiple) and crop the output")
+                       "pad the frames first (e.g. jaxvfi.models.unet.pad_to_multiple) and crop the output")
 
     x = jnp.concatenate([frame0, frame1], axis=-1)
     skips = []
@@ -117,11 +112,9 @@ class SepConvInterpolator(nn.Module):
   @nn.compact
   def __call__(self, batch: dict, train: bool = False) -> dict[str, jax.Array]:
     del train  # no dropout or batch norm
-    h, w = batch["frame0"].shape[1:3]
-    ph, pw = -h % ALIGNMENT, -w % ALIGNMENT
-    edge_pad = lambda f: jnp.pad(f, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
-    preds = SepConvNet(self.kernel_size, self.padding, self.impl, name="sepconv")(
-        edge_pad(batch["frame0"]), edge_pad(batch["frame1"]))
+    frame0, (h, w) = pad_to_multiple(batch["frame0"], ALIGNMENT)
+    frame1, _ = pad_to_multiple(batch["frame1"], ALIGNMENT)
+    preds = SepConvNet(self.kernel_size, self.padding, self.impl, name="sepconv")(frame0, frame1)
     return {k: v[:, :h, :w] for k, v in preds.items()}
 
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 import pallas_kernels
 from jaxvfi.models import backbones
+from jaxvfi.models.unet import pad_to_multiple
 
 PRED_KEYS = ("image", "flow_01", "flow_10", "flow_t0", "flow_t1", "flow_t0_approx", "flow_t1_approx",
              "visibility_t0")
@@ -42,15 +43,6 @@ def blend(warped0, warped1, vis_t0, t, eps=1e-8):
   w0 = (1.0 - t) * vis_t0
   w1 = t * (1.0 - vis_t0)
   return (w0 * warped0 + w1 * warped1) / (w0 + w1 + eps)
-
-
-def pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
-  """Edge-pads H and W at the bottom/right up to a multiple; returns the padded array and the original (H, W)."""
-  h, w = x.shape[1:3]
-  ph, pw = (-h) % multiple, (-w) % multiple
-  if ph or pw:
-    x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
-  return x, (h, w)
 
 
 class FlowUNet(nn.Module):

@@ -26,11 +26,20 @@ def upsample2x(x: jax.Array) -> jax.Array:
   return jax.image.resize(x, (n, 2 * h, 2 * w, c), method="bilinear")
 
 
+def pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
+  """Edge-pads H and W at the bottom/right up to a multiple; returns the padded array and the original (H, W)."""
+  h, w = x.shape[1:3]
+  ph, pw = (-h) % multiple, (-w) % multiple
+  if ph or pw:
+    x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+  return x, (h, w)
+
+
 def check_aligned(x: jax.Array, align: int, name: str) -> None:
   h, w = x.shape[1:3]
   if h % align or w % align:
     raise ValueError(f"{name} needs height and width that are multiples of {align}, got {h}x{w}; "
-                     f"pad the frames first (jaxvfi.models.pad_to_multiple)")
+                     f"pad the frames first (jaxvfi.models.unet.pad_to_multiple)")
 
 
 class Down(nn.Module):
