@@ -58,7 +58,6 @@ def get_config(arg=None):
   c.data.temporal_swap = False
 
   c.model.name = "refin"
-  c.model.variant = "refin"
   # The quickstart uses the flow UNet unless flow= is given: PWC-Net from scratch learns little in 250 CPU steps.
   c.model.flow = a.flow or ("unet" if a.runlocal else "pwcnet")
   c.model.flow_weights = config_dict.placeholder(str)

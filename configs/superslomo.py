@@ -38,7 +38,6 @@ def get_config(arg=None):
   c.data.temporal_swap = True
 
   c.model.name = "superslomo"
-  c.model.variant = "superslomo"
   c.model.flow = "unet"
   c.model.flow_weights = config_dict.placeholder(str)
   c.model.interpolation_backbone = "unet"

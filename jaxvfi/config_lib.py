@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from typing import Any, Mapping
 
 import ml_collections
@@ -60,12 +61,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.require_init_from = False          # e.g. ReFIn stage 2: refuse to start from random parameters
   c.progress_bar = True
   c.data = input_pipeline.default_data_config()
-  # Benchmarks evaluated after training and in --mode=eval, each once its folder is given
+  # Evaluations by type (jaxvfi.evaluators). "validation" scores data.eval_split every eval_every_steps with the
+  # family's evaluator type; the benchmarks run after training and in --mode=eval once their folder is given
   # (--config.evals.vimeo90k.dir=/data/vimeo_triplet): results_<step>.md in the layout of ReFIn's Table 1.
   c.evals = ml_collections.ConfigDict({
-      name: {"dataset": dataset, "dir": config_dict.placeholder(str), "split": "test"}
-      for name, dataset in (("vimeo90k", "vimeo90k_triplet"), ("ucf101", "ucf101_triplet"),
-                            ("middlebury", "middlebury_other"))})
+      "validation": {"type": config_dict.placeholder(str), "split": config_dict.placeholder(str),
+                     "every_steps": config_dict.placeholder(int), "color": "rgb", "crop_border": 0},
+      **{name: {"type": "vfi_triplet", "dataset": dataset, "dir": config_dict.placeholder(str), "split": "test"}
+         for name, dataset in (("vimeo90k", "vimeo90k_triplet"), ("ucf101", "ucf101_triplet"),
+                               ("middlebury", "middlebury_other"))}})
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
   c.optimizer = ml_collections.ConfigDict(dict(
@@ -96,5 +100,6 @@ def load_config(path: str | os.PathLike, arg: str | None = None,
   """`get_config(arg)` of a configs/<paper>.py file, with `overrides` applied (see `apply_overrides`)."""
   spec = importlib.util.spec_from_file_location(f"jaxvfi_config_{os.path.basename(path)[:-3]}", path)
   module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # a config file may define dataclasses, which look their module up
   spec.loader.exec_module(module)
   return apply_overrides(module.get_config(arg), overrides)

@@ -63,6 +63,8 @@ The crop_size ... t fields are what the "clip" preset reads; the other presets t
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from typing import Any, Callable, Iterator, Sequence
 
@@ -81,7 +83,7 @@ T_SAMPLINGS = ("fixed", "uniform")
 _CLIP_FIELDS = ("crop_size", "random_flip_h", "random_flip_v", "temporal_swap", "t_sampling", "t")
 _FIXED_HALF = dict(t_sampling="fixed", t=0.5)  # The papers below train and test the middle frame only.
 
-PRESETS: dict[str, dict[str, Any] | None] = {
+PRESET_PARAMS: dict[str, dict[str, Any] | None] = {
     "clip": None,  # The data config's own fields `_CLIP_FIELDS`.
     "refin": dict(crop_size=None, random_flip_h=False, random_flip_v=False, temporal_swap=False, **_FIXED_HALF),
     "sepconv": dict(crop_size=128, random_flip_h=True, random_flip_v=True, temporal_swap=False, **_FIXED_HALF),
@@ -99,8 +101,6 @@ FEATURES = {
 }
 """Feature kind -> (keys every example has, datasets with those features)."""
 
-PRESET_FEATURES = {"clip": "clip", "refin": "clip", "sepconv": "clip", "sepconv_gan": "clip", "dsfn": "blur",
-                   "sdan": "sr_raw"}
 SDAN_SCALES = (1, 2, 8)  # lr_raw, lr_rgb, hr_rgb sizes in units of the packed-RAW grid (`jaxvfi.datasets.sr_raw`).
 
 
@@ -142,7 +142,7 @@ def augmentation_params(data_config: ml_collections.ConfigDict) -> dict[str, Any
   """The parameters of `data.augmentation`: the preset's (or, for "clip", the config's fields) with
   `data.augmentation_args` applied."""
   preset = _preset(data_config)
-  fields = PRESETS[preset]
+  fields = PRESETS[preset].params
   params = {k: data_config.get(k) for k in _CLIP_FIELDS} if fields is None else dict(fields)
   overrides = dict(data_config.get("augmentation_args") or {})
   unknown = sorted(set(overrides) - set(params))
@@ -157,7 +157,7 @@ def augmentation_params(data_config: ml_collections.ConfigDict) -> dict[str, Any
 
 def _require_features(preset: str, *, dataset: str | None = None, example: dict[str, Any] | None = None) -> None:
   """One ValueError when the preset's feature kind is not the dataset's (by name, or by an example's keys)."""
-  kind = PRESET_FEATURES[preset]
+  kind = PRESETS[preset].features
   keys, names = FEATURES[kind]
   if dataset is not None:
     ok, got = dataset in names, f"dataset {dataset!r}"
@@ -166,6 +166,9 @@ def _require_features(preset: str, *, dataset: str | None = None, example: dict[
   if not ok:
     raise ValueError(f"data.augmentation={preset!r} reads datasets with the {kind} features ({', '.join(keys)}): "
                      f"{', '.join(sorted(names))}; got {got}")
+
+
+_PREPARED: dict[tuple[Any, ...], tfds.core.DatasetBuilder] = {}
 
 
 def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
@@ -190,10 +193,13 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
         seed=data_config.get("synthetic_seed", 0))
   else:
     config = data_config.get("builder_config")
-  builder = datasets.BUILDERS[name](data_dir=os.path.expanduser(data_config.tfds_dir), config=config,
-                                    file_format="array_record")
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-  return builder
+  tfds_dir = os.path.abspath(os.path.expanduser(data_config.tfds_dir))
+  key = (name, tfds_dir, manual_dir, config if config is None or isinstance(config, str) else config.name)
+  if key not in _PREPARED:  # prepared once per process, not once per num_examples call and again per eval
+    builder = datasets.BUILDERS[name](data_dir=tfds_dir, config=config, file_format="array_record")
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    _PREPARED[key] = builder
+  return _PREPARED[key]
 
 
 def num_examples(data_config: ml_collections.ConfigDict, split: str) -> int:
@@ -334,22 +340,42 @@ def _eval_element(element: dict[str, Any], t: float) -> Batch:
   return _to_batch_element(*_triplet(element["frames"], element["times"], index))
 
 
-def _train_transform(preset: str, params: dict[str, Any]) -> Callable[[dict[str, Any], np.random.Generator], Batch]:
-  if preset == "dsfn":
-    return _DsfnTransform(params)
-  if preset == "sdan":
-    return _SdanTransform(params)
-  return _ClipTransform(params, flow_crop=preset == "sepconv_gan")
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  """One augmentation preset, defined in one place.
+
+  Attributes:
+    features: the feature kind it reads (a key of `FEATURES`).
+    params: its parameters (None: the data config's clip fields), overridable by `data.augmentation_args`.
+    train: params -> (example, np.random.Generator) -> batch element.
+    eval: params -> example -> batch element (whole frames, nothing random).
+  """
+  features: str
+  params: dict[str, Any] | None
+  train: Callable[[dict[str, Any]], Callable[[dict[str, Any], np.random.Generator], Batch]]
+  eval: Callable[[dict[str, Any]], Callable[[dict[str, Any]], Batch]]
 
 
-def _eval_transform(preset: str, params: dict[str, Any]) -> Callable[[dict[str, Any]], Batch]:
-  if preset == "dsfn":
-    scale = int(params["scale"])
-    return lambda element: _dsfn_eval_element(element, scale)
-  if preset == "sdan":
-    return lambda element: _sdan_element(element["lr_raw"], element["lr_rgb"], element["hr_rgb"], element)
+def _clip_eval(params: dict[str, Any]) -> Callable[[dict[str, Any]], Batch]:
   t = float(params["t"])
   return lambda element: _eval_element(element, t)
+
+
+def _clip_preset(name: str, flow_crop: bool = False) -> Preset:
+  return Preset("clip", PRESET_PARAMS[name], lambda params: _ClipTransform(params, flow_crop=flow_crop), _clip_eval)
+
+
+PRESETS: dict[str, Preset] = {
+    "clip": _clip_preset("clip"),
+    "refin": _clip_preset("refin"),
+    "sepconv": _clip_preset("sepconv"),
+    "sepconv_gan": _clip_preset("sepconv_gan", flow_crop=True),
+    "dsfn": Preset("blur", PRESET_PARAMS["dsfn"], _DsfnTransform,
+                   lambda params: functools.partial(_dsfn_eval_element, scale=int(params["scale"]))),
+    "sdan": Preset("sr_raw", PRESET_PARAMS["sdan"], _SdanTransform,
+                   lambda params: lambda e: _sdan_element(e["lr_raw"], e["lr_rgb"], e["hr_rgb"], e)),
+}
+"""Preset name -> `Preset` (module docstring)."""
 
 
 def _read_options(data_config: ml_collections.ConfigDict) -> grain.ReadOptions:
@@ -379,7 +405,7 @@ def make_train_dataset(source: Sequence[dict[str, Any]], data_config: ml_collect
     raise ValueError(f"global batch size {global_batch_size} is not divisible by {process_count} processes")
   shuffle_seed, map_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
   dataset = grain.MapDataset.source(source).shuffle(shuffle_seed).repeat()
-  dataset = dataset.random_map(_train_transform(preset, params), seed=map_seed)
+  dataset = dataset.random_map(PRESETS[preset].train(params), seed=map_seed)
   # Batch i of size B/P holds global examples i*B/P ...; host p takes batches p, p + P, ..., which makes host p's
   # part of step s exactly rows [p B/P, (p + 1) B/P) of the global batch s.
   dataset = dataset.batch(global_batch_size // process_count, drop_remainder=True)
@@ -423,7 +449,7 @@ def make_eval_dataset(source: Sequence[dict[str, Any]], data_config: ml_collecti
   params = augmentation_params(data_config)
   if len(source):
     _require_features(preset, example=source[0])
-  return grain.MapDataset.source(source).map(_eval_transform(preset, params)).batch(batch_size)
+  return grain.MapDataset.source(source).map(PRESETS[preset].eval(params)).batch(batch_size)
 
 
 def create_eval_batches(data_config: ml_collections.ConfigDict, batch_size: int,

@@ -8,7 +8,7 @@ r"""Interpolate your own frames and videos with a trained jaxvfi model: a small 
 W is a training run's workdir (`python -m jaxvfi.main`): its `config.json` builds the model and the latest
 `checkpoints/<step>/` gives the parameters. Library use:
 
-  interp = interpolate.load_model("/tmp/refin")
+  interp = interpolate.load_model("/tmp/run")
   middle, = interp.interpolate(frame0, frame1)          # uint8 HxWx3 in, uint8 HxWx3 out
 
 Time. Super-SloMo takes any t in (0, 1) (it is trained on t in {1/8, ..., 7/8}); ReFIn takes t through the
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 from fractions import Fraction
-import json
 import os
 import sys
 import tempfile
@@ -46,16 +45,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 from PIL import Image
 from PIL import ImageOps
 import tqdm
 
-from jaxvfi import train
+from jaxvfi import checkpoints
+from jaxvfi import models
 from jaxvfi import utils
 
-# Model families whose network has no time input (`train.MODEL_FAMILIES`): other times come from bisection.
-TIME_FREE_MODELS = frozenset({"sepconv"})
 MAX_BISECTION_DEPTH = 8  # t = k / 256 at the finest
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".avi", ".mov", ".m4v", ".webm")
@@ -207,7 +204,8 @@ class Interpolator:
     self.config = config
     self.step = step
     self.name = config.model.get("name")
-    self.time_free = self.name in TIME_FREE_MODELS
+    # A family without a time input (`HAS_TIME_INPUT = False`, e.g. SepConv) reaches other times by bisection.
+    self.time_free = not models.traits(config.model)["has_time_input"]
     data = config.get("data") or ml_collections.ConfigDict()
     # The one t the model saw in training, or None for arbitrary-time training (data.t_sampling = "uniform").
     self.trained_t = float(data.get("t", 0.5)) if data.get("t_sampling", "fixed") == "fixed" else None
@@ -291,13 +289,6 @@ def _as_model_input(frame: np.ndarray, name: str) -> jax.Array:
   return jnp.asarray(x[None])  # on the device once, for every time asked
 
 
-def _params_template(model: nn.Module) -> Any:
-  """Parameter shapes only (`jax.eval_shape`): no FLOPs, no memory; the shapes do not depend on the frame size."""
-  img = jnp.zeros((1, 128, 128, 3), jnp.float32)
-  batch = {"frame0": img, "frame1": img, "t": jnp.full((1,), 0.5, jnp.float32)}
-  return jax.eval_shape(lambda r: model.init(r, batch, train=False)["params"], jax.random.PRNGKey(0))
-
-
 def load_model(workdir: str, config: ml_collections.ConfigDict | None = None) -> Interpolator:
   """The model of a training run's workdir with the parameters of its latest checkpoint.
 
@@ -309,38 +300,9 @@ def load_model(workdir: str, config: ml_collections.ConfigDict | None = None) ->
     FileNotFoundError: the workdir has no config.json (and no config was given) or no checkpoint.
     ValueError: config.json is unreadable, or the checkpoint does not fit the model the config builds.
   """
-  workdir = os.path.abspath(os.path.expanduser(workdir))
-  verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.WARNING)  # orbax logs every stage of a checkpoint look-up and restore at INFO
-  try:
-    model, params, config, step = _restore(workdir, config)
-  finally:
-    logging.set_verbosity(verbosity)
-  logging.info("loaded %s from step %d of %s", config.model.get("name"), step, workdir)
+  model, params, config, step = checkpoints.load_trained(workdir, config)
+  logging.info("loaded %s from step %d of %s", config.model.get("name"), step, os.path.abspath(workdir))
   return Interpolator(model, jax.device_put(params), config, step)
-
-
-def _restore(workdir: str, config: ml_collections.ConfigDict | None):
-  config_path = os.path.join(workdir, "config.json")
-  ckpt_dir = os.path.join(workdir, "checkpoints")
-  step = ocp.CheckpointManager(ckpt_dir).latest_step() if os.path.isdir(ckpt_dir) else None
-  missing = ([] if config is not None or os.path.isfile(config_path) else ["config.json"])
-  missing += [] if step is not None else ["checkpoint (checkpoints/<step>/)"]
-  if missing:
-    raise FileNotFoundError(f"workdir {workdir} has no {' and no '.join(missing)}: give the workdir of a training run "
-                            "(python -m jaxvfi.main --workdir=...)")
-  if config is None:
-    try:
-      with open(config_path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
-    except (OSError, ValueError) as e:
-      raise ValueError(f"cannot read {config_path}: {_first_line(e)}") from e
-  model = train.build_model(config.model)
-  try:
-    params, step = train.restore_params(workdir, _params_template(model))
-  except (ValueError, KeyError, TypeError) as e:
-    raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model of {config_path}: {_first_line(e)}") from e
-  return model, params, config, step
 
 
 # ----------------------------------------------------------------------------------------------------------------

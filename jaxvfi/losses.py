@@ -79,22 +79,49 @@ def _vgg_feature_fn(loss_config) -> Callable | None:
   return lambda x: net.apply({"params": params}, x)[layer]
 
 
-def make_loss_fn(loss_config, model_config=None) -> tuple[Callable[[dict, dict], tuple[jax.Array, dict]], list[str]]:
+def weighted_loss(weights: dict[str, float], terms: dict[str, Callable], ctx: dict[str, Any] | None = None):
+  """`loss_fn(preds, batch) -> (total, metrics)`: the sum of weights[name] * terms[name](preds, batch, ctx).
+
+  Each term is reported as metrics["loss_<name>"] and the total as metrics["loss"]. Unknown names raise.
+  """
+  weights = {k: float(v) for k, v in dict(weights).items() if float(v) != 0.0}
+  unknown = sorted(set(weights) - set(terms))
+  if unknown:
+    raise ValueError(f"unknown loss term(s) {unknown}; known: {sorted(terms)}")
+  ctx = dict(ctx or {})
+
+  def loss_fn(preds, batch):
+    metrics = {}
+    total = jnp.zeros((), jnp.float32)
+    for name, w in weights.items():
+      value = terms[name](preds, batch, ctx).astype(jnp.float32)
+      metrics[f"loss_{name}"] = value
+      total = total + w * value
+    metrics["loss"] = total
+    return total, metrics
+
+  return loss_fn
+
+
+def make_loss_fn(loss_config, ctx: dict[str, Any] | None = None, terms: dict[str, Callable] | None = None
+                 ) -> tuple[Callable[[dict, dict], tuple[jax.Array, dict]], list[str]]:
   """Builds `loss_fn(preds, batch) -> (total, metrics)` from `config.loss`; also returns notes for the log/eval JSON.
+
+  Args:
+    loss_config: `config.loss`: `weights` {term name: weight}, and for the perceptual term `vgg_weights` and
+      `perceptual_layer`.
+    ctx: what the terms read besides predictions and batch (the warp term: warp_padding, warp_impl); a family's
+      `make_loss_fn` passes its own.
+    terms: name -> term; default `TERMS`.
 
   Unknown term names raise; a weighted perceptual term without VGG weights is dropped with a note (never trained
   with random VGG features).
   """
+  terms = TERMS if terms is None else terms
   weights = {k: float(v) for k, v in dict(loss_config.weights).items() if float(v) != 0.0}
-  unknown = sorted(set(weights) - set(TERMS))
-  if unknown:
-    raise ValueError(f"unknown loss term(s) {unknown}; known: {sorted(TERMS)}")
   notes = []
-  ctx: dict[str, Any] = {
-      "warp_padding": (model_config or {}).get("warp_padding", "zeros"),
-      "warp_impl": (model_config or {}).get("warp_impl", "auto"),
-  }
-  if "perceptual" in weights:
+  ctx = {"warp_padding": "zeros", "warp_impl": "auto", **(ctx or {})}
+  if "perceptual" in weights and "vgg_features" not in ctx:
     phi = _vgg_feature_fn(loss_config)
     if phi is None:
       notes.append("perceptual loss term disabled: loss.vgg_weights is not set (no pretrained VGG-19 weights); "
@@ -102,15 +129,4 @@ def make_loss_fn(loss_config, model_config=None) -> tuple[Callable[[dict, dict],
       del weights["perceptual"]
     else:
       ctx["vgg_features"] = phi
-
-  def loss_fn(preds, batch):
-    metrics = {}
-    total = jnp.zeros((), jnp.float32)
-    for name, w in weights.items():
-      value = TERMS[name](preds, batch, ctx).astype(jnp.float32)
-      metrics[f"loss_{name}"] = value
-      total = total + w * value
-    metrics["loss"] = total
-    return total, metrics
-
-  return loss_fn, notes
+  return weighted_loss(weights, terms, ctx), notes

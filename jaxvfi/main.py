@@ -2,6 +2,10 @@ r"""jaxvfi entry point: flags only; the work is in `jaxvfi.train`.
 
   python -m jaxvfi.main --config=configs/refin.py[:arg] --workdir=DIR [--mode=train|eval|summary] \
       [--config.a.b=value ...]
+
+Several machines (JAX's multi-process runtime, `train.initialize_distributed`): `--distributed` on every process
+(under SLURM, JAX reads the cluster from the environment), or by hand --coordinator_address=HOST:PORT
+--num_processes=P --process_id=I. The global batch is split over every process's devices.
 """
 from __future__ import annotations
 
@@ -19,6 +23,11 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "summary"],
                           "train: train with periodic eval and checkpoints (resumes from workdir); eval: evaluate "
                           "the latest checkpoint; summary: parameter table via jax.eval_shape.")
 _SPLIT = flags.DEFINE_string("split", None, "Eval split for --mode=eval (default: config.data.eval_split).")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Start JAX's multi-process runtime (jax.distributed) before "
+                                  "training; implied by --coordinator_address.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0, for multi-process runs.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 # Errors that mean bad input rather than a bug: reported in one line, exit status 1.
@@ -31,6 +40,8 @@ def main(argv):
   from jaxvfi import train  # pylint: disable=g-import-not-at-top  (flags parse fast, jax loads after)
   from jaxvfi import utils  # pylint: disable=g-import-not-at-top
   utils.quiet_library_info_logs()
+  if _DISTRIBUTED.value or _COORDINATOR.value:
+    train.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
     if _MODE.value == "summary":

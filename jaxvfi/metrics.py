@@ -90,8 +90,27 @@ def _pool2(x):
 METRICS = {"psnr": psnr, "ssim": ssim, "ms_ssim": ms_ssim}
 
 
-def frame_metrics(pred: jax.Array, target: jax.Array, names=("psnr", "ssim")) -> dict[str, jax.Array]:
+COLORS = ("rgb", "y")
+
+
+def rgb_to_y(x: jax.Array) -> jax.Array:
+  """Luma Y of ITU-R BT.601 for [0, 1] RGB, as MATLAB's `rgb2ycbcr`: (16 + 65.481 R + 128.553 G + 24.966 B) / 255.
+
+  (N, H, W, 3) -> (N, H, W, 1), in [16/255, 235/255]: the channel the SR literature scores (SDAN's Table 1).
+  """
+  w = jnp.asarray([65.481, 128.553, 24.966], jnp.float32)
+  return ((16.0 + jnp.tensordot(x.astype(jnp.float32), w, axes=[[-1], [0]])) / 255.0)[..., None]
+
+
+def frame_metrics(pred: jax.Array, target: jax.Array, names=("psnr", "ssim"), color: str = "rgb",
+                  crop_border: int = 0) -> dict[str, jax.Array]:
   """The named metrics (`METRICS`) of 8-bit-quantised predictions against the targets, per example.
+
+  Args:
+    pred, target: (N, H, W, 3) in [0, 1]; the prediction is clipped and quantised to 8 bits first.
+    names: keys of `METRICS`.
+    color: "rgb" (all three channels) or "y" (BT.601 luma, `rgb_to_y`, computed from the quantised RGB).
+    crop_border: pixels removed from each side before scoring (the SR protocol's border crop).
 
   MS-SSIM is skipped (not reported) for frames smaller than 176 px, where it is undefined.
   """
@@ -99,19 +118,29 @@ def frame_metrics(pred: jax.Array, target: jax.Array, names=("psnr", "ssim")) ->
   unknown = sorted(set(names) - set(METRICS))
   if unknown:
     raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+  if color not in COLORS:
+    raise ValueError(f"unknown color {color!r}; known: {', '.join(COLORS)}")
+  if crop_border:
+    c = int(crop_border)
+    if min(pred.shape[1:3]) <= 2 * c:
+      raise ValueError(f"crop_border {c} leaves nothing of {pred.shape[1]}x{pred.shape[2]} frames")
+    pred, target = pred[:, c:-c, c:-c], target[:, c:-c, c:-c]
+  if color == "y":
+    pred, target = rgb_to_y(pred), rgb_to_y(target)
   return {n: METRICS[n](pred, target) for n in names
           if not (n == "ms_ssim" and min(pred.shape[1:3]) < MS_SSIM_MIN_SIDE)}
 
 
-def baselines(batch: dict) -> dict[str, jax.Array]:
-  """The two trivial interpolators every eval reports beside the model, so progress is readable.
+def baselines(batch: dict, names=("psnr", "ssim"), **options) -> dict[str, jax.Array]:
+  """The two trivial interpolators every triplet eval reports beside the model, so progress is readable.
 
-  frame_average: (I0 + I1) / 2.  repeat_frame: the input frame nearer in time (I0 for t <= 0.5).
+  frame_average: (I0 + I1) / 2.  repeat_frame: the input frame nearer in time (I0 for t <= 0.5). `options` are
+  `frame_metrics`'s color and crop_border.
   """
   t = batch["t"].reshape(-1, 1, 1, 1)
   out = {}
-  avg = frame_metrics(0.5 * (batch["frame0"] + batch["frame1"]), batch["target"])
-  rep = frame_metrics(jnp.where(t <= 0.5, batch["frame0"], batch["frame1"]), batch["target"])
+  avg = frame_metrics(0.5 * (batch["frame0"] + batch["frame1"]), batch["target"], names, **options)
+  rep = frame_metrics(jnp.where(t <= 0.5, batch["frame0"], batch["frame1"]), batch["target"], names, **options)
   for k, v in avg.items():
     out[f"frame_average_{k}"] = v
   for k, v in rep.items():

@@ -1,19 +1,21 @@
-"""The one trainer every jaxvfi model uses: `train_and_evaluate`, `evaluate` and `summarize`.
+"""The one trainer every jaxvfi model family uses: `train_and_evaluate`, `evaluate` and `summarize`.
 
-A model family brings its Flax module (`build(config.model)`, called as `module.apply(vars, batch, train)` and
-returning a dict of predictions with at least "image"), its loss terms (`jaxvfi.losses`) and its recipe (the
-config). The train step is generic and pure: `(state, batch, rng) -> (state, metrics)`; it runs under `jax.jit` on
-one device and under `jax.pmap` with `lax.pmean` over all local devices when there are several.
+Nothing here knows a paper. A family (`jaxvfi.models`, looked up from `config.model.name`) brings its module, its
+example batch, its loss terms and, if it needs one, its own train setup (`make_train_setup`: a GAN's two networks
+and two optimizers); the default is `supervised_setup`, one parameter tree and one optax transformation. A
+`TrainSetup` is a pure step `(state, batch, rng, axis_name) -> (state, metrics)` and its state's `init`: the step
+runs under `jax.jit` on one device and under `jax.pmap` with `lax.pmean` over all devices (all processes' devices in
+a multi-process run, `initialize_distributed`) when there are several. Evaluation is by type (`jaxvfi.evaluators`).
 
-Resuming is exact: the checkpoint holds the step, params, optimizer state and rng; the data of step s is a pure
-function of (seed, s) (`input_pipeline.create_train_iterator(start_step=s)`), and the step rng is
-`fold_in(rng, s)`. So k steps, a new process, and k more give the parameters of 2k steps straight.
+Resuming is exact for every family: the checkpoint holds every field of the state and the rng
+(`jaxvfi.checkpoints`); the data of step s is a pure function of (seed, s)
+(`input_pipeline.create_train_iterator(start_step=s)`), and the step rng is `fold_in(rng, s)`. So k steps, a new
+process, and k more give the state of 2k steps straight.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
-import importlib
-import json
 import logging as py_logging
 import os
 import time
@@ -29,18 +31,16 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from jaxvfi import checkpoints
 from jaxvfi import evaluators
 from jaxvfi import input_pipeline
-from jaxvfi import losses
+from jaxvfi import models
 from jaxvfi import optim
 from jaxvfi import utils
+# Re-exported: checkpointing lives in jaxvfi.checkpoints (no grain / TFDS there, for the inference tools).
+from jaxvfi.checkpoints import checkpoint_manager, restore_checkpoint, restore_params, save_checkpoint  # noqa: F401
 
-# Model families: config.model.name -> module with `build(model_config) -> nn.Module`.
-MODEL_FAMILIES = {
-    "superslomo": "jaxvfi.models.superslomo",
-    "refin": "jaxvfi.models.superslomo",
-    "sepconv": "jaxvfi.models.sepconv",
-}
+build_model = models.build_model
 
 
 class TrainingError(RuntimeError):
@@ -49,27 +49,36 @@ class TrainingError(RuntimeError):
 
 @flax.struct.dataclass
 class TrainState:
+  """The supervised state. Any family's state is a `flax.struct.dataclass` with `step` and `params` (the parameters
+  that make predictions) and whatever else it needs; the trainer checkpoints every field."""
   step: jax.Array
   params: Any
   opt_state: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSetup:
+  """How a family trains (`jaxvfi.models` docstring, `make_train_setup`).
+
+  Attributes:
+    init: rng -> state, a `flax.struct.dataclass` with an int32 `step` and the prediction `params`.
+    step: (state, batch, rng, axis_name) -> (state, metrics), pure. With `axis_name` (data-parallel pmap) it
+      averages gradients and metrics over that axis (`lax.pmean`). metrics must hold a scalar "loss", which the
+      trainer checks for non-finite values.
+    schedules: {name: optax schedule}, logged as train/lr_<name>.
+  """
+  init: Callable[[jax.Array], Any]
+  step: Callable[..., tuple[Any, dict[str, jax.Array]]]
+  schedules: dict[str, Callable] = dataclasses.field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Model, state, step.
 
 
-def build_model(model_config) -> nn.Module:
-  name = model_config.get("name")
-  if name not in MODEL_FAMILIES:
-    raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_FAMILIES))}")
-  return importlib.import_module(MODEL_FAMILIES[name]).build(model_config)
-
-
 def example_batch(config, batch_size: int = 1) -> dict:
-  """A zero batch to initialise parameters (their shapes do not depend on the frame size; 64 when no crop)."""
-  s = int(config.data.crop_size or 0) or 64
-  img = jnp.zeros((batch_size, s, s, 3), jnp.float32)
-  return {"frame0": img, "frame1": img, "target": img, "t": jnp.full((batch_size,), 0.5, jnp.float32)}
+  """The family's zero batch (`jaxvfi.models.example_batch`)."""
+  return models.example_batch(config, batch_size)
 
 
 def init_params(model: nn.Module, config, rng) -> Any:
@@ -85,8 +94,8 @@ def param_counts(model: nn.Module, config) -> dict[str, int]:
   return counts
 
 
-def train_step(state: TrainState, batch: dict, rng: jax.Array, *, apply_fn: Callable, loss_fn: Callable,
-               tx: optax.GradientTransformation, axis_name: str | None = None):
+def supervised_step(state: TrainState, batch: dict, rng: jax.Array, axis_name: str | None = None, *,
+                    apply_fn: Callable, loss_fn: Callable, tx: optax.GradientTransformation):
   """One optimisation step; pure. Under pmap, gradients and metrics are averaged over `axis_name`."""
 
   def compute_loss(params):
@@ -103,12 +112,35 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, apply_fn: Call
   return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
+def supervised_setup(config, model: nn.Module, loss_fn: Callable, total_steps: int, steps_per_epoch: float,
+                     opt_config=None) -> TrainSetup:
+  """The default setup: params from the family's example batch, one optax transformation from `config.optimizer`
+  (or `opt_config`; per-module rates by `optimizer.groups`), `supervised_step`."""
+  shapes = jax.eval_shape(lambda r: model.init(r, example_batch(config), train=False)["params"],
+                          jax.random.PRNGKey(0))
+  tx, schedules = optim.make_optimizer(opt_config or config.optimizer, shapes, total_steps, steps_per_epoch)
+
+  def init(rng):
+    params = init_params(model, config, rng)
+    return TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params))
+
+  step = functools.partial(supervised_step, apply_fn=model.apply, loss_fn=loss_fn, tx=tx)
+  return TrainSetup(init=init, step=step, schedules=schedules)
+
+
+def make_train_setup(config, model, loss_fn, total_steps: int, steps_per_epoch: float) -> TrainSetup:
+  """The family's `make_train_setup`, or `supervised_setup`."""
+  family = models.get_family(config.model.get("name"))
+  make = getattr(family, "make_train_setup", supervised_setup)
+  return make(config, model, loss_fn, total_steps, steps_per_epoch)
+
+
 def replicate(tree, n: int):
   return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), tree)
 
 
 def unreplicate(tree):
-  """The first replica of a pmapped tree, read from device 0's shard.
+  """The first replica of a pmapped tree, read from this process's first device.
 
   Indexing the sharded array instead (`x[0]`) would compile and run a cross-device gather per leaf, with CPU
   collective rendezvous that abort when a 2-core machine is busy.
@@ -119,85 +151,62 @@ def unreplicate(tree):
 def shard(batch: dict, n: int) -> dict:
   def split(x):
     if x.shape[0] % n:
-      raise ValueError(f"global batch {x.shape[0]} is not divisible by {n} devices")
+      raise ValueError(f"batch {x.shape[0]} is not divisible by {n} devices")
     return x.reshape((n, x.shape[0] // n) + x.shape[1:])
   return jax.tree.map(split, batch)
 
 
 class StepRunner:
-  """Runs the generic train step on one device (jit) or data-parallel on all local devices (pmap)."""
+  """Runs a setup's step on one device (jit) or data-parallel (pmap) over the local devices of every process.
 
-  def __init__(self, apply_fn, loss_fn, tx, num_devices: int):
-    self.n = num_devices
-    step = functools.partial(train_step, apply_fn=apply_fn, loss_fn=loss_fn, tx=tx)
-    if self.n > 1:
-      self._step = jax.pmap(functools.partial(step, axis_name="batch"), axis_name="batch",
-                            devices=jax.local_devices()[:self.n])
+  `traces` counts how often the step was traced (compiled): once per batch shape.
+  """
+
+  def __init__(self, step_fn: Callable, num_devices: int):
+    self.n = num_devices  # this process's devices
+    self.traces = 0
+
+    def counted(state, batch, rng, axis_name=None):
+      self.traces += 1  # runs at trace time only
+      return step_fn(state, batch, rng, axis_name)
+
+    if self.n > 1 or jax.process_count() > 1:
+      # All processes' devices: pmean then averages over the global batch.
+      devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()[:self.n]
+      self._step = jax.pmap(functools.partial(counted, axis_name="batch"), axis_name="batch", devices=devices)
+      self.parallel = True
     else:
-      self._step = jax.jit(step)
+      self._step = jax.jit(counted)
+      self.parallel = False
 
-  def put(self, state: TrainState) -> TrainState:
-    return replicate(state, self.n) if self.n > 1 else state
+  def put(self, state):
+    return replicate(state, self.n) if self.parallel else state
 
-  def get(self, state: TrainState) -> TrainState:
-    return unreplicate(state) if self.n > 1 else state
+  def get(self, state):
+    return unreplicate(state) if self.parallel else state
 
   def __call__(self, state, batch, rng):
-    if self.n > 1:
-      return self._step(state, shard(batch, self.n), jax.random.split(rng, self.n))
+    if self.parallel:
+      rngs = jax.random.split(jax.random.fold_in(rng, jax.process_index()), self.n)
+      return self._step(state, shard(batch, self.n), rngs)
     return self._step(state, batch, rng)
 
   def unreplicated_metrics(self, metrics):
-    return unreplicate(metrics) if self.n > 1 else metrics
+    return unreplicate(metrics) if self.parallel else metrics
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Checkpoints.
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+  """JAX's multi-process runtime (`jax.distributed.initialize`), from the arguments or the environment.
 
-
-def checkpoint_manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=options)
-
-
-def save_checkpoint(mngr: ocp.CheckpointManager, state: TrainState, rng: jax.Array) -> None:
-  state = jax.device_get(state)
-  step = int(state.step)
-  extra = {"step": step, "rng": [int(v) for v in np.asarray(jax.random.key_data(rng)).ravel()],
-           "data_position": step}
-  mngr.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(state.params),
-                                          opt_state=ocp.args.StandardSave(state.opt_state),
-                                          extra=ocp.args.JsonSave(extra)), force=True)
-  mngr.wait_until_finished()
-
-
-def restore_checkpoint(mngr: ocp.CheckpointManager, template: TrainState, step: int | None = None):
-  step = mngr.latest_step() if step is None else step
-  abstract = lambda tree: jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
-  restored = mngr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract(template.params)),
-                                                        opt_state=ocp.args.StandardRestore(
-                                                            abstract(template.opt_state)),
-                                                        extra=ocp.args.JsonRestore()))
-  extra = restored["extra"]
-  state = TrainState(step=jnp.asarray(extra["step"], jnp.int32), params=restored["params"],
-                     opt_state=restored["opt_state"])
-  rng = jnp.asarray(np.asarray(extra["rng"], np.uint32))
-  return state, rng
-
-
-def restore_params(path: str, template_params) -> tuple[Any, int]:
-  """Params of the latest checkpoint under `path` (a workdir or its checkpoints/ folder), for eval and init_from."""
-  path = os.path.abspath(path)
-  ckpt_dir = path if os.path.basename(path.rstrip("/")) == "checkpoints" else os.path.join(path, "checkpoints")
-  if not os.path.isdir(ckpt_dir):
-    raise FileNotFoundError(f"no checkpoints folder at {ckpt_dir}")
-  mngr = ocp.CheckpointManager(ckpt_dir)
-  step = mngr.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"no checkpoint in {ckpt_dir}")
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template_params)
-  restored = mngr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract)))
-  return restored["params"], step
+  With no argument JAX reads the cluster from the environment (SLURM's variables, among others). On CPU the
+  cross-process collectives use gloo. Call once, before anything touches a device.
+  """
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only the CPU backend reads it
+  jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                             process_id=process_id)
+  logging.info("process %d of %d (%d local devices, %d in all)", jax.process_index(), jax.process_count(),
+               jax.local_device_count(), jax.device_count())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -205,90 +214,82 @@ def restore_params(path: str, template_params) -> tuple[Any, int]:
 
 
 def make_predict_fn(model: nn.Module) -> Callable:
-  return jax.jit(lambda params, batch: model.apply({"params": params}, batch, train=False)["image"])
+  """(params, batch) -> the family's whole prediction dict, jitted (one compilation per batch shape)."""
+  return jax.jit(lambda params, batch: model.apply({"params": params}, batch, train=False))
 
 
-def run_eval(predict_fn: Callable, params, config, split: str | None = None, desc: str = "eval"):
-  """Model PSNR/SSIM on the eval split beside the frame-average and repeat-frame baselines.
+class _NullWriter:
+  """The summary writer of a process other than the first (only process 0 writes files)."""
 
-  Returns (metrics dict of means, number of examples, image grid of the first examples as uint8 HWC).
+  def __getattr__(self, name):
+    return lambda *args, **kwargs: None
+
+
+def _primary() -> bool:
+  return jax.process_index() == 0
+
+
+def _describe(result: dict[str, Any]) -> str:
+  fmt = lambda name, v: f"PSNR {v:.3f} dB" if name.endswith("psnr") else f"{name.upper()} {v:.4f}"
+  scores = result["scores"]
+  text = ", ".join(fmt(k, v) for k, v in scores["model"].items() if "/" not in k)
+  others = [f"{m.replace('_', ' ')}: " + ", ".join(fmt(k, v) for k, v in s.items() if "/" not in k)
+            for m, s in scores.items() if m != "model"]
+  return text + (f" ({'; '.join(others)})" if others else "")
+
+
+def run_evals(predict_fn: Callable, params, config, workdir: str, step: int, notes: list[str], eval_entries,
+              writer=None, split: str | None = None) -> dict[str, Any]:
+  """Runs validation-type entries and writes eval_<step>.json, samples/eval_<step>_<name>.png and scalars.
+
+  Returns the record written: {step, split, num_examples, metrics (of the entry named "validation", else the
+  first), notes, evals: {name: {split, num_examples, metrics}}}.
   """
-  bs = int(config.eval_batch_size)
-  batches = input_pipeline.create_eval_batches(config.data, bs, split=split)
-  names = tuple(config.get("eval_metrics", ("psnr", "ssim")))
-  result = evaluators.score(predict_fn, params, batches, bs, names=names,
-                            limit=int(config.get("num_eval_examples", -1)), keep=int(config.num_image_summaries),
-                            desc=desc, progress=config.get("progress_bar", True))
-  if result.count == 0:
-    raise ValueError("the eval split has no examples")
-  rows = [utils.grid_row(*example) for example in result.examples]
-  grid = np.concatenate(rows, axis=0) if rows else None
-  means, count = result.means, result.count
-  return means, count, grid
-
-
-def write_eval(workdir: str, step: int, means: dict, count: int, split: str, notes: list[str], grid, writer=None):
-  split_name = split or "validation"
-  record = {"step": int(step), "split": split_name, "num_examples": int(count),
-            "metrics": {k: float(v) for k, v in sorted(means.items())}, "notes": list(notes)}
+  results = {}
+  for entry in eval_entries:
+    entry = dict(entry, split=split) if split else entry
+    result = evaluators.make(predict_fn, config, entry).run(params)
+    results[result["name"]] = result
+    logging.info("%s @ step %d on %d examples: %s", "eval" if result["name"] == "validation" else result["name"],
+                 step, result["num_examples"], _describe(result))
+  main = results.get("validation") or next(iter(results.values()))
+  record = {"step": int(step), "split": main["split"], "num_examples": int(main["num_examples"]),
+            "metrics": {k: float(v) for k, v in sorted(main["metrics"].items())}, "notes": list(notes),
+            "evals": {name: {"split": r["split"], "num_examples": int(r["num_examples"]),
+                             "metrics": {k: float(v) for k, v in sorted(r["metrics"].items())}}
+                      for name, r in results.items()}}
+  if not _primary():
+    return record
   utils.atomic_write_json(os.path.join(workdir, f"eval_{int(step)}.json"), record)
-  if grid is not None:
-    utils.atomic_write_png(os.path.join(workdir, "samples", f"eval_{int(step)}.png"), grid)
+  for name, result in results.items():
+    prefix = "eval" if name == "validation" else f"eval/{name}"
+    for image_name, image in result["images"].items():
+      suffix = "" if name == "validation" else f"_{name}"
+      utils.atomic_write_png(os.path.join(workdir, "samples", f"eval_{int(step)}{suffix}.png"), image)
+      if writer is not None:
+        writer.add_image(f"{prefix}/{image_name}", image, int(step), dataformats="HWC")
+    if writer is not None:
+      for k, v in result["metrics"].items():
+        writer.add_scalar(f"{prefix}/{k}", float(v), int(step))
   if writer is not None:
-    for k, v in means.items():
-      writer.add_scalar(f"eval/{k}", float(v), int(step))
-    if grid is not None:
-      writer.add_image("eval/frame0_prediction_target_error", grid, int(step), dataformats="HWC")
     writer.flush()
-  model = ", ".join(f"{k} {v:.4f}" for k, v in sorted(means.items()) if not k.startswith(("frame_", "repeat_")))
-  logging.info("eval @ step %d on %d examples: PSNR %.3f dB (frame average %.3f, repeat frame %.3f); %s",
-               step, count, means["psnr"], means["frame_average_psnr"], means["repeat_frame_psnr"], model)
   return record
+
+
+def _run_benchmarks(predict_fn, params, config, workdir, step, writer, benchmark_entries):
+  """The benchmark entries (`config.evals` with a dataset and its folder): results_<step>.json and .md."""
+  if not benchmark_entries:
+    return
+  results = evaluators.run_benchmarks(predict_fn, params, config, workdir, step, benchmark_entries)
+  for bench in results["benchmarks"]:
+    for metric, value in bench["scores"]["model"].items():
+      writer.add_scalar(f"benchmarks/{bench['name']}/{metric}", value, step)
+  with open(os.path.join(workdir, f"results_{int(step)}.md")) as f:
+    logging.info("benchmarks at step %d:\n%s", step, f.read())
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Setup shared by the modes.
-
-
-def _untrained_pwcnet(config) -> bool:
-  return config.model.get("flow") == "pwcnet" and not config.model.get("flow_weights")
-
-
-def _notes_for_model(config) -> list[str]:
-  notes = []
-  if _untrained_pwcnet(config):
-    notes.append("flow module PWC-Net has no pretrained weights (model.flow_weights unset): it trains from scratch "
-                 "at the interpolation module's learning rate")
-  return notes
-
-
-def _optimizer_config(config):
-  """`config.optimizer`, less the fixed small rate of a flow module that has no pretrained weights to keep.
-
-  ReFIn trains pretrained PWC-Net at a fixed 1e-6; from scratch that rate would leave it random, so the flow module
-  then follows the default schedule (and `_notes_for_model` says so).
-  """
-  opt = config.optimizer
-  if _untrained_pwcnet(config) and "flow" in (opt.get("groups") or {}):
-    opt = ml_collections.ConfigDict(opt.to_dict())
-    opt.groups = {k: v for k, v in opt.groups.to_dict().items() if k != "flow"}
-  return opt
-
-
-def _load_flow_weights(config, params):
-  path = config.model.get("flow_weights")
-  if not path:
-    return params
-  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
-  if config.model.get("flow") != "pwcnet":
-    raise ValueError(f"model.flow_weights is set but model.flow is {config.model.get('flow')!r}; pretrained flow "
-                     "weights exist for pwcnet only")
-  pwc = weights.load_params("pwcnet", path)
-  if jax.tree.map(jnp.shape, params["flow"]["pwcnet"]) != jax.tree.map(jnp.shape, pwc):
-    raise ValueError(f"model.flow_weights {path}: parameter shapes do not match the PWC-Net module")
-  params = {**params, "flow": {"pwcnet": jax.tree.map(jnp.asarray, pwc)}}
-  logging.info("loaded pretrained PWC-Net weights from %s", path)
-  return params
 
 
 def _steps_per_epoch(config) -> float:
@@ -307,6 +308,19 @@ def _group_lrs(schedules, step) -> dict[str, float]:
   return {name: float(s(step)) for name, s in schedules.items()}
 
 
+def _split_entries(config):
+  all_entries = evaluators.entries(config)
+  return ([e for e in all_entries if not evaluators.is_benchmark(e)],
+          [e for e in all_entries if evaluators.is_benchmark(e)])
+
+
+def _check_batch_size(config, num_devices: int) -> None:
+  total = num_devices * jax.process_count()
+  if config.batch_size % total:
+    raise ValueError(f"batch_size {config.batch_size} is not divisible by the {total} devices "
+                     f"({jax.process_count()} processes x {num_devices})")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Modes.
 
@@ -317,43 +331,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Returns the last eval record (the content of `workdir/eval_<step>.json`).
   """
   utils.prepare_workdir(workdir)
-  log_handler = utils.add_file_logging(workdir)
+  log_handler = utils.add_file_logging(workdir) if _primary() else None
   try:
     return _train_and_evaluate(config, workdir)
   finally:
-    py_logging.getLogger("absl").removeHandler(log_handler)
-    log_handler.close()
+    if log_handler is not None:
+      py_logging.getLogger("absl").removeHandler(log_handler)
+      log_handler.close()
 
 
 def _train_and_evaluate(config, workdir):
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  resuming = os.path.isdir(ckpt_dir) and ocp.CheckpointManager(ckpt_dir).latest_step() is not None
+  resuming = checkpoints.latest_step(ckpt_dir) is not None
   if not resuming and config.get("require_init_from") and not config.get("init_from"):
     raise ValueError("this config fine-tunes a trained model: set --config.init_from=<workdir of the first stage>")
-  utils.atomic_write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
+  if _primary():
+    utils.atomic_write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
   num_devices = jax.local_device_count() if config.get("use_pmap", True) else 1
-  if config.batch_size % num_devices:
-    raise ValueError(f"batch_size {config.batch_size} is not divisible by the {num_devices} local devices")
-  if num_devices > 1:
-    logging.info("data-parallel training (pmap) over %d local devices: %d examples per device, global batch %d",
-                 num_devices, config.batch_size // num_devices, config.batch_size)
+  _check_batch_size(config, num_devices)
+  if num_devices > 1 or jax.process_count() > 1:
+    logging.info("data-parallel training (pmap) over %d local devices%s: %d examples per device, global batch %d",
+                 num_devices, f" in each of {jax.process_count()} processes" if jax.process_count() > 1 else "",
+                 config.batch_size // (num_devices * jax.process_count()), config.batch_size)
   else:
     logging.info("training on one device (%s), batch %d", jax.devices()[0].device_kind, config.batch_size)
 
   total_steps = total_train_steps(config)
   steps_per_epoch = _steps_per_epoch(config)
   model = build_model(config.model)
-  loss_fn, notes = losses.make_loss_fn(config.loss, config.model)
-  notes = _notes_for_model(config) + notes
-  for note in notes:
-    logging.warning("%s", note)
+  loss_fn, notes = models.make_loss_fn(config)
+  setup = make_train_setup(config, model, loss_fn, total_steps, steps_per_epoch)
 
   rng = jax.random.PRNGKey(config.seed)
   init_rng, train_rng = jax.random.split(rng)
-  params = init_params(model, config, init_rng)
-  params = _load_flow_weights(config, params)
-  tx, schedules = optim.make_optimizer(_optimizer_config(config), params, total_steps, steps_per_epoch)
-  state = TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params))
+  state = setup.init(init_rng)
+  params, pretrained_notes = models.load_pretrained(state.params, config)
+  state = state.replace(params=params)
+  for line in pretrained_notes:
+    logging.info("%s", line)
+  for note in notes:
+    logging.warning("%s", note)
 
   mngr = checkpoint_manager(workdir, config.keep_checkpoints)
   last_saved = mngr.latest_step()
@@ -362,23 +379,33 @@ def _train_and_evaluate(config, workdir):
     logging.info("resuming from the checkpoint of step %d in %s", last_saved, mngr.directory)
   elif config.get("init_from"):
     init, from_step = restore_params(config.init_from, state.params)
-    state = TrainState(step=state.step, params=init, opt_state=tx.init(init))
+    state = state.replace(params=init)
     logging.info("initialised the parameters from step %d of %s", from_step, config.init_from)
   start = int(state.step)
   counts = param_counts(model, config)
   logging.info("parameters: %s", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
-  writer = utils.summary_writer(workdir)
-  runner = StepRunner(model.apply, loss_fn, tx, num_devices)
+  writer = utils.summary_writer(workdir) if _primary() else _NullWriter()
+  runner = StepRunner(setup.step, num_devices)
   predict_fn = make_predict_fn(model)
+  periodic, benchmarks = _split_entries(config)
   record = None
+
+  def evaluate_now(done, final):
+    todo = [e for e in periodic if final or (evaluators.every_steps(e, config) > 0
+                                             and done % evaluators.every_steps(e, config) == 0)]
+    return run_evals(predict_fn, runner.get(dstate).params, config, workdir, done, notes, todo, writer) \
+        if todo else None
+
   if start >= total_steps:
     logging.info("nothing to train: the checkpoint is at step %d and num_train_steps is %d", start, total_steps)
+    dstate = runner.put(state)
   else:
     logging.info("training steps %d -> %d (%.1f steps per epoch)", start, total_steps, steps_per_epoch)
     train_iter = input_pipeline.create_train_iterator(config.data, config.batch_size, config.seed, start_step=start)
     dstate = runner.put(state)
-    bar = utils.progress_bar(total=total_steps, initial=start, enabled=config.get("progress_bar", True))
+    bar = utils.progress_bar(total=total_steps, initial=start,
+                             enabled=config.get("progress_bar", True) and _primary())
     t_log, steps_since_log = time.perf_counter(), 0
     try:
       for step in range(start, total_steps):
@@ -400,7 +427,7 @@ def _train_and_evaluate(config, workdir):
           sps = steps_since_log / max(elapsed, 1e-9)
           for k, v in m.items():
             writer.add_scalar(f"train/{k}", float(v), done)
-          for name, lr in _group_lrs(schedules, done - 1).items():
+          for name, lr in _group_lrs(setup.schedules, done - 1).items():
             writer.add_scalar(f"train/lr_{name}", lr, done)
           writer.add_scalar("train/steps_per_sec", sps, done)
           logging.info("step %d/%d: %s, %.3f steps/s", done, total_steps,
@@ -408,49 +435,33 @@ def _train_and_evaluate(config, workdir):
           t_log, steps_since_log = time.perf_counter(), 0
         if done % config.checkpoint_every_steps == 0 or done == total_steps:
           save_checkpoint(mngr, runner.get(dstate), train_rng)
-        if done % config.eval_every_steps == 0 or done == total_steps:
-          means, count, grid = run_eval(predict_fn, runner.get(dstate).params, config)
-          record = write_eval(workdir, done, means, count, config.data.eval_split, notes, grid, writer)
+        record = evaluate_now(done, final=done == total_steps) or record
     finally:
       bar.close()
       writer.flush()
-    state = runner.get(dstate)
   if record is None:
-    means, count, grid = run_eval(predict_fn, state.params, config)
-    record = write_eval(workdir, int(state.step), means, count, config.data.eval_split, notes, grid, writer)
-  _run_benchmarks(predict_fn, state.params, config, workdir, int(state.step), writer)
+    record = evaluate_now(int(runner.get(dstate).step), final=True)
+  state = runner.get(dstate)
+  _run_benchmarks(predict_fn, state.params, config, workdir, int(state.step), writer, benchmarks)
   writer.close()
   mngr.close()
   return record
 
 
-def _run_benchmarks(predict_fn, params, config, workdir, step, writer):
-  """The configured benchmarks (`config.evals` with a folder), as a Table-1-style results_<step>.md."""
-  if not evaluators.benchmark_entries(config):
-    return
-  results = evaluators.run_benchmarks(predict_fn, params, config, workdir, step)
-  for bench in results["benchmarks"]:
-    for metric, value in bench["scores"]["model"].items():
-      writer.add_scalar(f"benchmarks/{bench['name']}/{metric}", value, step)
-  logging.info("benchmarks at step %d:\n%s", step, evaluators.format_table(results))
-
-
 def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None = None) -> dict:
-  """Evaluates the latest checkpoint in `workdir` on `split` (default `config.data.eval_split`)."""
+  """Evaluates the latest checkpoint in `workdir`: validation entries on `split` (default their own) and the
+  benchmarks whose folders are given."""
   ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
-  if not os.path.isdir(ckpt_dir) or ocp.CheckpointManager(ckpt_dir).latest_step() is None:
+  if checkpoints.latest_step(ckpt_dir) is None:
     raise TrainingError(f"no checkpoint to evaluate in {ckpt_dir}")
   model = build_model(config.model)
-  _, notes = losses.make_loss_fn(config.loss, config.model)
-  notes = _notes_for_model(config) + notes
-  params_template = init_params(model, config, jax.random.PRNGKey(0))
-  params, step = restore_params(workdir, params_template)
-  split = split or config.data.eval_split
+  _, notes = models.make_loss_fn(config)
+  params, step = restore_params(workdir, checkpoints.params_template(model, config))
   predict_fn = make_predict_fn(model)
-  means, count, grid = run_eval(predict_fn, params, config, split=split)
-  writer = utils.summary_writer(workdir)
-  record = write_eval(workdir, step, means, count, split, notes, grid, writer)
-  _run_benchmarks(predict_fn, params, config, workdir, step, writer)
+  periodic, benchmarks = _split_entries(config)
+  writer = utils.summary_writer(workdir) if _primary() else _NullWriter()
+  record = run_evals(predict_fn, params, config, workdir, step, notes, periodic, writer, split=split)
+  _run_benchmarks(predict_fn, params, config, workdir, step, writer, benchmarks)
   writer.close()
   return record
 

@@ -4,6 +4,7 @@
 devices (one process, so the jit step compiles once). Prints one JSON line per device count with the largest
 differences in loss and parameters after two steps on the same global batches.
 """
+import functools
 import json
 import sys
 
@@ -21,7 +22,7 @@ def main(counts: list[int]):
   assert jax.local_device_count() >= max(counts), jax.devices()
   # ReFIn with UNet++ interpolation and refinement modules (22 M parameters with the flow UNet): the step is the same
   # generic step as for the all-UNet model, whose 8 replicas with Adam state would need most of a 24 GiB machine.
-  model_cfg = ml_collections.ConfigDict(dict(name="refin", variant="refin", flow="unet",
+  model_cfg = ml_collections.ConfigDict(dict(name="refin", flow="unet",
                                              interpolation_backbone="unetpp", refinement_backbone="unetpp",
                                              use_refinement=True, warp_padding="zeros", warp_impl="xla"))
   cfg = ml_collections.ConfigDict(dict(model=model_cfg, data=dict(crop_size=32)))
@@ -33,7 +34,7 @@ def main(counts: list[int]):
                                            schedule=dict(name="constant", init_value=1e-4),
                                            groups=dict(flow=dict(name="constant", init_value=1e-5))))
   model = train.build_model(model_cfg)
-  loss_fn, _ = losses.make_loss_fn(loss_cfg, model_cfg)
+  loss_fn, _ = losses.make_loss_fn(loss_cfg, ctx={"warp_impl": "xla"})
   params = train.init_params(model, cfg, jax.random.PRNGKey(0))
   tx, _ = optim.make_optimizer(opt_cfg, params, 10, 10.0)
   rng = np.random.default_rng(0)
@@ -42,7 +43,8 @@ def main(counts: list[int]):
              for _ in range(2)]
   results = {}
   for devices in [1] + counts:
-    runner = train.StepRunner(model.apply, loss_fn, tx, devices)
+    step = functools.partial(train.supervised_step, apply_fn=model.apply, loss_fn=loss_fn, tx=tx)
+    runner = train.StepRunner(step, devices)
     state = runner.put(train.TrainState(step=jnp.asarray(0), params=params, opt_state=tx.init(params)))
     step_losses = []
     for i, b in enumerate(batches):

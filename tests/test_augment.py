@@ -187,7 +187,7 @@ def test_bicubic_downscale_equals_jax_antialiased_bicubic():
 
 
 def test_gaussian_noise_statistics():
-  std = input_pipeline.PRESETS["dsfn"]["noise_std"]
+  std = input_pipeline.PRESETS["dsfn"].params["noise_std"]
   assert std ** 2 == pytest.approx(0.01)  # N(0, 0.01) read as (mean, variance).
   base = np.full((1000, 1000), 0.05, np.float32)
   out = augment.gaussian_noise(base, np.random.default_rng(4), std)

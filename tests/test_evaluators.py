@@ -137,3 +137,45 @@ def test_config_errors(benchmarks, tmp_path):
     with pytest.raises(ValueError, match=message):
       evaluators.run_benchmarks(predict_fn, None, config, str(tmp_path), step=0)
   assert not list(tmp_path.glob("results_*"))
+
+
+def _y(frame_uint8):
+  """BT.601 luma in [16, 235] (scikit-image's rgb2ycbcr, the same formula as MATLAB's), float64."""
+  from skimage.color import rgb2ycbcr  # pylint: disable=g-import-not-at-top
+  return rgb2ycbcr(frame_uint8.astype(np.float64) / 255.0)[..., 0]
+
+
+def test_restoration_evaluator_y_channel_border_crop_and_bicubic_baseline(benchmarks, tmp_path):
+  """`restoration` on the fake Vimeo triplets with prediction = frame1, ground truth = the middle frame and the
+  "bicubic" baseline = frame0 upsampled x1 (itself): Y-channel PSNR / SSIM after a 2-pixel border crop, against
+  scikit-image's rgb2ycbcr, PSNR formula and SSIM."""
+  root, frames = benchmarks
+  config = _config(root, tmp_path / "tfds")
+  config.evals = [{"type": "restoration", "name": "vimeo-y", "dataset": "vimeo90k_triplet", "dir": str(root / "vimeo"),
+                   "target_key": "target", "input_key": "frame0", "color": "y", "crop_border": 2}]
+  predict_fn = lambda params, batch: {"image": batch["frame1"], "other": batch["frame0"]}
+  results = evaluators.run_benchmarks(predict_fn, None, config, str(tmp_path), step=5)
+  (bench,) = results["benchmarks"]
+  assert bench["num_examples"] == 3 and bench["type"] == "restoration"
+  crop = lambda y: y[2:-2, 2:-2]
+  want = {"model": [], "bicubic": []}
+  for key in ("00002/0001", "00002/0002", "00003/0001"):
+    f0, target, f1 = frames["vimeo"][key]
+    for method, frame in (("model", f1), ("bicubic", f0)):
+      a, b = crop(_y(frame)), crop(_y(target))
+      psnr = 10 * np.log10(255.0 ** 2 / np.mean((a - b) ** 2))
+      ssim = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                   data_range=255)
+      want[method].append((psnr, ssim))
+  for method in ("model", "bicubic"):
+    psnr, ssim = np.mean(want[method], axis=0)
+    assert bench["scores"][method]["psnr"] == pytest.approx(psnr, abs=0.01)
+    assert bench["scores"][method]["ssim"] == pytest.approx(ssim, abs=1e-3)
+  assert "| model |" not in (tmp_path / "results_5.md").read_text()  # rows are named by the method
+  assert (tmp_path / "results_5.md").read_text().splitlines()[2].startswith("| refin |")
+
+
+def test_evaluator_types_are_looked_up_by_name():
+  assert evaluators.get_module("restoration").Evaluator is not None
+  with pytest.raises(ValueError, match="unknown evaluator type 'nope'"):
+    evaluators.get_module("nope")

@@ -22,6 +22,7 @@ from PIL import Image
 import pytest
 
 from conftest import ROOT
+from jaxvfi import checkpoints
 from jaxvfi import interpolate
 from jaxvfi import train
 from jaxvfi import utils
@@ -39,7 +40,7 @@ def _config(name: str, arg: str):
   return mod.get_config(arg)
 
 
-def _random_params(model, seed: int):
+def _random_params(model, config, seed: int):
   """LeCun-normal kernels, small biases, in the shapes `init` gives, without compiling `init` (slow on 2 cores)."""
   rng = np.random.default_rng(seed)
 
@@ -48,7 +49,7 @@ def _random_params(model, seed: int):
     std = 1.0 / np.sqrt(fan_in) if fan_in else 0.01
     return rng.normal(0.0, std, s.shape).astype(np.float32)
 
-  return jax.tree.map(draw, interpolate._params_template(model))  # pylint: disable=protected-access
+  return jax.tree.map(draw, checkpoints.params_template(model, config))
 
 
 def _write_workdir(workdir, config, params, step=7):
@@ -68,7 +69,7 @@ def sepconv_workdir(tmp_path_factory):
   config = _config("sepconv", "runlocal")
   config.model.kernel_size = K
   model = train.build_model(config.model)
-  params = _random_params(model, seed=0)  # a random U-Net: the heads below ignore it
+  params = _random_params(model, config, seed=0)  # a random U-Net: the heads below ignore it
   centre = np.zeros(K, np.float32)
   centre[K // 2] = 1.0
   for name, bias in (("kv0", centre), ("kh0", centre / 2), ("kv1", centre), ("kh1", centre / 2)):
@@ -242,7 +243,7 @@ def test_cli_frames_refin_equals_the_model_applied_directly(tmp_path):
   config = _config("refin", "runlocal,backbone=unetpp")
   assert config.model.flow == "unet"
   model = train.build_model(config.model)
-  workdir = _write_workdir(tmp_path / "refin", config, _random_params(model, seed=2), step=3)
+  workdir = _write_workdir(tmp_path / "refin", config, _random_params(model, config, seed=2), step=3)
   rng = np.random.default_rng(4)
   base = rng.integers(0, 256, (33, 47, 3)).astype(np.uint8)
   f0, f1 = base, np.roll(base, 2, axis=1)  # a small motion
@@ -262,7 +263,7 @@ def test_cli_frames_refin_equals_the_model_applied_directly(tmp_path):
   for t in (0.25, 0.5):
     batch = {"frame0": jnp.asarray(f0[None] / np.float32(255)), "frame1": jnp.asarray(f1[None] / np.float32(255)),
              "t": jnp.full((1,), t, jnp.float32)}
-    want = utils.to_uint8(np.asarray(predict(params, batch))[0])
+    want = utils.to_uint8(np.asarray(predict(params, batch)["image"])[0])
     got = np.asarray(Image.open(out / f"t{t:.4f}.png"))
     assert got.shape == (33, 47, 3)
     np.testing.assert_array_equal(got, want)

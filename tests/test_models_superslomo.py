@@ -19,7 +19,7 @@ def test_unet_parameter_counts(cin, cout, expected):
 
 def _config(variant):
   c = ml_collections.ConfigDict()
-  c.model = dict(name=variant, variant=variant, flow="unet", interpolation_backbone="unet",
+  c.model = dict(name=variant, flow="unet", interpolation_backbone="unet",
                  refinement_backbone="unet", use_refinement=True)
   c.data = dict(crop_size=32)
   return c

@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxvfi import models
 from jaxvfi.models.unet import pad_to_multiple, upsample2x
 from pallas_kernels import separable as sepconv_lib
 
@@ -116,6 +117,11 @@ class SepConvInterpolator(nn.Module):
     frame1, _ = pad_to_multiple(batch["frame1"], ALIGNMENT)
     preds = SepConvNet(self.kernel_size, self.padding, self.impl, name="sepconv")(frame0, frame1)
     return {k: v[:, :h, :w] for k, v in preds.items()}
+
+
+# The family (`jaxvfi.models` docstring). The network has no time input: it makes the middle frame.
+HAS_TIME_INPUT = False
+example_batch = models.triplet_example_batch
 
 
 def build(model_config) -> SepConvInterpolator:

@@ -20,8 +20,10 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 import pallas_kernels
+from jaxvfi import models
 from jaxvfi.models import backbones
 from jaxvfi.models.unet import pad_to_multiple
 
@@ -145,10 +147,64 @@ class FlowInterpolator(nn.Module):
     return {k: v[:, :h, :w] for k, v in preds.items()}
 
 
-def build(model_config) -> FlowInterpolator:
+# ----------------------------------------------------------------------------------------------------------------
+# The family (`jaxvfi.models` docstring): `model.name = "superslomo"`; ReFIn is `jaxvfi.models.refin`.
+
+VARIANT = "superslomo"
+HAS_TIME_INPUT = True
+example_batch = models.triplet_example_batch
+
+
+def build(model_config, variant: str = VARIANT) -> FlowInterpolator:
   return FlowInterpolator(
-      variant=model_config.variant, flow=model_config.flow,
+      variant=variant, flow=model_config.flow,
       interpolation_backbone=model_config.interpolation_backbone,
       refinement_backbone=model_config.get("refinement_backbone", "unet"),
       use_refinement=model_config.get("use_refinement", True),
       warp_padding=model_config.get("warp_padding", "zeros"), warp_impl=model_config.get("warp_impl", "auto"))
+
+
+def _untrained_pwcnet(config) -> bool:
+  return config.model.get("flow") == "pwcnet" and not config.model.get("flow_weights")
+
+
+def make_loss_fn(config):
+  """Eq. (5), ReFIn, over `jaxvfi.losses.TERMS`; the warp term warps as the model does (`model.warp_*`)."""
+  from jaxvfi import losses  # pylint: disable=g-import-not-at-top
+  ctx = {"warp_padding": config.model.get("warp_padding", "zeros"),
+         "warp_impl": config.model.get("warp_impl", "auto")}
+  loss_fn, notes = losses.make_loss_fn(config.loss, ctx=ctx)
+  if _untrained_pwcnet(config):
+    notes = ["flow module PWC-Net has no pretrained weights (model.flow_weights unset): it trains from scratch at "
+             "the interpolation module's learning rate"] + notes
+  return loss_fn, notes
+
+
+def load_pretrained(params, config):
+  """PWC-Net weights from `model.flow_weights` (converted with `python -m jaxvfi.weights convert`)."""
+  path = config.model.get("flow_weights")
+  if not path:
+    return params, []
+  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
+  if config.model.get("flow") != "pwcnet":
+    raise ValueError(f"model.flow_weights is set but model.flow is {config.model.get('flow')!r}; pretrained flow "
+                     "weights exist for pwcnet only")
+  pwc = weights.load_params("pwcnet", path)
+  if jax.tree.map(jnp.shape, params["flow"]["pwcnet"]) != jax.tree.map(jnp.shape, pwc):
+    raise ValueError(f"model.flow_weights {path}: parameter shapes do not match the PWC-Net module")
+  params = {**params, "flow": {"pwcnet": jax.tree.map(jnp.asarray, pwc)}}
+  return params, [f"loaded pretrained PWC-Net weights from {path}"]
+
+
+def make_train_setup(config, model, loss_fn, total_steps, steps_per_epoch):
+  """The supervised setup, less the fixed small rate of a flow module that has no pretrained weights to keep.
+
+  ReFIn trains pretrained PWC-Net at a fixed 1e-6; from scratch that rate would leave it random, so the flow module
+  then follows the default schedule (and `make_loss_fn`'s notes say so).
+  """
+  from jaxvfi import train  # pylint: disable=g-import-not-at-top
+  opt = config.optimizer
+  if _untrained_pwcnet(config) and "flow" in (opt.get("groups") or {}):
+    opt = ml_collections.ConfigDict(opt.to_dict())
+    opt.groups = {k: v for k, v in opt.groups.to_dict().items() if k != "flow"}
+  return train.supervised_setup(config, model, loss_fn, total_steps, steps_per_epoch, opt_config=opt)
