@@ -1,16 +1,24 @@
-"""Image quality metrics for evaluation: PSNR and SSIM (dm-pix), per example.
+"""Image quality metrics for evaluation: PSNR and SSIM (dm-pix), MS-SSIM and LPIPS, per example.
 
 Conventions (those of the published VFI tables): images in [0, 1], predictions clipped and quantised to 8 bits
 before scoring (as if saved to PNG), PSNR and SSIM computed per frame over all three channels and averaged over
 frames. SSIM is Wang et al. 2004 with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, averaged over the
 valid region and channels: it equals `skimage.metrics.structural_similarity(..., channel_axis=-1,
 gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)` on uint8 images.
+
+LPIPS (v0.1, `jaxvfi.models.lpips`, lower is better) needs weights converted once with `jaxvfi.weights`; the
+evaluators build it with `lpips_fn(path)` and pass it to `frame_metrics`; without weights it is not computed and
+`LPIPS_NO_WEIGHTS` is the reason to report.
 """
 from __future__ import annotations
+
+import os
+from typing import Callable
 
 import dm_pix as pix
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def quantize(x: jax.Array) -> jax.Array:
@@ -88,6 +96,12 @@ def _pool2(x):
 
 
 METRICS = {"psnr": psnr, "ssim": ssim, "ms_ssim": ms_ssim}
+WEIGHTED_METRICS = ("lpips",)  # need a weights file: built by `lpips_fn`, passed to `frame_metrics`
+
+LPIPS_NO_WEIGHTS = ("lpips not computed: no LPIPS weights given; convert them once with `python -m jaxvfi.weights "
+                    "convert --arch=lpips_alex --src=alexnet-owt-7be5be79.pth --dst=lpips_alex.npz` (the linear "
+                    "heads come from the installed lpips package) and pass the .npz")
+LPIPS_MIN_SIDE = {"alex": 31, "vgg": 16}  # AlexNet: conv 11/4 and two 3/2 max-pools; VGG-16: four 2x2 max-pools
 
 
 COLORS = ("rgb", "y")
@@ -102,22 +116,60 @@ def rgb_to_y(x: jax.Array) -> jax.Array:
   return ((16.0 + jnp.tensordot(x.astype(jnp.float32), w, axes=[[-1], [0]])) / 255.0)[..., None]
 
 
+def lpips_net(state) -> str:
+  """"alex" or "vgg": the trunk an LPIPS state_dict is for, read from its second head's width (192 or 128)."""
+  width = np.shape(state["lin1.model.1.weight"])[1] if "lin1.model.1.weight" in state else None
+  nets = {192: "alex", 128: "vgg"}
+  if width not in nets:
+    raise ValueError(f"not an LPIPS v0.1 AlexNet/VGG state_dict: lin1.model.1.weight has shape "
+                     f"{None if width is None else np.shape(state['lin1.model.1.weight'])}, expected (1, 192, 1, 1) "
+                     "or (1, 128, 1, 1)")
+  return nets[width]
+
+
+def lpips_fn(weights_path: str | os.PathLike) -> Callable[[jax.Array, jax.Array], jax.Array]:
+  """LPIPS v0.1 (Zhang et al. 2018) as `fn(pred, target) -> (N,)` for (N, H, W, 3) images in [0, 1].
+
+  `weights_path`: a .npz from `python -m jaxvfi.weights convert --arch=lpips_alex | lpips_vgg` (the trunk, AlexNet
+  or VGG-16, is read from the file). `fn.net` names it. Frames must be at least `LPIPS_MIN_SIDE[net]` pixels.
+  Raises FileNotFoundError / ValueError for a missing or wrong file.
+  """
+  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
+  from jaxvfi.models import lpips  # pylint: disable=g-import-not-at-top
+  state = weights.read_state_dict(weights_path)
+  net = lpips_net(state)
+  params = weights.convert_state_dict(f"lpips_{net}", state)
+  apply = jax.jit(lpips.LPIPS(net=net).apply)
+
+  def fn(pred: jax.Array, target: jax.Array) -> jax.Array:
+    if min(pred.shape[1:3]) < LPIPS_MIN_SIDE[net]:
+      raise ValueError(f"LPIPS-{net} needs frames of at least {LPIPS_MIN_SIDE[net]} px, got "
+                       f"{pred.shape[2]}x{pred.shape[1]}")
+    return apply({"params": params}, pred.astype(jnp.float32), target.astype(jnp.float32))
+
+  fn.net = net
+  return fn
+
+
 def frame_metrics(pred: jax.Array, target: jax.Array, names=("psnr", "ssim"), color: str = "rgb",
-                  crop_border: int = 0) -> dict[str, jax.Array]:
-  """The named metrics (`METRICS`) of 8-bit-quantised predictions against the targets, per example.
+                  crop_border: int = 0,
+                  lpips: Callable[[jax.Array, jax.Array], jax.Array] | None = None) -> dict[str, jax.Array]:
+  """The named metrics (`METRICS`, and "lpips") of 8-bit-quantised predictions against the targets, per example.
 
   Args:
     pred, target: (N, H, W, 3) in [0, 1]; the prediction is clipped and quantised to 8 bits first.
-    names: keys of `METRICS`.
+    names: keys of `METRICS`, and "lpips".
     color: "rgb" (all three channels) or "y" (BT.601 luma, `rgb_to_y`, computed from the quantised RGB).
     crop_border: pixels removed from each side before scoring (the SR protocol's border crop).
+    lpips: `lpips_fn(path)`; "lpips" is scored on the (cropped) RGB images whatever `color`, and skipped (not
+      reported) when this is None: report `LPIPS_NO_WEIGHTS` then.
 
   MS-SSIM is skipped (not reported) for frames smaller than 176 px, where it is undefined.
   """
   pred = quantize(pred)
-  unknown = sorted(set(names) - set(METRICS))
+  unknown = sorted(set(names) - set(METRICS) - set(WEIGHTED_METRICS))
   if unknown:
-    raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+    raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS) + list(WEIGHTED_METRICS)}")
   if color not in COLORS:
     raise ValueError(f"unknown color {color!r}; known: {', '.join(COLORS)}")
   if crop_border:
@@ -125,10 +177,14 @@ def frame_metrics(pred: jax.Array, target: jax.Array, names=("psnr", "ssim"), co
     if min(pred.shape[1:3]) <= 2 * c:
       raise ValueError(f"crop_border {c} leaves nothing of {pred.shape[1]}x{pred.shape[2]} frames")
     pred, target = pred[:, c:-c, c:-c], target[:, c:-c, c:-c]
+  out = {}
+  if "lpips" in names and lpips is not None:
+    out["lpips"] = lpips(pred, target)
   if color == "y":
     pred, target = rgb_to_y(pred), rgb_to_y(target)
-  return {n: METRICS[n](pred, target) for n in names
-          if not (n == "ms_ssim" and min(pred.shape[1:3]) < MS_SSIM_MIN_SIDE)}
+  out.update({n: METRICS[n](pred, target) for n in names if n in METRICS
+              and not (n == "ms_ssim" and min(pred.shape[1:3]) < MS_SSIM_MIN_SIDE)})
+  return {n: out[n] for n in names if n in out}
 
 
 def baselines(batch: dict, names=("psnr", "ssim"), **options) -> dict[str, jax.Array]:

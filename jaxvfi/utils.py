@@ -61,6 +61,14 @@ def atomic_write_json(path: str, obj) -> None:
   atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def atomic_write_npz(path: str, arrays: dict[str, np.ndarray], compressed: bool = False) -> None:
+  """`np.savez` (or `savez_compressed`) of `arrays` into `path` through a temporary file renamed into place."""
+  import io  # pylint: disable=g-import-not-at-top
+  buf = io.BytesIO()
+  (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+  _atomic_write_bytes(path, buf.getvalue())
+
+
 def to_uint8(img: np.ndarray) -> np.ndarray:
   return np.round(np.clip(np.asarray(img, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 

@@ -1,8 +1,11 @@
 """Backward warping by bilinear sampling (Jaderberg et al. 2015, the `bw(., .)` of Eq. (3), ReFIn).
 
 out[n, y, x, c] = bilinear sample of image[n, :, :, c] at (x + dx, y + dy), with `flow[..., 0] = dx` and
-`flow[..., 1] = dy` in pixels. Sample positions are pixel centres at integer coordinates (PyTorch's
-`grid_sample(align_corners=True)` after normalising the flow, which is what Super-SloMo's `backWarp` does).
+`flow[..., 1] = dy` in pixels. Sample positions are pixel centres at integer coordinates: PyTorch's
+`grid_sample(align_corners=True)` on the grid linspace(-1, 1) + flow * 2 / (W - 1), as sniklaus/pytorch-pwc's
+`backwarp` does. Super-SloMo's released `backWarp` does not: its grid 2 (x + u) / W - 1 under `grid_sample`'s default
+`align_corners=False` samples at x + u - 0.5 (both axes); `jaxvfi.models.superslomo` reproduces that by shifting the
+flow (`warp_sample_shift=-0.5`).
 
 Border behaviour:
   * ``padding="zeros"``: each of the four bilinear corners that falls outside the image contributes zero, so a

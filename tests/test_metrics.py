@@ -79,3 +79,30 @@ def test_ms_ssim_matches_numpy_oracle():
   # frame_metrics leaves MS-SSIM out where it is undefined instead of failing the eval.
   small = metrics.frame_metrics(jnp.zeros((1, 64, 64, 3)), jnp.zeros((1, 64, 64, 3)), ("psnr", "ms_ssim"))
   assert set(small) == {"psnr"}
+
+
+def test_lpips_without_weights_is_skipped_and_says_why():
+  a, b = _pair(4)
+  out = metrics.frame_metrics(jnp.asarray(a / 255.0), jnp.asarray(b / 255.0), ("psnr", "lpips"))
+  assert sorted(out) == ["psnr"]
+  assert "no LPIPS weights" in metrics.LPIPS_NO_WEIGHTS and "--arch=lpips_alex" in metrics.LPIPS_NO_WEIGHTS
+
+
+def test_lpips_through_frame_metrics_scores_quantised_predictions(tmp_path):
+  """With a weights file: frame_metrics' "lpips" is lpips_fn on the 8-bit-quantised prediction; identical images
+  are at distance 0; too small frames are refused. (Parity with the lpips package: tests/test_parity.py.)"""
+  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "lpips_vgg.npz"
+  assert weights.main(["random", "--arch=lpips_vgg", "--seed=1", f"--dst={path}"]) == 0
+  fn = metrics.lpips_fn(path)
+  assert fn.net == "vgg"
+  a, b = _pair(5, shape=(2, 16, 24, 3))
+  pred, target = jnp.asarray(b / 255.0 + 0.4 / 255.0), jnp.asarray(a / 255.0)
+  out = metrics.frame_metrics(pred, target, ("lpips",), lpips=fn)
+  np.testing.assert_allclose(out["lpips"], fn(metrics.quantize(pred), target), rtol=1e-6)
+  np.testing.assert_allclose(fn(target, target), 0.0, atol=1e-6)
+  assert np.all(np.asarray(out["lpips"]) > 0)
+  with pytest.raises(ValueError, match="at least 16 px"):
+    fn(target[:, :8], target[:, :8])
+  with pytest.raises(ValueError, match="not an LPIPS v0.1"):
+    metrics.lpips_net({"lin1.model.1.weight": np.zeros((1, 7, 1, 1))})

@@ -149,16 +149,17 @@ def test_backwarp_scales_are_the_ports():
 
 def test_backwarp_port_scaling_and_mask():
   img = jnp.arange(20, dtype=jnp.float32).reshape(1, 4, 5, 1)
-  # The port moves by flow * W / (W - 1): a flow of 0.8 on a 5-wide image is a shift of exactly one pixel.
+  # The port of 2020-2023 moved by flow * W / (W - 1): a flow of 0.8 on a 5-wide image is a shift of one pixel.
   flow = jnp.zeros((1, 4, 5, 2)).at[..., 0].set(0.8)
-  out = np.asarray(pwcnet.backwarp(img, flow))[0, :, :, 0]
+  out = np.asarray(pwcnet.backwarp(img, flow, port_warp_scaling=True))[0, :, :, 0]
   want = np.asarray(img)[0, :, :, 0].copy()
   want[:, :-1] = want[:, 1:]
   want[:, -1] = 0.0  # sampled outside: the warped ones channel is 0 there
   np.testing.assert_allclose(out, want, atol=1e-5)
-  # Without the port's scaling a half-pixel flow interpolates, and the last column, half outside, is zeroed.
+  # Without that scaling (the default, the port since 2023) a half-pixel flow interpolates, and the last column,
+  # half outside, is zeroed.
   flow = jnp.zeros((1, 4, 5, 2)).at[..., 0].set(0.5)
-  out = np.asarray(pwcnet.backwarp(img, flow, port_warp_scaling=False))[0, :, :, 0]
+  out = np.asarray(pwcnet.backwarp(img, flow))[0, :, :, 0]
   want = np.asarray(img)[0, :, :, 0].copy()
   want[:, :-1] = 0.5 * (want[:, :-1] + want[:, 1:])
   want[:, -1] = 0.0

@@ -116,3 +116,33 @@ def test_build_pads_to_32_and_crops_back():
   assert _count(variables["params"]) == 21_675_452
   out = jax.eval_shape(module.apply, variables, batch)
   assert out["image"].shape == (1, 40, 36, 3) and out["kv0"].shape == (1, 40, 36, K)
+
+
+def test_upsample_half_pixel_and_align_corners_by_hand():
+  from jaxvfi.models import unet  # pylint: disable=g-import-not-at-top
+  x = jnp.asarray([0.0, 3.0, 6.0]).reshape(1, 1, 3, 1)
+  # align_corners=True: output i samples i * 2 / 5, so the ramp 0..6 is spread over 6 samples, corners kept.
+  np.testing.assert_allclose(unet.upsample2x(x, align_corners=True)[0, 0, :, 0], [0, 1.2, 2.4, 3.6, 4.8, 6.0],
+                             atol=1e-6)
+  # Half-pixel (PyTorch align_corners=False): i samples (i + 0.5) / 2 - 0.5, clamped at the borders.
+  np.testing.assert_allclose(unet.upsample2x(x)[0, 0, :, 0], [0, 0.75, 2.25, 3.75, 5.25, 6.0], atol=1e-6)
+  # Both axes: a bilinear ramp stays the same ramp with align_corners=True.
+  ramp = jnp.arange(2.0)[:, None] * 10.0 + jnp.arange(3.0)[None, :]
+  got = unet.upsample2x(ramp[None, :, :, None], align_corners=True)[0, :, :, 0]
+  want = (np.arange(4) / 3.0)[:, None] * 10.0 + (np.arange(6) * 2 / 5)[None, :]
+  np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_interpolator_input_border_and_multiple_crop_back_in_place():
+  """Border 8 + bottom/right padding to 32 around 16x16 frames; kh0 = e_{c+3} reads 3 pixels to the right, so the
+  output is frame0 shifted left by 3 (edge-replicated): any misplaced crop would shift it differently."""
+  module = sepconv.SepConvInterpolator(K, padding="replicate", input_multiple=32, input_border=8)
+  f0, f1 = _frames(3, 16, 16)
+  heads = _with_heads(_random_params(3), {"kv0": _one_hot(K // 2), "kh0": _one_hot(K // 2 + 3)})
+  out = jax.jit(module.apply)({"params": {"sepconv": heads["params"]}}, {"frame0": f0, "frame1": f1})
+  want = np.pad(np.asarray(f0), ((0, 0), (0, 0), (0, 3), (0, 0)), mode="edge")[:, :, 3:]
+  assert out["image"].shape == (2, 16, 16, 3) and out["kh0"].shape == (2, 16, 16, K)
+  np.testing.assert_allclose(out["image"], want, atol=1e-6)
+  with pytest.raises(ValueError, match="input_multiple must be a positive multiple of 32"):
+    jax.eval_shape(sepconv.SepConvInterpolator(K, input_multiple=48).init, jax.random.PRNGKey(0),
+                   {"frame0": f0, "frame1": f1})

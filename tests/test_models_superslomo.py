@@ -70,3 +70,40 @@ def test_forward_pads_unaligned_frames_and_returns_all_predictions():
   assert not np.allclose(preds["image"], preds["image_blend"])
   ft0, _ = superslomo.intermediate_flows(preds["flow_01"], preds["flow_10"], batch["t"])
   np.testing.assert_allclose(ft0, preds["flow_t0_approx"], atol=1e-5)
+
+
+def _warp(img, flow, **switches):
+  model = superslomo.FlowInterpolator(warp_impl="xla", **switches)
+  return np.asarray(model.apply({}, jnp.asarray(img), jnp.asarray(flow), method=superslomo.FlowInterpolator._warp))
+
+
+def test_release_warp_samples_half_a_pixel_up_left_like_backwarp():
+  """backWarp's grid 2 (x + u) / W - 1 read by grid_sample(align_corners=False) is pixel x + u - 0.5: with zero flow
+  each output is the mean of its 2x2 up-left neighbourhood, the outside counting as zero (padding "zeros")."""
+  img = np.arange(1.0, 7.0, dtype=np.float32).reshape(1, 2, 3, 1)  # [[1, 2, 3], [4, 5, 6]]
+  flow = np.zeros((1, 2, 3, 2), np.float32)
+  np.testing.assert_allclose(_warp(img, flow)[0, :, :, 0], img[0, :, :, 0])  # ours: pixel centres
+  want = np.array([[1, 3, 5], [5, 12, 16]]) / 4.0  # e.g. (1 + 2 + 4 + 5) / 4 = 3 at (1, 1)
+  np.testing.assert_allclose(_warp(img, flow, warp_sample_shift=-0.5)[0, :, :, 0], want, atol=1e-6)
+
+
+def test_release_warps_mean_subtracted_frames():
+  """warp_centered: bw(I - m) + m, so a sample fully outside is the mean colour instead of black."""
+  img = np.full((1, 2, 2, 3), 0.9, np.float32)
+  flow = np.zeros((1, 2, 2, 2), np.float32)
+  flow[..., 0] = 5.0  # every sample 5 pixels to the right: outside
+  mean = (0.429, 0.431, 0.397)
+  np.testing.assert_allclose(_warp(img, flow), 0.0)
+  np.testing.assert_allclose(_warp(img, flow, warp_centered=True, input_mean=mean), np.broadcast_to(mean, img.shape),
+                             atol=1e-6)
+
+
+def test_unet_output_leaky_relu_is_the_release_head():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 32, 32, 2)), jnp.float32)
+  shapes = jax.eval_shape(unet.UNet(3).init, jax.random.PRNGKey(0), x)
+  rng = np.random.default_rng(1)
+  params = jax.tree.map(lambda s: jnp.asarray(rng.normal(0, 0.05, s.shape), jnp.float32), shapes)
+  linear = np.asarray(unet.UNet(3).apply(params, x))
+  leaky = np.asarray(unet.UNet(3, output_leaky_relu=True).apply(params, x))
+  assert (linear < 0).any() and (linear > 0).any()
+  np.testing.assert_allclose(leaky, np.where(linear > 0, linear, 0.1 * linear), rtol=1e-6, atol=1e-7)

@@ -242,3 +242,90 @@ def test_unknown_format_and_arch():
     weights.read_state_dict("weights.h5")
   with pytest.raises(ValueError, match="arch must be one of"):
     weights.convert_state_dict("resnet", {})
+
+
+@pytest.mark.parametrize("arch, total", [
+    ("sepconv", 21_675_452),                      # papers README, Niklaus et al.
+    ("superslomo", 19_794_116 + 19_816_357),      # ReFIn Table 3: UNet 6->4 and 20->5
+    ("lpips_alex", 2_469_696 + 64 + 192 + 384 + 256 + 256),   # torchvision alexnet().features + the v0.1 heads
+    ("lpips_vgg", 14_714_688 + 64 + 128 + 256 + 512 + 512),   # torchvision vgg16().features + the v0.1 heads
+])
+def test_new_layouts_have_the_published_sizes_and_use_every_key_once(arch, total):
+  layout = weights.torch_layout(arch)
+  assert sum(int(np.prod(shape)) for shape, _ in layout.values()) == total
+  state = random_state({k: shape for k, (shape, _) in layout.items()}, ids=True)
+  leaves = jax.tree.leaves(weights.convert_state_dict(arch, state))
+  assert sorted(int(np.asarray(leaf).flat[0]) for leaf in leaves) == list(range(len(state)))
+
+
+def test_sepconv_older_module_names_and_original_shapes():
+  state = weights.random_state_dict("sepconv", seed=11)
+  # The original constructor's shapes (run.py): Basic(6, 32) first conv, Subnet's conv 51 -> 51 after upsampling.
+  assert state["netConv1.0.weight"].shape == (32, 6, 3, 3)
+  assert state["netUpsample5.1.weight"].shape == (512, 512, 3, 3)
+  assert state["netHorizontal2.7.weight"].shape == (51, 51, 3, 3) and state["netVertical1.4.bias"].shape == (51,)
+  new = weights.convert_state_dict("sepconv", state)
+  old = weights.convert_state_dict("sepconv", {k.replace("net", "module"): v for k, v in state.items()})
+  jax.tree.map(np.testing.assert_array_equal, new, old)
+  _compare_named(new, state, [("netHorizontal1.7.weight", ("sepconv", "kh0", "head", "kernel"), "kernel"),
+                              ("netVertical2.2.bias", ("sepconv", "kv1", "conv1", "bias"), "bias"),
+                              ("netDeconv3.4.weight", ("sepconv", "deconv3", "conv2", "kernel"), "kernel"),
+                              ("netUpsample2.1.weight", ("sepconv", "upsample2", "conv", "kernel"), "kernel")])
+
+
+def test_mismatch_names_the_key_and_both_shapes():
+  state = weights.random_state_dict("sepconv", seed=12)
+  state["netConv1.0.weight"] = np.zeros((32, 3, 3, 3), np.float32)  # one frame's channels only
+  with pytest.raises(ValueError, match=r"netConv1\.0\.weight \(sepconv/conv1/conv0/kernel\): got \(32, 3, 3, 3\), "
+                                       r"expected \(32, 6, 3, 3\)"):
+    weights.convert_state_dict("sepconv", state)
+  state = weights.random_state_dict("superslomo", seed=13)
+  state["state_dictAT.extra.weight"] = np.zeros((1,), np.float32)
+  with pytest.raises(ValueError, match=r"0 missing keys \[\]; 1 unused keys \['state_dictAT.extra.weight'\]"):
+    weights.convert_state_dict("superslomo", state)
+
+
+def test_superslomo_checkpoint_is_flattened_and_metadata_dropped(tmp_path):
+  """SuperSloMo.ckpt is torch.save of {"state_dictFC": ..., "state_dictAT": ..., "epoch": ..., "loss": [...]}
+  (train.py); read here with two tiny stand-in tensors per part."""
+  torch = pytest.importorskip("torch")
+  nested = {"Detail": "End to end Super SloMo.", "epoch": 199, "loss": [0.1, 0.2], "learningRate": 1e-5,
+            "state_dictFC": {"conv1.weight": torch.ones(2, 6, 7, 7), "conv1.bias": torch.zeros(2)},
+            "state_dictAT": {"conv3.weight": torch.full((5, 32, 3, 3), 2.0), "conv3.bias": torch.ones(5)}}
+  src = tmp_path / "SuperSloMo.ckpt"
+  torch.save(nested, src)
+  state = weights.read_state_dict(src)
+  assert sorted(state) == ["state_dictAT.conv3.bias", "state_dictAT.conv3.weight", "state_dictFC.conv1.bias",
+                           "state_dictFC.conv1.weight"]
+  np.testing.assert_array_equal(state["state_dictAT.conv3.weight"], np.full((5, 32, 3, 3), 2.0, np.float32))
+  with pytest.raises(ValueError, match=r"state_dictFC.conv1.weight \(flow/unet/conv1/kernel\): got \(2, 6, 7, 7\), "
+                                       r"expected \(32, 6, 7, 7\)"):
+    weights.convert_state_dict("superslomo", {**weights.random_state_dict("superslomo", 14), **state})
+
+
+def test_lpips_trunk_and_heads_from_two_files(tmp_path):
+  state = weights.random_state_dict("lpips_alex", seed=15)
+  trunk = {k: v for k, v in state.items() if k.startswith("features.")}
+  trunk["classifier.1.weight"] = np.zeros((1, 1), np.float32)  # torchvision's classifier: dropped on purpose
+  heads = {k: v for k, v in state.items() if k.startswith("lin")}
+  np.savez(tmp_path / "alexnet.npz", **trunk)
+  safetensors.numpy.save_file(heads, str(tmp_path / "alex.safetensors"))
+  dst = tmp_path / "lpips_alex.npz"
+  assert weights.main(["convert", "--arch=lpips_alex", f"--src={tmp_path / 'alexnet.npz'}",
+                       f"--src={tmp_path / 'alex.safetensors'}", f"--dst={dst}"]) == 0
+  with np.load(dst) as f:
+    assert sorted(f.files) == sorted(state)
+  params = weights.load_params("lpips_alex", dst)
+  _compare_named(params, state, [("features.8.weight", ("net", "conv4", "kernel"), "kernel")])
+  np.testing.assert_array_equal(params["lin2"]["kernel"], state["lin2.model.1.weight"].transpose(2, 3, 1, 0))
+  with pytest.raises(ValueError, match="key lin0.model.1.weight is in both"):
+    weights.convert_file("lpips_alex", [tmp_path / "alex.safetensors", tmp_path / "alex.safetensors"], dst)
+
+
+def test_random_cli_writes_a_loadable_file(tmp_path):
+  dst = tmp_path / "pwc.npz"
+  assert weights.main(["random", "--arch=pwcnet", "--seed=3", f"--dst={dst}"]) == 0
+  jax.tree.map(np.testing.assert_array_equal, weights.load_params("pwcnet", dst),
+               weights.convert_state_dict("pwcnet", weights.random_state_dict("pwcnet", 3)))
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    weights.load_params("pwcnet", tmp_path / "missing.npz")

@@ -23,9 +23,14 @@ def _resolve(name: str):
   return getattr(importlib.import_module(module), cls), kwargs
 
 
-def build(name: str, out_channels: int, module_name: str | None = None) -> nn.Module:
+def build(name: str, out_channels: int, module_name: str | None = None, **options) -> nn.Module:
+  """The backbone `name` with `out_channels`; `options` are extra attributes of its class (e.g. UNet's
+  `output_leaky_relu`), a ValueError if the class has no such attribute."""
   cls, kwargs = _resolve(name)
-  return cls(out_channels=out_channels, name=module_name, **kwargs)
+  unknown = sorted(set(options) - set(getattr(cls, "__dataclass_fields__", {})))
+  if unknown:
+    raise ValueError(f"backbone {name!r} has no option(s) {unknown}")
+  return cls(out_channels=out_channels, name=module_name, **kwargs, **options)
 
 
 def alignment(name: str) -> int:

@@ -18,12 +18,14 @@ mean_c f1[y, x, c] * f2[y + dy, x + dx, c], zero outside the image (the port's C
 are in units of 20 full-resolution pixels (Caffe PWC-Net's training scale): at 1/4 resolution one unit is 20 / 4 = 5
 pixels, hence s_L = 20 / 2^L.
 
-The port's backwarp (reproduced): it warps [f2, 1] with `grid_sample(align_corners=False, padding="zeros")` and keeps
-only samples whose warped ones channel is > 0.999 (a sample touching the outside at all is zeroed). It normalises
-the flow by (W - 1) / 2 while `align_corners=False` maps normalised units to W / 2 pixels, so the displacement it
-really applies is flow * W / (W - 1) horizontally and flow * H / (H - 1) vertically. `port_warp_scaling=True`
-(default) reproduces that, which matters at the coarse levels (W = 2 at 1/32 of a 64-pixel image doubles the step);
-False warps by exactly the flow, like the original Caffe model.
+The port's backwarp (reproduced): it warps [f2, 1] with `grid_sample(padding="zeros")` and keeps only samples whose
+warped ones channel is > 0.999 (a sample touching the outside at all is zeroed). Since its commit ed3af4f
+(2023-06-15, checked by tests/test_parity.py against fc21888) it normalises the flow by (W - 1) / 2 with
+`align_corners=True`, i.e. it warps by exactly the flow, like the original Caffe model: `port_warp_scaling=False`
+(default). From 6da0853 (2020-08) to then it used `align_corners=False` with the same normalisation, so the
+displacement it applied was flow * W / (W - 1) horizontally and flow * H / (H - 1) vertically;
+`port_warp_scaling=True` reproduces that version, which differs at the coarse levels (W = 2 at 1/32 of a 64-pixel
+image doubles the step).
 
 Inputs and outputs (`__call__`, the port's `estimate()`): RGB frames in [0, 1]. The port feeds BGR (its `run.py`
 reverses PIL's RGB channels with `[:, :, ::-1]`), so the channels are reversed here. Frames are resized bilinearly
@@ -99,7 +101,7 @@ def correlation(first: jax.Array, second: jax.Array, max_displacement: int = MAX
   return jnp.moveaxis(jax.lax.map(one, offsets), 0, -1)
 
 
-def backwarp(features: jax.Array, flow: jax.Array, port_warp_scaling: bool = True) -> jax.Array:
+def backwarp(features: jax.Array, flow: jax.Array, port_warp_scaling: bool = False) -> jax.Array:
   """The port's `backwarp`: bilinear backward warp, zeroing every sample that reaches outside the image."""
   h, w = flow.shape[1:3]
   if port_warp_scaling:
@@ -127,7 +129,7 @@ class Extractor(nn.Module):
 class Decoder(nn.Module):
   """Flow decoder at one pyramid level (`netTwo` .. `netSix`); returns (flow, features) in 20-pixel units."""
   level: int
-  port_warp_scaling: bool = True
+  port_warp_scaling: bool = False
 
   @nn.compact
   def __call__(self, first, second, previous=None):
@@ -155,7 +157,7 @@ class Refiner(nn.Module):
 
 class PWCNet(nn.Module):
   """`(frame0, frame1)` RGB in [0, 1], (N, H, W, 3), any H and W -> flow 0->1 (N, H, W, 2) in pixels."""
-  port_warp_scaling: bool = True
+  port_warp_scaling: bool = False
 
   @nn.compact
   def __call__(self, frame0: jax.Array, frame1: jax.Array) -> jax.Array:

@@ -11,9 +11,26 @@ conv + ReLU with 512, 256, 128, 64 channels, each followed by ×2 bilinear upsam
 encoder output of the same resolution; four subnets conv 64 - conv 64 - conv K (ReLU after each), ×2 bilinear
 upsampling, conv K (linear). Input H and W must be multiples of 32 (five poolings).
 
-Padding of the frames before the local convolution: paper 001 zero-pads ("the frame must be zero-padding with 25
-pixels", §2, `tf.pad(..., "CONSTANT")`), so "zeros" is the default; Niklaus et al.'s release pads by replication
-("replicate").
+Ours (the defaults, for training from scratch) and Niklaus et al.'s release (sniklaus/sepconv-slomo `run.py`, whose
+`network-l1.pytorch` / `network-lf.pytorch` `jaxvfi.weights` converts; `jaxvfi.weights.RELEASED_MODEL_CONFIG["sepconv"]`
+sets all four switches):
+
+  switch                     ours (default)                        release
+  padding                    "zeros": paper 001 zero-pads the      "replicate": `pad(mode="replicate")`
+                             frames by K // 2 ("the frame must be
+                             zero-padding with 25 pixels", §2)
+  upsample_align_corners     False: half-pixel bilinear x2         True: `Upsample(mode="bilinear",
+                             (PyTorch `align_corners=False`)       align_corners=True)` in the decoder and subnets
+  bgr                        False: the network sees RGB           True: `run.py` reverses PIL's RGB to BGR; only the
+                                                                   U-Net input changes, the local convolution filters
+                                                                   each channel alike, so the output stays RGB
+  input_multiple             32: frames edge-padded at the         128: `estimate()` replicate-pads to a multiple of
+                             bottom/right to the 5 poolings        128 ("improved" padding, its default)
+  input_border               0                                     0; its "paper" padding is 25 (replicate-padded by
+                                                                   25 on every side first, then to the multiple)
+
+The input padding changes the output only near the bottom/right border (the U-Net's receptive field); the others
+change every pixel.
 """
 from __future__ import annotations
 
@@ -45,22 +62,24 @@ class _Basic(nn.Module):
 
 class _Upsample(nn.Module):
   features: int
+  align_corners: bool = False
 
   @nn.compact
   def __call__(self, x):
-    return nn.relu(_conv(self.features, "conv")(upsample2x(x)))
+    return nn.relu(_conv(self.features, "conv")(upsample2x(x, self.align_corners)))
 
 
 class _Subnet(nn.Module):
   """One kernel head: conv 64 - conv 64 - conv K, ×2 bilinear upsampling, conv K (no activation)."""
   kernel_size: int
+  align_corners: bool = False
 
   @nn.compact
   def __call__(self, x):
     x = nn.relu(_conv(64, "conv0")(x))
     x = nn.relu(_conv(64, "conv1")(x))
     x = nn.relu(_conv(self.kernel_size, "conv2")(x))
-    return _conv(self.kernel_size, "head")(upsample2x(x))
+    return _conv(self.kernel_size, "head")(upsample2x(x, self.align_corners))
 
 
 class SepConvNet(nn.Module):
@@ -70,10 +89,14 @@ class SepConvNet(nn.Module):
     kernel_size: K, taps of each 1-D kernel (51 in the paper).
     padding: "zeros" (paper 001) or "replicate" (Niklaus et al.'s code); frames are padded by K // 2 on every side.
     impl: `pallas_kernels.sepconv` implementation, "auto" | "pallas" | "xla".
+    upsample_align_corners: bilinear x2 with `align_corners=True` (Niklaus et al.'s code) instead of half-pixel.
+    bgr: feed the U-Net BGR frames (Niklaus et al.'s code); outputs stay in the frames' channel order.
   """
   kernel_size: int = 51
   padding: str = "zeros"
   impl: str = "auto"
+  upsample_align_corners: bool = False
+  bgr: bool = False
 
   @nn.compact
   def __call__(self, frame0: jax.Array, frame1: jax.Array) -> dict[str, jax.Array]:
@@ -86,7 +109,11 @@ class SepConvNet(nn.Module):
       raise ValueError(f"SepConvNet needs H and W to be multiples of {ALIGNMENT} (five 2x2 poolings), got {h}x{w}; "
                        "pad the frames first (e.g. jaxvfi.models.unet.pad_to_multiple) and crop the output")
 
-    x = jnp.concatenate([frame0, frame1], axis=-1)
+    if self.bgr:
+      x = jnp.concatenate([frame0[..., ::-1], frame1[..., ::-1]], axis=-1)
+    else:
+      x = jnp.concatenate([frame0, frame1], axis=-1)
+    align_corners = self.upsample_align_corners
     skips = []
     for level, features in enumerate((32, 64, 128, 256, 512), start=1):
       x = _Basic(features, name=f"conv{level}")(x)
@@ -94,9 +121,9 @@ class SepConvNet(nn.Module):
       x = nn.avg_pool(x, (2, 2), strides=(2, 2))
     for level, features in zip((5, 4, 3, 2), (512, 256, 128, 64)):
       x = _Basic(features, name=f"deconv{level}")(x)
-      x = _Upsample(features, name=f"upsample{level}")(x) + skips[level - 1]
+      x = _Upsample(features, align_corners, name=f"upsample{level}")(x) + skips[level - 1]
 
-    kernels = {name: _Subnet(self.kernel_size, name=name)(x) for name in ("kv0", "kh0", "kv1", "kh1")}
+    kernels = {name: _Subnet(self.kernel_size, align_corners, name=name)(x) for name in ("kv0", "kh0", "kv1", "kh1")}
     r = self.kernel_size // 2
     pad = lambda f: jnp.pad(f, ((0, 0), (r, r), (r, r), (0, 0)), mode=PADDINGS[self.padding])
     image = (sepconv_lib.sepconv(pad(frame0), kernels["kv0"], kernels["kh0"], impl=self.impl)
@@ -105,18 +132,39 @@ class SepConvNet(nn.Module):
 
 
 class SepConvInterpolator(nn.Module):
-  """Trainer-facing wrapper (`module.apply(vars, batch, train)`): pads frames to a multiple of 32, crops back."""
+  """Trainer-facing wrapper (`module.apply(vars, batch, train)`): pads the frames, runs `SepConvNet`, crops back.
+
+  The frames are edge-padded by `input_border` on every side, then at the bottom/right to a multiple of
+  `input_multiple` (a multiple of 32); the predictions are cropped back to (H, W). The other attributes are
+  `SepConvNet`'s (module docstring: ours vs. the release).
+  """
   kernel_size: int = 51
   padding: str = "zeros"
   impl: str = "auto"
+  upsample_align_corners: bool = False
+  bgr: bool = False
+  input_multiple: int = ALIGNMENT
+  input_border: int = 0
 
   @nn.compact
   def __call__(self, batch: dict, train: bool = False) -> dict[str, jax.Array]:
     del train  # no dropout or batch norm
-    frame0, (h, w) = pad_to_multiple(batch["frame0"], ALIGNMENT)
-    frame1, _ = pad_to_multiple(batch["frame1"], ALIGNMENT)
-    preds = SepConvNet(self.kernel_size, self.padding, self.impl, name="sepconv")(frame0, frame1)
-    return {k: v[:, :h, :w] for k, v in preds.items()}
+    if self.input_multiple <= 0 or self.input_multiple % ALIGNMENT or self.input_border < 0:
+      raise ValueError(f"input_multiple must be a positive multiple of {ALIGNMENT} and input_border >= 0, got "
+                       f"{self.input_multiple} and {self.input_border}")
+    b = self.input_border
+    frames = []
+    for frame in (batch["frame0"], batch["frame1"]):
+      if b:
+        frame = jnp.pad(frame, ((0, 0), (b, b), (b, b), (0, 0)), mode="edge")
+      frames.append(pad_to_multiple(frame, self.input_multiple)[0])
+    h, w = batch["frame0"].shape[1:3]
+    net = SepConvNet(self.kernel_size, self.padding, self.impl, self.upsample_align_corners, self.bgr, name="sepconv")
+    preds = net(*frames)
+    return {k: v[:, b:b + h, b:b + w] for k, v in preds.items()}
+
+
+MODEL_FIELDS = ("kernel_size", "padding", "impl", "upsample_align_corners", "bgr", "input_multiple", "input_border")
 
 
 # The family (`jaxvfi.models` docstring). The network has no time input: it makes the middle frame.
@@ -125,5 +173,5 @@ example_batch = models.triplet_example_batch
 
 
 def build(model_config) -> SepConvInterpolator:
-  return SepConvInterpolator(kernel_size=model_config.get("kernel_size", 51),
-                             padding=model_config.get("padding", "zeros"), impl=model_config.get("impl", "auto"))
+  """`SepConvInterpolator` from `config.model`; absent fields take the class defaults (ours)."""
+  return SepConvInterpolator(**{k: model_config[k] for k in MODEL_FIELDS if k in model_config})

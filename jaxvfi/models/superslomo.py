@@ -10,8 +10,24 @@ Both share the pipeline of ReFIn §3:
 
 The interpolation module of Super-SloMo sees 20 channels (I0, I1, F0->1, F1->0, F^t->1, F^t->0, bw(I1, F^t->1),
 bw(I0, F^t->0)); ReFIn's sees 16 (I0, I1, F^t->0, F^t->1, bw(I0, F^t->0), bw(I1, F^t->1)) and its refinement module
-20. Images are in [0, 1]; the networks see them shifted by -0.5 (Super-SloMo's reference code subtracts the
-dataset mean). Flows are in pixels, (dx, dy).
+20. Images are in [0, 1]; the networks see them minus `input_mean`. Flows are in pixels, (dx, dy).
+
+Ours (the defaults, for training from scratch) and the Super-SloMo release (avinashpaliwal/Super-SloMo `model.py`,
+`train.py`, `video_to_slomo.py`, whose `SuperSloMo.ckpt` `jaxvfi.weights` converts;
+`jaxvfi.weights.RELEASED_MODEL_CONFIG["superslomo"]` sets all four switches):
+
+  switch                   ours (default)                         release
+  unet_output_leaky_relu   False: linear UNet heads               True: LeakyReLU(0.1) after the last conv of both
+                                                                  UNets (flows and the visibility logit included)
+  warp_sample_shift        0.0: bw(I, F)(x) samples I at x + F    -0.5: `backWarp` builds the grid 2 (x + u) / W - 1
+                           (pixel centres at integer coords)      and `grid_sample`'s default align_corners=False
+                                                                  reads it as pixel x + u - 0.5 (both axes)
+  input_mean               (0.5, 0.5, 0.5)                        (0.429, 0.431, 0.397), its Adobe240 channel mean
+  warp_centered            False: warps the [0, 1] frames, so an  True: warps and blends the mean-subtracted frames,
+                           out-of-frame sample is black           so an out-of-frame sample is the mean colour
+
+The release also resizes frames to a multiple of 32 (`dataloader.Video`) where we edge-pad; that is the caller's
+preprocessing, not the network.
 """
 from __future__ import annotations
 
@@ -49,10 +65,14 @@ def blend(warped0, warped1, vis_t0, t, eps=1e-8):
 
 class FlowUNet(nn.Module):
   """Super-SloMo's flow computation: a UNet 6->4 giving (F0->1, F1->0) in pixels."""
+  input_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+  output_leaky_relu: bool = False
 
   @nn.compact
   def __call__(self, frame0, frame1):
-    out = backbones.build("unet", 4, "unet")(jnp.concatenate([frame0 - 0.5, frame1 - 0.5], axis=-1))
+    mean = jnp.asarray(self.input_mean, frame0.dtype)
+    options = {"output_leaky_relu": True} if self.output_leaky_relu else {}
+    out = backbones.build("unet", 4, "unet", **options)(jnp.concatenate([frame0 - mean, frame1 - mean], axis=-1))
     return out[..., :2], out[..., 2:]
 
 
@@ -80,6 +100,8 @@ class FlowInterpolator(nn.Module):
     use_refinement: ReFIn's refinement module (Table 2 ablation switches it off).
     warp_padding: border behaviour of bw(., .) (`pallas_kernels.backward_warp`).
     warp_impl: "auto" | "pallas" | "xla".
+    unet_output_leaky_relu, warp_sample_shift, input_mean, warp_centered: ours vs. the Super-SloMo release (module
+      docstring); `unet_output_leaky_relu` applies to every UNet of the model and needs UNet backbones.
   """
   variant: str = "refin"
   flow: str = "unet"
@@ -88,9 +110,23 @@ class FlowInterpolator(nn.Module):
   use_refinement: bool = True
   warp_padding: str = "zeros"
   warp_impl: str = "auto"
+  unet_output_leaky_relu: bool = False
+  warp_sample_shift: float = 0.0
+  input_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+  warp_centered: bool = False
 
   def _warp(self, image, flow):
-    return pallas_kernels.backward_warp(image, flow, padding=self.warp_padding, impl=self.warp_impl)
+    """bw(image, flow) of [0, 1] frames; with `warp_centered` the mean-subtracted frame is warped (module docstring)."""
+    if self.warp_sample_shift:
+      flow = flow + self.warp_sample_shift
+    if not self.warp_centered:
+      return pallas_kernels.backward_warp(image, flow, padding=self.warp_padding, impl=self.warp_impl)
+    mean = jnp.asarray(self.input_mean, image.dtype)
+    return pallas_kernels.backward_warp(image - mean, flow, padding=self.warp_padding, impl=self.warp_impl) + mean
+
+  def _backbone(self, name, out_channels, module_name):
+    options = {"output_leaky_relu": True} if self.unet_output_leaky_relu else {}
+    return backbones.build(name, out_channels, module_name, **options)
 
   def alignment(self) -> int:
     names = [self.interpolation_backbone] + ([self.refinement_backbone] if self.refining else [])
@@ -118,16 +154,21 @@ class FlowInterpolator(nn.Module):
     frame0, (h, w) = pad_to_multiple(frame0, align)
     frame1, _ = pad_to_multiple(frame1, align)
 
-    flow_01, flow_10 = FLOWS[self.flow](name="flow")(frame0, frame1)
+    if self.flow == "unet":
+      flow_module = FlowUNet(tuple(self.input_mean), self.unet_output_leaky_relu, name="flow")
+    else:
+      flow_module = FLOWS[self.flow](name="flow")
+    flow_01, flow_10 = flow_module(frame0, frame1)
+    mean = jnp.asarray(self.input_mean, frame0.dtype)
     flow_t0_approx, flow_t1_approx = intermediate_flows(flow_01, flow_10, t)
     g0_approx = self._warp(frame0, flow_t0_approx)
     g1_approx = self._warp(frame1, flow_t1_approx)
     if self.variant == "superslomo":
-      interp_in = [frame0 - 0.5, frame1 - 0.5, flow_01, flow_10, flow_t1_approx, flow_t0_approx,
-                   g1_approx - 0.5, g0_approx - 0.5]
+      interp_in = [frame0 - mean, frame1 - mean, flow_01, flow_10, flow_t1_approx, flow_t0_approx,
+                   g1_approx - mean, g0_approx - mean]
     else:
-      interp_in = [frame0 - 0.5, frame1 - 0.5, flow_t0_approx, flow_t1_approx, g0_approx - 0.5, g1_approx - 0.5]
-    out = backbones.build(self.interpolation_backbone, 5, "interpolation")(jnp.concatenate(interp_in, axis=-1))
+      interp_in = [frame0 - mean, frame1 - mean, flow_t0_approx, flow_t1_approx, g0_approx - mean, g1_approx - mean]
+    out = self._backbone(self.interpolation_backbone, 5, "interpolation")(jnp.concatenate(interp_in, axis=-1))
     flow_t0 = flow_t0_approx + out[..., 0:2]  # Eq. (2)
     flow_t1 = flow_t1_approx + out[..., 2:4]
     vis_t0 = jax.nn.sigmoid(out[..., 4:5])
@@ -138,9 +179,9 @@ class FlowInterpolator(nn.Module):
              "flow_t1": flow_t1, "flow_t0_approx": flow_t0_approx, "flow_t1_approx": flow_t1_approx,
              "visibility_t0": vis_t0, "warped0": warped0, "warped1": warped1}
     if self.refining:
-      refine_in = [frame0 - 0.5, frame1 - 0.5, flow_t0, flow_t1, vis_t0, warped0 - 0.5, warped1 - 0.5,
-                   image_blend - 0.5]
-      residual = backbones.build(self.refinement_backbone, 3, "refinement")(jnp.concatenate(refine_in, axis=-1))
+      refine_in = [frame0 - mean, frame1 - mean, flow_t0, flow_t1, vis_t0, warped0 - mean, warped1 - mean,
+                   image_blend - mean]
+      residual = self._backbone(self.refinement_backbone, 3, "refinement")(jnp.concatenate(refine_in, axis=-1))
       preds["image"] = image_blend + residual  # Eq. (4)
     else:
       preds["image"] = image_blend
@@ -161,7 +202,11 @@ def build(model_config, variant: str = VARIANT) -> FlowInterpolator:
       interpolation_backbone=model_config.interpolation_backbone,
       refinement_backbone=model_config.get("refinement_backbone", "unet"),
       use_refinement=model_config.get("use_refinement", True),
-      warp_padding=model_config.get("warp_padding", "zeros"), warp_impl=model_config.get("warp_impl", "auto"))
+      warp_padding=model_config.get("warp_padding", "zeros"), warp_impl=model_config.get("warp_impl", "auto"),
+      unet_output_leaky_relu=model_config.get("unet_output_leaky_relu", False),
+      warp_sample_shift=float(model_config.get("warp_sample_shift", 0.0)),
+      input_mean=tuple(float(m) for m in model_config.get("input_mean", (0.5, 0.5, 0.5))),
+      warp_centered=model_config.get("warp_centered", False))
 
 
 def _untrained_pwcnet(config) -> bool:

@@ -4,7 +4,9 @@ interpolation and refinement modules.
 Encoder: two 7x7 convs (32) at full resolution, then five down blocks (average-pool, two convs) with 5x5 kernels for
 the first (64) and 3x3 for the rest (128, 256, 512, 512). Decoder: five up blocks (bilinear x2, a conv, then a conv
 on the concatenation with the skip), 512, 256, 128, 64, 32, and a 3x3 head. LeakyReLU(0.1) after every conv but the
-head. Parameter counts (Table 3, ReFIn; Super-SloMo): 6->4 19,794,116; 20->5 19,816,357; 16->5 19,810,085;
+head; the authors' released code (avinashpaliwal/Super-SloMo `model.py`, whose `SuperSloMo.ckpt` weights
+`jaxvfi.weights` converts) applies one after the head too: `output_leaky_relu=True` reproduces it (it also scales
+negative flows by 0.1). Parameter counts (Table 3, ReFIn; Super-SloMo): 6->4 19,794,116; 20->5 19,816,357; 16->5 19,810,085;
 20->3 19,815,779.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 ALIGN = 32  # five 2x average pools
 
@@ -20,10 +23,23 @@ def leaky_relu(x):
   return nn.leaky_relu(x, negative_slope=0.1)
 
 
-def upsample2x(x: jax.Array) -> jax.Array:
-  """Bilinear x2 with half-pixel centres, i.e. PyTorch `interpolate(mode="bilinear", align_corners=False)`."""
+def upsample2x(x: jax.Array, align_corners: bool = False) -> jax.Array:
+  """Bilinear x2 of (N, H, W, C).
+
+  `align_corners=False`: half-pixel centres, PyTorch `interpolate(mode="bilinear", align_corners=False)`.
+  `align_corners=True`: PyTorch's `align_corners=True`, output pixel i samples the input at i (n - 1) / (2n - 1), so
+  the corner pixels of input and output coincide (Niklaus et al.'s SepConv release upsamples this way).
+  """
   n, h, w, c = x.shape
-  return jax.image.resize(x, (n, 2 * h, 2 * w, c), method="bilinear")
+  if not align_corners:
+    return jax.image.resize(x, (n, 2 * h, 2 * w, c), method="bilinear")
+  for axis, size in ((1, h), (2, w)):
+    pos = np.arange(2 * size) * ((size - 1) / max(2 * size - 1, 1))
+    lo = np.floor(pos).astype(np.int32)
+    hi = np.minimum(lo + 1, size - 1)
+    frac = jnp.asarray((pos - lo).astype(np.float32), x.dtype).reshape((-1,) + (1,) * (3 - axis))
+    x = jnp.take(x, lo, axis=axis) * (1 - frac) + jnp.take(x, hi, axis=axis) * frac
+  return x
 
 
 def pad_to_multiple(x: jax.Array, multiple: int) -> tuple[jax.Array, tuple[int, int]]:
@@ -63,8 +79,15 @@ class Up(nn.Module):
 
 
 class UNet(nn.Module):
-  """Super-SloMo UNet: `(N, H, W, Cin) -> (N, H, W, out_channels)`, H and W multiples of 32, no output activation."""
+  """Super-SloMo UNet: `(N, H, W, Cin) -> (N, H, W, out_channels)`, H and W multiples of 32.
+
+  Attributes:
+    out_channels: channels of the head.
+    output_leaky_relu: False (default: a linear head, flows and logits unbounded) or True (the released code's LeakyReLU(0.1) after
+      the head, needed by its weights).
+  """
   out_channels: int
+  output_leaky_relu: bool = False
 
   ALIGN = ALIGN
 
@@ -83,4 +106,5 @@ class UNet(nn.Module):
     x = Up(128, name="up3")(x, s3)
     x = Up(64, name="up4")(x, s2)
     x = Up(32, name="up5")(x, s1)
-    return nn.Conv(self.out_channels, (3, 3), name="conv3")(x)
+    x = nn.Conv(self.out_channels, (3, 3), name="conv3")(x)
+    return leaky_relu(x) if self.output_leaky_relu else x

@@ -1,0 +1,137 @@
+"""Parity with the original PyTorch code: converted random weights give the original networks' outputs.
+
+Oracle: tests/fixtures/<arch>.npz, written by tools/make_parity_fixtures.py (torch, float64) from minimal copies of
+the original code at the commits recorded there (and the `lpips` package itself): the seed, a small input and the
+original's outputs. Here the same state_dict is rebuilt from the seed (`weights.random_state_dict`), converted with
+`jaxvfi.weights`, run through jaxvfi's module with the converter's switches, and compared.
+
+Tolerance: max |jaxvfi - original| <= 1e-4 * max(1, max |original|) per output (float32 here, float64 there; the
+largest observed error is printed on failure). The fixtures' `fingerprint` separates a changed NumPy generator (then
+regenerate the fixtures) from a broken conversion.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxvfi import metrics
+from jaxvfi import weights
+from jaxvfi.models import pwcnet
+from jaxvfi.models import sepconv
+from jaxvfi.models import superslomo
+from jaxvfi.models import vgg
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+RTOL = 1e-4
+
+
+def fixture(arch: str) -> dict[str, np.ndarray]:
+  with np.load(os.path.join(FIXTURES, f"{arch}.npz"), allow_pickle=False) as f:
+    return {k: f[k] for k in f.files}
+
+
+def state_from_seed(arch: str, fx) -> dict[str, np.ndarray]:
+  state = weights.random_state_dict(arch, int(fx["seed"]))
+  keys = sorted(state)
+  got = [state[keys[0]].flat[0], state[keys[-1]].flat[0],
+         sum(float(np.abs(state[k].astype(np.float64)).sum()) for k in keys)]
+  if not np.allclose(got, fx["fingerprint"], rtol=1e-9, atol=0):
+    pytest.fail(f"{arch}: the state_dict rebuilt from seed {int(fx['seed'])} is not the fixture's (fingerprint {got} "
+                f"vs {fx['fingerprint'].tolist()}): NumPy's generator changed; regenerate the fixtures with "
+                "tools/make_parity_fixtures.py")
+  return state
+
+
+def assert_parity(got, want, what: str):
+  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+  assert got.shape == want.shape, f"{what}: shape {got.shape} vs the original's {want.shape}"
+  err, scale = float(np.max(np.abs(got - want))), max(1.0, float(np.max(np.abs(want))))
+  print(f"{what}: max |error| {err:.3g}, max |original| {float(np.max(np.abs(want))):.3g}")
+  assert err <= RTOL * scale, f"{what}: max |error| {err:.3g} > {RTOL} x {scale:.3g}"
+
+
+def frames(fx) -> dict[str, jax.Array]:
+  return {k: jnp.asarray(fx[k], jnp.float32) / 255.0 for k in ("frame0", "frame1")}
+
+
+def test_sepconv_kernels_and_frame():
+  fx = fixture("sepconv")
+  params = weights.convert_state_dict("sepconv", state_from_seed("sepconv", fx))
+  model = sepconv.build(weights.RELEASED_MODEL_CONFIG["sepconv"])
+  preds = jax.jit(model.apply)({"params": params}, frames(fx))
+  rows, cols = fx["kernel_rows"], fx["kernel_cols"]
+  for i, name in enumerate(("kv0", "kh0", "kv1", "kh1")):  # the original's Vertical1, Horizontal1, Vertical2, ...
+    assert_parity(np.asarray(preds[name])[0][rows][:, cols], fx["kernels"][i], f"sepconv kernel {name}")
+  assert_parity(preds["image"], fx["image"], "sepconv frame")
+
+
+@functools.lru_cache(maxsize=1)
+def superslomo_params():
+  return weights.convert_state_dict("superslomo", state_from_seed("superslomo", fixture("superslomo")))
+
+
+def superslomo_preds(config: dict, fx):
+  params = superslomo_params()
+  model = superslomo.FlowInterpolator(**config)
+  return jax.jit(model.apply)({"params": params}, {**frames(fx), "t": jnp.asarray(fx["t"])})
+
+
+def test_superslomo_both_unets_and_frame():
+  fx = fixture("superslomo")
+  preds = superslomo_preds(weights.RELEASED_MODEL_CONFIG["superslomo"], fx)
+  assert_parity(jnp.concatenate([preds["flow_01"], preds["flow_10"]], -1), fx["flow_unet"], "flow UNet")
+  unet = fx["interpolation_unet"]
+  assert_parity(preds["flow_t0"] - preds["flow_t0_approx"], unet[..., 0:2], "interpolation UNet (dF t->0)")
+  assert_parity(preds["flow_t1"] - preds["flow_t1_approx"], unet[..., 2:4], "interpolation UNet (dF t->1)")
+  assert_parity(preds["visibility_t0"], jax.nn.sigmoid(unet[..., 4:5]), "interpolation UNet (V t->0)")
+  assert_parity(preds["image"], fx["image"], "Super-SloMo frame")
+
+
+def test_superslomo_our_conventions_break_parity():
+  """With our defaults in place of the release's switches the frame is far off: the switches make parity hold
+  (each one alone: tests/test_models_superslomo.py)."""
+  fx = fixture("superslomo")
+  ours = dict(unet_output_leaky_relu=False, warp_sample_shift=0.0, input_mean=(0.5, 0.5, 0.5), warp_centered=False)
+  preds = superslomo_preds({**weights.RELEASED_MODEL_CONFIG["superslomo"], **ours}, fx)
+  err = float(np.max(np.abs(np.asarray(preds["image"]) - fx["image"])))
+  assert err > 100 * RTOL, f"our conventions: frame still within {err:.3g} of the original"
+
+
+def test_pwcnet_flow():
+  fx = fixture("pwcnet")
+  params = weights.convert_state_dict("pwcnet", state_from_seed("pwcnet", fx))
+  f = frames(fx)
+  flow = jax.jit(pwcnet.PWCNet().apply)({"params": params}, f["frame0"], f["frame1"])
+  assert_parity(flow, fx["flow"], "PWC-Net flow")
+
+
+def test_vgg19_relu4_4():
+  fx = fixture("vgg19")
+  params = weights.convert_state_dict("vgg19", state_from_seed("vgg19", fx))
+  image = jnp.asarray(fx["image"], jnp.float32) / 255.0
+  out = vgg.VGG19(output_layer="relu4_4").apply({"params": params}, image)["relu4_4"]
+  assert_parity(out, fx["relu4_4"], "VGG-19 relu4_4")
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg"])
+def test_lpips_distance_through_the_metric(tmp_path, net):
+  """The trunk from the seed, the `lpips` package's shipped v0.1 heads (stored in the fixture), written as the
+  converter writes them and scored by `metrics.lpips_fn`, against `lpips.LPIPS(...)(x0, x1, normalize=True)`."""
+  arch = f"lpips_{net}"
+  fx = fixture(arch)
+  state = state_from_seed(arch, fx)
+  heads = {k[len("heads/"):]: v for k, v in fx.items() if k.startswith("heads/")}
+  assert sorted(heads) == sorted(k for k in state if k.startswith("lin"))
+  state.update(heads)
+  path = tmp_path / f"{arch}.npz"
+  np.savez(path, **state)
+  fn = metrics.lpips_fn(path)
+  assert fn.net == net
+  distance = fn(jnp.asarray(fx["image0"]) / 255.0, jnp.asarray(fx["image1"]) / 255.0)
+  assert_parity(distance, fx["distance"], f"LPIPS-{net} distance")
+  assert fx["distance"][0] > fx["distance"][1]  # unrelated images are farther apart than a perturbation
