@@ -6,9 +6,17 @@ r"""Interpolate your own frames and videos with a trained jaxvfi model: a small 
   python -m jaxvfi.interpolate --workdir=W --video in.mp4 --output frames/                 (a folder of PNGs)
 
 W is a training run's workdir (`python -m jaxvfi.main`): its `config.json` builds the model and the latest
-`checkpoints/<step>/` gives the parameters. Library use:
+`checkpoints/<step>/` gives the parameters. Or, with no workdir, the authors' released weights converted by
+`python -m jaxvfi.weights convert --arch=sepconv|superslomo`:
 
-  interp = interpolate.load_model("/tmp/run")
+  python -m jaxvfi.interpolate --model=sepconv --weights=sepconv-lf.npz --video in.mp4 --output out.mp4
+  python -m jaxvfi.interpolate --model=superslomo --weights=superslomo.npz --frames A.png B.png --output mid.png
+
+The config is then the family's defaults (`configs/<model>.py`) with the original code's conventions that the
+weights need (`jaxvfi.weights.RELEASED_MODEL_CONFIG`). Library use:
+
+  interp = interpolate.load_model("/tmp/run")                                    # or
+  interp = interpolate.load_model(weights="sepconv-lf.npz", model="sepconv")
   middle, = interp.interpolate(frame0, frame1)          # uint8 HxWx3 in, uint8 HxWx3 out
 
 Time. Super-SloMo takes any t in (0, 1) (it is trained on t in {1/8, ..., 7/8}); ReFIn takes t through the
@@ -289,20 +297,61 @@ def _as_model_input(frame: np.ndarray, name: str) -> jax.Array:
   return jnp.asarray(x[None])  # on the device once, for every time asked
 
 
-def load_model(workdir: str, config: ml_collections.ConfigDict | None = None) -> Interpolator:
-  """The model of a training run's workdir with the parameters of its latest checkpoint.
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+
+
+def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | None = None, *,
+               weights: str | None = None, model: str | None = None) -> Interpolator:
+  """The model of a training run's workdir with the parameters of its latest checkpoint, or released weights.
 
   Args:
     workdir: a `python -m jaxvfi.main` workdir, holding `config.json` and `checkpoints/<step>/`.
-    config: the run's config; None reads `workdir/config.json`.
+    config: the run's config; None reads `workdir/config.json` (with `weights`: `configs/<model>.py`'s defaults).
+    weights: instead of a workdir, a .npz from `python -m jaxvfi.weights convert --arch=<model>`.
+    model: the family of `weights`, one of `jaxvfi.weights.RELEASED_MODEL_CONFIG` ("sepconv", "superslomo"); its
+      config gets the switches those weights need.
 
   Raises:
-    FileNotFoundError: the workdir has no config.json (and no config was given) or no checkpoint.
-    ValueError: config.json is unreadable, or the checkpoint does not fit the model the config builds.
+    FileNotFoundError: the workdir has no config.json (and no config was given) or no checkpoint; the weights file
+      or the family's config file does not exist.
+    ValueError: config.json is unreadable, the checkpoint or weights do not fit the model the config builds, or the
+      arguments name neither or both sources.
   """
+  if weights is not None or model is not None:
+    if workdir is not None:
+      raise ValueError("give a training workdir, or released weights and their model, not both")
+    return _load_released(weights, model, config)
+  if workdir is None:
+    raise ValueError("give a training workdir, or released weights and their model (weights=..., model=...)")
   model, params, config, step = checkpoints.load_trained(workdir, config)
   logging.info("loaded %s from step %d of %s", config.model.get("name"), step, os.path.abspath(workdir))
   return Interpolator(model, jax.device_put(params), config, step)
+
+
+def _load_released(path: str | None, name: str | None, config: ml_collections.ConfigDict | None) -> Interpolator:
+  from jaxvfi import config_lib  # pylint: disable=g-import-not-at-top
+  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
+  if not path or not name:
+    raise ValueError("released weights need both a weights file and its model (--weights and --model)")
+  if name not in weights.RELEASED_MODEL_CONFIG:
+    raise ValueError(f"--model must be one of {', '.join(weights.RELEASED_MODEL_CONFIG)} (the families with "
+                     f"released weights), got {name!r}")
+  if config is None:
+    config_path = os.path.join(CONFIGS_DIR, f"{name}.py")
+    if not os.path.isfile(config_path):
+      raise FileNotFoundError(f"no {config_path}: released weights take the family's defaults from the repository's "
+                              "configs/ folder")
+    config = config_lib.load_config(config_path)
+  config = config.copy_and_resolve_references()
+  config.model.update(weights.RELEASED_MODEL_CONFIG[name])
+  module = models.build_model(config.model)
+  params = weights.load_params(name, path)
+  want = jax.tree.map(lambda x: tuple(x.shape), checkpoints.params_template(module, config))
+  got = jax.tree.map(lambda x: tuple(x.shape), params)
+  if got != want:
+    raise ValueError(f"{path}: the converted {name} parameters do not fit the model that {name}'s config builds")
+  logging.info("loaded %s from released weights %s", name, os.path.abspath(path))
+  return Interpolator(module, jax.device_put(params), config, 0)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -473,7 +522,9 @@ class _Parser(argparse_flags.ArgumentParser):
 def _parse_flags(argv: list[str]) -> argparse.Namespace:
   parser = _Parser(prog="python -m jaxvfi.interpolate", description="\n\n".join(__doc__.split("\n\n")[:3]),
                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--workdir", required=True, help="workdir of a training run (config.json, checkpoints/)")
+  parser.add_argument("--workdir", help="workdir of a training run (config.json, checkpoints/)")
+  parser.add_argument("--weights", help="instead of --workdir: released weights converted by jaxvfi.weights (.npz)")
+  parser.add_argument("--model", help="with --weights: their model family (sepconv, superslomo)")
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument("--frames", nargs=2, metavar=("FRAME0", "FRAME1"), help="two image files of one size")
   source.add_argument("--video", help="a video file")
@@ -491,16 +542,23 @@ def run(args: argparse.Namespace) -> list[str]:
     raise ValueError("--times is for --frames; a video takes --factor")
   if args.times is not None and args.factor is not None:
     raise ValueError("give --factor or --times, not both")
+  if (args.workdir is None) == (args.weights is None and args.model is None):
+    raise ValueError("give --workdir (a training run), or --model and --weights (released weights), not both")
+  if args.workdir is None and (args.weights is None or args.model is None):
+    raise ValueError("released weights need both --model and --weights")
+  if args.weights is not None:
+    _check_file(args.weights, "--weights")
+  source = {"workdir": args.workdir} if args.workdir is not None else {"weights": args.weights, "model": args.model}
   times = parse_times(args.times) if args.times is not None else times_for_factor(args.factor or 2)
   if args.frames:
     frame_output_paths(args.output, times)
     frames = read_frame_pair(*args.frames)
-    interp = load_model(args.workdir)
+    interp = load_model(**source)
     return interpolate_frame_files(interp, *args.frames, args.output, times, frames=frames)
   video_output_ext(args.output)
   reader = VideoReader(args.video)
   try:
-    interp = load_model(args.workdir)
+    interp = load_model(**source)
   except BaseException:
     reader.close()
     raise

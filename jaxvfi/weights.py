@@ -70,9 +70,8 @@ _PWC_NAMES = ("One", "Two", "Thr", "Fou", "Fiv", "Six")  # the port's level and 
 RELEASED_MODEL_CONFIG: dict[str, dict[str, Any]] = {
     "sepconv": dict(kernel_size=51, padding="replicate", upsample_align_corners=True, bgr=True, input_multiple=128,
                     input_border=0),
-    "superslomo": dict(variant="superslomo", flow="unet", interpolation_backbone="unet", warp_padding="zeros",
-                       unet_output_leaky_relu=True, warp_sample_shift=-0.5, input_mean=(0.429, 0.431, 0.397),
-                       warp_centered=True),
+    "superslomo": dict(flow="unet", interpolation_backbone="unet", warp_padding="zeros", unet_output_leaky_relu=True,
+                       warp_sample_shift=-0.5, input_mean=(0.429, 0.431, 0.397), warp_centered=True),
 }
 """`config.model` fields that reproduce the original code around its released weights (sepconv-slomo `run.py` with
 its default "improved" padding; Super-SloMo `model.py` / `video_to_slomo.py` on a GPU, i.e. with the mean)."""
@@ -201,7 +200,7 @@ def model(arch: str):
   if arch == "superslomo":
     from jaxvfi.models import superslomo  # pylint: disable=g-import-not-at-top
     frames = jnp.zeros((1, 32, 32, 3))
-    return (superslomo.FlowInterpolator(**RELEASED_MODEL_CONFIG[arch]),
+    return (superslomo.FlowInterpolator(variant="superslomo", **RELEASED_MODEL_CONFIG[arch]),
             ({"frame0": frames, "frame1": frames, "t": jnp.full((1,), 0.5)},))
   if arch == "pwcnet":
     from jaxvfi.models import pwcnet  # pylint: disable=g-import-not-at-top

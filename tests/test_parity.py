@@ -77,7 +77,7 @@ def superslomo_params():
 
 def superslomo_preds(config: dict, fx):
   params = superslomo_params()
-  model = superslomo.FlowInterpolator(**config)
+  model = superslomo.FlowInterpolator(variant="superslomo", **config)
   return jax.jit(model.apply)({"params": params}, {**frames(fx), "t": jnp.asarray(fx["t"])})
 
 
@@ -135,3 +135,68 @@ def test_lpips_distance_through_the_metric(tmp_path, net):
   distance = fn(jnp.asarray(fx["image0"]) / 255.0, jnp.asarray(fx["image1"]) / 255.0)
   assert_parity(distance, fx["distance"], f"LPIPS-{net} distance")
   assert fx["distance"][0] > fx["distance"][1]  # unrelated images are farther apart than a perturbation
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Released weights through `jaxvfi.interpolate`, no training workdir: the converter's switches reach the model.
+
+
+def _cli(*argv):
+  from jaxvfi import interpolate  # pylint: disable=g-import-not-at-top
+  return interpolate.run(interpolate._parse_flags(["interpolate", *argv]))  # pylint: disable=protected-access
+
+
+def _write_pair(fx, tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  paths = [str(tmp_path / f"{k}.png") for k in ("frame0", "frame1")]
+  for k, path in zip(("frame0", "frame1"), paths):
+    Image.fromarray(fx[k][0]).save(path)
+  return paths
+
+
+def test_cli_released_superslomo_weights_give_the_original_frame(tmp_path):
+  """`--model=superslomo --weights=F.npz` with F the fixture's random weights: the PNG is the original code's frame
+  in 8 bits (1 level of rounding slack), at the fixture's t."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from jaxvfi import utils  # pylint: disable=g-import-not-at-top
+  fx = fixture("superslomo")
+  path = tmp_path / "superslomo.npz"
+  assert weights.main(["random", "--arch=superslomo", f"--seed={int(fx['seed'])}", f"--dst={path}"]) == 0
+  out = str(tmp_path / "mid.png")
+  t = float(fx["t"][0])
+  assert _cli("--model=superslomo", f"--weights={path}", "--frames", *_write_pair(fx, tmp_path), "--output", out,
+              f"--times={t}") == [out]
+  diff = np.abs(np.asarray(Image.open(out)).astype(int) - utils.to_uint8(fx["image"][0]))
+  assert diff.max() <= 1 and diff.mean() < 0.01
+
+
+def test_cli_released_sepconv_weights_without_a_workdir(tmp_path):
+  """The library call sets the release's switches on the family's config; the CLI frame is the original code's
+  frame in 8 bits (with random weights most of it saturates at 0 or 255, which the sign pattern still checks)."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from jaxvfi import interpolate  # pylint: disable=g-import-not-at-top
+  from jaxvfi import utils  # pylint: disable=g-import-not-at-top
+  fx = fixture("sepconv")
+  path = tmp_path / "sepconv.npz"
+  assert weights.main(["random", "--arch=sepconv", f"--seed={int(fx['seed'])}", f"--dst={path}"]) == 0
+  interp = interpolate.load_model(weights=str(path), model="sepconv")
+  assert interp.time_free and interp.config.model.padding == "replicate"
+  for key, value in weights.RELEASED_MODEL_CONFIG["sepconv"].items():
+    assert getattr(interp.model, key) == value, key
+  out = str(tmp_path / "mid.png")
+  assert _cli("--model=sepconv", f"--weights={path}", "--frames", *_write_pair(fx, tmp_path), "--output", out) == [out]
+  diff = np.abs(np.asarray(Image.open(out)).astype(int) - utils.to_uint8(fx["image"][0]))
+  assert diff.max() <= 1
+
+
+def test_cli_released_weights_errors(tmp_path):
+  frames = ["--frames", "a.png", "b.png", "--output", str(tmp_path / "o.png")]
+  with pytest.raises(ValueError, match="not both"):
+    _cli("--workdir=w", "--model=sepconv", "--weights=w.npz", *frames)
+  with pytest.raises(ValueError, match="need both --model and --weights"):
+    _cli("--model=sepconv", *frames)
+  with pytest.raises(FileNotFoundError, match="--weights .*missing.npz does not exist"):
+    _cli("--model=sepconv", f"--weights={tmp_path / 'missing.npz'}", *frames)
+  from jaxvfi import interpolate  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="--model must be one of sepconv, superslomo"):
+    interpolate.load_model(weights=str(tmp_path / "x.npz"), model="pwcnet")
