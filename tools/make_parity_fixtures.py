@@ -94,7 +94,10 @@ def load(module: torch.nn.Module, state: dict[str, np.ndarray]) -> torch.nn.Modu
 
 
 def sepconv_local(ten_in, ten_ver, ten_hor):
-  """sepconv.py `sepconv_out`: out[n, c, y, x] = sum_fy sum_fx in[n, c, y + fy, x + fx] ver[n, fy, y, x] hor[n, fx, y, x]."""
+  """sepconv.py `sepconv_out`:
+
+  out[n, c, y, x] = sum_fy sum_fx in[n, c, y + fy, x + fx] ver[n, fy, y, x] hor[n, fx, y, x].
+  """
   n, c, h, w = ten_in.shape[0], ten_in.shape[1], ten_ver.shape[2], ten_ver.shape[3]
   out = ten_in.new_zeros((n, c, h, w))
   for fy in range(ten_ver.shape[1]):
@@ -473,7 +476,7 @@ def make_vgg19(state, rng):
   return {"image": image, "relu4_4": to_nhwc(relu4_4)}
 
 
-_TRUNKS = {}  # what the stand-in torchvision.models hands to lpips: "alexnet" / "vgg16" -> features filled from the seed
+_TRUNKS = {}  # what the stand-in torchvision.models hands to lpips: "alexnet" / "vgg16" -> features from the seed
 
 
 def _stand_in_model(name):

@@ -6,8 +6,8 @@ the first (64) and 3x3 for the rest (128, 256, 512, 512). Decoder: five up block
 on the concatenation with the skip), 512, 256, 128, 64, 32, and a 3x3 head. LeakyReLU(0.1) after every conv but the
 head; the authors' released code (avinashpaliwal/Super-SloMo `model.py`, whose `SuperSloMo.ckpt` weights
 `jaxvfi.weights` converts) applies one after the head too: `output_leaky_relu=True` reproduces it (it also scales
-negative flows by 0.1). Parameter counts (Table 3, ReFIn; Super-SloMo): 6->4 19,794,116; 20->5 19,816,357; 16->5 19,810,085;
-20->3 19,815,779.
+negative flows by 0.1). Parameter counts (Table 3, ReFIn; Super-SloMo): 6->4 19,794,116; 20->5 19,816,357;
+16->5 19,810,085; 20->3 19,815,779.
 """
 from __future__ import annotations
 
@@ -83,8 +83,8 @@ class UNet(nn.Module):
 
   Attributes:
     out_channels: channels of the head.
-    output_leaky_relu: False (default: a linear head, flows and logits unbounded) or True (the released code's LeakyReLU(0.1) after
-      the head, needed by its weights).
+    output_leaky_relu: False (default: a linear head, flows and logits unbounded) or True (the released code's
+      LeakyReLU(0.1) after the head, needed by its weights).
   """
   out_channels: int
   output_leaky_relu: bool = False
