@@ -55,7 +55,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_batch_size = 4
   c.num_eval_examples = -1             # -1: the whole eval split
   c.num_image_summaries = 4            # examples in the TensorBoard / PNG grid
-  c.eval_metrics = ("psnr", "ssim")    # names in jaxvfi.metrics.METRICS; "ms_ssim" needs frames >= 176 px
+  c.eval_metrics = ("psnr", "ssim")    # jaxvfi.metrics.METRICS, and "lpips"; "ms_ssim" needs frames >= 176 px
+  c.lpips_weights = config_dict.placeholder(str)  # .npz of `python -m jaxvfi.weights convert --arch=lpips_alex`
   c.use_pmap = True                    # data-parallel over all local devices when there are several
   c.init_from = config_dict.placeholder(str)  # workdir or checkpoint dir whose params initialise the model
   c.require_init_from = False          # e.g. ReFIn stage 2: refuse to start from random parameters

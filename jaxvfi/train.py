@@ -253,8 +253,9 @@ def run_evals(predict_fn: Callable, params, config, workdir: str, step: int, not
     logging.info("%s @ step %d on %d examples: %s", "eval" if result["name"] == "validation" else result["name"],
                  step, result["num_examples"], _describe(result))
   main = results.get("validation") or next(iter(results.values()))
+  notes = list(notes) + [n for r in results.values() for n in r.get("notes", []) if n not in notes]
   record = {"step": int(step), "split": main["split"], "num_examples": int(main["num_examples"]),
-            "metrics": {k: float(v) for k, v in sorted(main["metrics"].items())}, "notes": list(notes),
+            "metrics": {k: float(v) for k, v in sorted(main["metrics"].items())}, "notes": notes,
             "evals": {name: {"split": r["split"], "num_examples": int(r["num_examples"]),
                              "metrics": {k: float(v) for k, v in sorted(r["metrics"].items())}}
                       for name, r in results.items()}}

@@ -179,3 +179,24 @@ def test_evaluator_types_are_looked_up_by_name():
   assert evaluators.get_module("restoration").Evaluator is not None
   with pytest.raises(ValueError, match="unknown evaluator type 'nope'"):
     evaluators.get_module("nope")
+
+
+def test_lpips_is_scored_with_weights_and_explained_without(tmp_path):
+  """Every evaluator type scores "lpips" through the one loop when config.lpips_weights is given (equal to the
+  metric called directly), and says why it is missing otherwise."""
+  from jaxvfi import metrics  # pylint: disable=g-import-not-at-top
+  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
+  from jaxvfi.evaluators import common  # pylint: disable=g-import-not-at-top
+  np.savez(tmp_path / "lpips.npz", **weights.random_state_dict("lpips_alex", 0))
+  config = ml_collections.ConfigDict({"lpips_weights": str(tmp_path / "lpips.npz")})
+  fn, notes = common.lpips_option(config, ("psnr", "lpips"))
+  assert notes == []
+  rng = np.random.default_rng(0)
+  batch = {"a": rng.random((2, 32, 36, 3), np.float32), "b": rng.random((2, 32, 36, 3), np.float32)}
+  result = common.score(lambda p, b: {"image": b["a"]}, None, [batch], 2, names=("psnr", "lpips"), lpips=fn,
+                        select=lambda preds, b: (preds["image"], b["b"], {}), progress=False)
+  want = np.mean(np.asarray(fn(metrics.quantize(jax.numpy.asarray(batch["a"])), jax.numpy.asarray(batch["b"]))))
+  assert result.means["lpips"] == pytest.approx(float(want), rel=1e-5) and result.means["lpips"] > 0
+  config.lpips_weights = None
+  assert common.lpips_option(config, ("psnr", "lpips")) == (None, [metrics.LPIPS_NO_WEIGHTS])
+  assert common.lpips_option(config, ("psnr",)) == (None, [])

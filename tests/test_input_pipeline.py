@@ -91,6 +91,13 @@ def test_get_builder_errors(config):
     input_pipeline.get_builder(missing)
 
 
+def test_builder_is_prepared_once_per_process(builder, config):
+  """num_examples, the train iterator and every eval share one prepared builder (no second download_and_prepare)."""
+  again = config.copy_and_resolve_references()
+  assert input_pipeline.get_builder(again) is builder
+  assert input_pipeline.num_examples(again, "train") == 6
+
+
 def test_train_batches_shapes_dtypes_ranges(builder, config):
   del builder
   batch = next(input_pipeline.create_train_iterator(config, 4, seed=0))

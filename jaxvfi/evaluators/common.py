@@ -40,8 +40,8 @@ def _frames(x: np.ndarray) -> np.ndarray:
 def score(predict_fn: Callable, params, batches: Iterable[dict], batch_size: int, *,
           select: Callable[[dict, dict], tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]],
           context: Callable[[dict, dict], np.ndarray] | None = None, names=("psnr", "ssim"), color: str = "rgb",
-          crop_border: int = 0, groups: Mapping[str, list[int]] | None = None, limit: int = -1, keep: int = 0,
-          desc: str = "eval", progress: bool = True) -> Scores:
+          crop_border: int = 0, groups: Mapping[str, list[int]] | None = None, lpips: Callable | None = None,
+          limit: int = -1, keep: int = 0, desc: str = "eval", progress: bool = True) -> Scores:
   """Means over frames of the model's metrics (`names`, keyed by name) and of the baselines (`<baseline>_<name>`).
 
   Args:
@@ -53,6 +53,7 @@ def score(predict_fn: Callable, params, batches: Iterable[dict], batch_size: int
     context: (predictions, batch) -> frames shown left of the prediction in the image grid (default the target).
     groups: {name: indices along T}: each group of a sequence's frames is also scored alone, as <name>/<metric>
       and <name>/<baseline>_<metric>.
+    lpips: `metrics.lpips_fn(path)` when "lpips" is among `names` (else it is left out).
     limit: > 0 stops after that many examples. keep: the first `keep` examples are returned for image grids.
   """
   sums: dict[str, float] = {}
@@ -60,7 +61,7 @@ def score(predict_fn: Callable, params, batches: Iterable[dict], batch_size: int
   examples = 0
   sizes = set()
   kept = []
-  options = dict(names=tuple(names), color=color, crop_border=crop_border)
+  options = dict(names=tuple(names), color=color, crop_border=crop_border, lpips=lpips)
 
   def add(prefix, pred, target, base):
     pred, target = _frames(pred), _frames(target)
@@ -98,6 +99,17 @@ def score(predict_fn: Callable, params, batches: Iterable[dict], batch_size: int
         kept.append((shown[j], pred[j], target[j]))
   count = max((v for k, v in counts.items() if "/" not in k), default=0)  # frames scored
   return Scores({k: v / counts[k] for k, v in sums.items()}, count, sorted(sizes), kept)
+
+
+def lpips_option(config, names) -> tuple[Callable | None, list[str]]:
+  """(`metrics.lpips_fn(config.lpips_weights)`, []) when "lpips" is asked for and its weights given; otherwise
+  (None, [the reason it is not reported]) or (None, [])."""
+  if "lpips" not in names:
+    return None, []
+  path = config.get("lpips_weights")
+  if not path:
+    return None, [metrics_lib.LPIPS_NO_WEIGHTS]
+  return metrics_lib.lpips_fn(path), []
 
 
 def grid(examples) -> np.ndarray | None:

@@ -62,6 +62,7 @@ class Evaluator:
     self.batch_size = int(entry.get("batch_size") or config.get("eval_batch_size", 1))
     self.metrics = tuple(entry.get("metrics") or config.get("eval_metrics", ("psnr", "ssim")))
     self.color = entry.get("color") or "rgb"
+    self.lpips, self.notes = common.lpips_option(config, self.metrics)
     self.crop_border = int(entry.get("crop_border") or 0)
     self.pred_key = entry.get("pred_key") or "image"
     self.target_key = entry["target_key"]
@@ -108,6 +109,7 @@ class Evaluator:
     context = lambda preds, batch: next(iter(self._select(preds, batch)[2].values()), batch[self.target_key])
     result = common.score(self.predict_fn, params, batches, self.batch_size, select=self._select, context=context,
                           names=self.metrics, color=self.color, crop_border=self.crop_border, groups=self.groups,
+                          lpips=self.lpips,
                           limit=self.limit, keep=self.num_images, desc=self.name,
                           progress=self.config.get("progress_bar", True))
     if not result.count:
@@ -123,6 +125,7 @@ class Evaluator:
     return {"name": self.name, "dataset": self.dataset or self.data.name, "split": self.split,
             "batch_size": self.batch_size, "num_examples": result.count, "frame_sizes": result.frame_sizes,
             "scores": scores, "metrics": result.means,
+            "notes": list(self.notes),
             "images": {} if grid is None else {"context_prediction_target_error": grid}}
 
 

@@ -54,6 +54,7 @@ class Evaluator:
     self.batch_size = int(entry.get("batch_size") or protocol["batch_size"] or config.get("eval_batch_size", 1))
     self.metrics = tuple(entry.get("metrics") or config.get("eval_metrics", ("psnr", "ssim")))
     self.color = entry.get("color") or "rgb"
+    self.lpips, self.notes = common.lpips_option(config, self.metrics)
     self.crop_border = int(entry.get("crop_border") or 0)
     default_limit = -1 if dataset else int(config.get("num_eval_examples", -1))
     self.limit = int(entry["num_examples"]) if entry.get("num_examples") is not None else default_limit
@@ -66,8 +67,8 @@ class Evaluator:
     batches = input_pipeline.create_eval_batches(self.data, self.batch_size, split=self.split)
     result = common.score(self.predict_fn, params, batches, self.batch_size, select=select,
                           context=lambda preds, batch: batch["frame0"], names=self.metrics, color=self.color,
-                          crop_border=self.crop_border, limit=self.limit, keep=self.num_images, desc=self.name,
-                          progress=self.config.get("progress_bar", True))
+                          crop_border=self.crop_border, lpips=self.lpips, limit=self.limit, keep=self.num_images,
+                          desc=self.name, progress=self.config.get("progress_bar", True))
     if not result.count:
       raise ValueError(f"evaluation {self.name} ({self.dataset or self.data.name}, split {self.split!r}) has no "
                        "examples")
@@ -76,6 +77,7 @@ class Evaluator:
             "batch_size": self.batch_size, "num_examples": result.count, "frame_sizes": result.frame_sizes,
             "scores": common.split_scores(result.means, self.metrics, [m for m, _ in METHODS[1:]]),
             "metrics": result.means,
+            "notes": list(self.notes),
             "images": {} if grid is None else {"frame0_prediction_target_error": grid}}
 
 
