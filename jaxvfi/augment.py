@@ -8,7 +8,8 @@ an example (and, for aligned crops, arrays at several resolutions) alike.
 Which paper uses which op (presets in `jaxvfi.input_pipeline`):
   random_crop, random_flip                        SepConv (paper 001, Sec. 3 "Training"): 128x128, h and v flips.
   random_resize, draw_flow_crop / flow_crop,      SepConv-GAN (paper 003, "Data augmentation"): resize, 160x160
-  random_flip, random_temporal_swap               crops with [0, 12] offsets of I0 and I1, flips, "sorting".
+  random_flip, random_temporal_swap               crops with [0, 12] offsets of I0 and I1, flips, "sorting";
+  (random_flip_or_reverse, passes_motion_filter)  the author's code's one-of-three flip/reverse and sample filter.
   random_aligned_crop, random_flip,               DSFN (paper 002, Sec. 4.1): 256x256 HR crops, flips, colour
   color_jitter, bicubic_downscale, gaussian_noise jittering, 1/4 bicubic inputs, N(0, 0.01) noise.
   random_aligned_crop, random_flip, normalize_raw SDAN (paper 004, Sec. 4.1): 64x64 RAW / 128x128 RGB / 512x512 HR.
@@ -81,20 +82,24 @@ def random_temporal_swap(stack: np.ndarray, t: float, rng: np.random.Generator) 
   return stack, t
 
 
-def random_resize(frames: np.ndarray, rng: np.random.Generator, min_height: int) -> np.ndarray:
+def random_resize(frames: np.ndarray, rng: np.random.Generator, min_height: int,
+                  max_height: int | None = None) -> np.ndarray:
   """Bilinear resize of every uint8 frame of (T, H, W, C) to one random size, keeping the aspect ratio.
 
   SepConv-GAN (paper 003, "Resize"): "randomly resized (with bilinear sampling, keeping the aspect ratio) to a
   target resolution between 1280x720 and 327x184". How the size is drawn follows the author's released loader
   (github.com/Sergio0694/sepconv-gan, training/dataset/dataset_loader.py): the new height is a uniform integer in
-  [min_height, H] with min_height = crop + 2 * max_offset (160 + 2 * 12 = 184) and the width is height * W // H
-  (floor), which for 1280x720 frames gives exactly the paper's range 327x184 ... 1280x720. Frames are never
-  enlarged. Pillow's BILINEAR (area-aware when shrinking) does the sampling.
+  [min_height, min(H, max_height)] with min_height = crop + 2 * max_offset (160 + 2 * 12 = 184) and the width is
+  height * W // H (floor), which for 1280x720 frames gives exactly the paper's range 327x184 ... 1280x720. The
+  paper's frames were all 1280x720 (§4), so `max_height` = 720 caps taller frames at the paper's largest size
+  (None: no cap). Frames are never enlarged. Pillow's BILINEAR (area-aware when shrinking) does the sampling.
   """
   h, w = _hw(frames)
-  if min_height > h:
-    raise ValueError(f"random resize needs frames at least {min_height} pixels high, got {h}x{w}")
-  height = int(rng.integers(min_height, h + 1))
+  top = h if max_height is None else min(h, int(max_height))
+  if min_height > top:
+    raise ValueError(f"random resize needs frames at least {min_height} pixels high (and max_height >= "
+                     f"{min_height}), got {h}x{w} with max_height {max_height}")
+  height = int(rng.integers(min_height, top + 1))
   if height == h:
     return frames
   width = height * w // h
@@ -148,6 +153,29 @@ def flow_crop(stack: np.ndarray, windows: FlowCrop, crop: int) -> np.ndarray:
 def random_flow_crop(stack: np.ndarray, rng: np.random.Generator, crop: int, max_offset: int,
                      independent: bool = False) -> np.ndarray:
   return flow_crop(stack, draw_flow_crop(rng, _hw(stack), crop, max_offset, independent), crop)
+
+
+def random_flip_or_reverse(stack: np.ndarray, t: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+  """Exactly one of up-down flip, left-right flip, time reversal, each with probability 1/3, on a (frame0, target,
+  frame1) stack; reversal maps t -> 1 - t. The author's later loader (`tf_preprocess_train_images`, "random
+  permutations"), an option beside the paper's independent flips and 50% temporal swap."""
+  choice = int(rng.integers(0, 3))
+  if choice == 0:
+    return stack[..., ::-1, :, :], t
+  if choice == 1:
+    return stack[..., :, ::-1, :], t
+  return stack[::-1], 1.0 - t
+
+
+def passes_motion_filter(stack: np.ndarray, min_mse: float = 220.0, min_std: float = 16.0) -> bool:
+  """The author's sample filter (`tf_ensure_difference_min_threshold`): a (frame0, target, frame1) uint8 stack is
+  kept only if the mean squared differences frame0-target and target-frame1 (0-255 scale, per value) both exceed
+  `min_mse` and the target's standard deviation, averaged over its channels, exceeds `min_std` (it drops static
+  and flat crops). The paper's dataset was filtered the same way before cropping (§4)."""
+  x = stack.astype(np.float64)
+  mses = [np.mean((x[0] - x[1]) ** 2), np.mean((x[1] - x[2]) ** 2)]
+  std = np.mean(x[1].reshape(-1, x.shape[-1]).std(axis=0))
+  return bool(min(mses) > min_mse and std > min_std)
 
 
 def adjust_colors(frames: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:

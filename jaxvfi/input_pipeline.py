@@ -28,12 +28,19 @@ overrides any of them, e.g. smaller crops for a laptop run):
   "refin" (paper 000, Sec. 4): Vimeo triplets whole (no crop, no flips, no swap), t = 0.5 for training and eval.
   "sepconv" (paper 001, Sec. 3): 128x128 crops (one window for all frames), random horizontal and vertical flips.
   "sepconv_gan" (paper 003, "Data augmentation"): random resize of the clip keeping the aspect ratio, height uniform
-    in [crop + 2 max_offset, H] (1280x720 frames: 327x184 ... 1280x720, `augment.random_resize`); 160x160 crop of the
-    target with frame0's window moved by -(dy, dx) and frame1's by +(dy, dx), dy, dx uniform in [0, 12] (the
+    in [crop + 2 max_offset, min(H, max_height = 720)] (1280x720 frames: 327x184 ... 1280x720; taller frames are
+    capped at the paper's 720 lines, which the preset did not do before; `augment.random_resize`); 160x160 crop of
+    the target with frame0's window moved by -(dy, dx) and frame1's by +(dy, dx), dy, dx uniform in [0, 12] (the
     author's loader; `independent_offsets` draws frame1's offset separately, `augment.draw_flow_crop`); flips, the
-    paper's "flipped either vertically or horizontally" read as independent left-right and up-down coins (one version
-    of the author's loader instead applies exactly one of v-flip, h-flip, time reversal); temporal swap with the
-    paper's "50% chance" (t -> 1 - t).
+    paper's "flipped either vertically or horizontally" read as independent left-right and up-down coins; temporal
+    swap with the paper's "50% chance" (t -> 1 - t). Options from the author's code: flip_mode="one_of_three"
+    (exactly one of v-flip, h-flip, time reversal, replacing the flips and the swap; `augment.random_flip_or_reverse`);
+    motion_filter=True (a crop whose MSEs to the target do not both exceed motion_filter_mse = 220 or whose target
+    std does not exceed motion_filter_std = 16 is redrawn, resize and crop, up to MOTION_FILTER_TRIES times, the last
+    draw kept; the code drops the sample instead, which would make batches depend on more than (seed, step);
+    `augment.passes_motion_filter`); discriminator_frames=True adds the batch key "real" (B, crop, crop, 3): a random
+    frame of the clip, randomly resized and cropped on its own, the code's separate real samples for the
+    discriminator (`jaxvfi.models.sepconv_gan`, model.real_samples="separate").
   "dsfn" (paper 002, Sec. 4.1, r = 4): 256x256 HR crop (one window for blurry and sharp frames), flips, colour
     jitter 0.2 (`augment.color_jitter`), blurry frames bicubic x1/4 (`augment.bicubic_downscale`), then Gaussian
     noise of std 0.1 (N(0, 0.01) read as variance) on those inputs only. Evaluation: whole frames (cut to a multiple
@@ -87,8 +94,10 @@ PRESET_PARAMS: dict[str, dict[str, Any] | None] = {
     "clip": None,  # The data config's own fields `_CLIP_FIELDS`.
     "refin": dict(crop_size=None, random_flip_h=False, random_flip_v=False, temporal_swap=False, **_FIXED_HALF),
     "sepconv": dict(crop_size=128, random_flip_h=True, random_flip_v=True, temporal_swap=False, **_FIXED_HALF),
-    "sepconv_gan": dict(crop_size=160, max_offset=12, independent_offsets=False, random_resize=True,
-                        random_flip_h=True, random_flip_v=True, temporal_swap=True, **_FIXED_HALF),
+    "sepconv_gan": dict(crop_size=160, max_offset=12, independent_offsets=False, random_resize=True, max_height=720,
+                        random_flip_h=True, random_flip_v=True, temporal_swap=True, flip_mode="independent",
+                        motion_filter=False, motion_filter_mse=220.0, motion_filter_std=16.0,
+                        discriminator_frames=False, **_FIXED_HALF),
     "dsfn": dict(crop_size=256, scale=4, random_flip_h=True, random_flip_v=True, color_jitter=0.2, noise_std=0.1),
     "sdan": dict(crop_size=64, random_flip_h=True, random_flip_v=True),
 }
@@ -102,6 +111,7 @@ FEATURES = {
 """Feature kind -> (keys every example has, datasets with those features)."""
 
 SDAN_SCALES = (1, 2, 8)  # lr_raw, lr_rgb, hr_rgb sizes in units of the packed-RAW grid (`jaxvfi.datasets.sr_raw`).
+MOTION_FILTER_TRIES = 10  # preset sepconv_gan: redraws of a crop that fails the motion filter
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -246,6 +256,13 @@ class _ClipTransform:
       self.max_offset = int(params["max_offset"])
       self.independent = bool(params["independent_offsets"])
       self.resize = bool(params["random_resize"])
+      self.max_height = params["max_height"]
+      self.flip_mode = params["flip_mode"]
+      if self.flip_mode not in ("independent", "one_of_three"):
+        raise ValueError(f"preset 'sepconv_gan': flip_mode must be independent or one_of_three, got {self.flip_mode!r}")
+      self.motion_filter = (float(params["motion_filter_mse"]), float(params["motion_filter_std"])) \
+          if params["motion_filter"] else None
+      self.real_frames = bool(params["discriminator_frames"])
 
   def _target_index(self, element: dict[str, Any], rng: np.random.Generator) -> int:
     times = element["times"]
@@ -261,12 +278,33 @@ class _ClipTransform:
 
   def __call__(self, element: dict[str, Any], rng: np.random.Generator) -> Batch:
     stack, t = _triplet(element["frames"], element["times"], self._target_index(element, rng))
-    if self.flow_crop:
-      if self.resize:
-        stack = augment.random_resize(stack, rng, self.crop[0] + 2 * self.max_offset)
+    if not self.flow_crop:
+      if self.crop is not None:
+        stack = augment.random_crop(stack, rng, self.crop)
+      return self._flip_and_swap(stack, t, rng)
+    whole = stack
+    for _ in range(MOTION_FILTER_TRIES if self.motion_filter else 1):
+      stack = self._resize(whole, rng)
       stack = augment.random_flow_crop(stack, rng, self.crop[0], self.max_offset, self.independent)
-    elif self.crop is not None:
-      stack = augment.random_crop(stack, rng, self.crop)
+      if self.motion_filter is None or augment.passes_motion_filter(stack, *self.motion_filter):
+        break
+    if self.flip_mode == "one_of_three":
+      stack, t = augment.random_flip_or_reverse(stack, t, rng)
+      out = _to_batch_element(stack, t)
+    else:
+      out = self._flip_and_swap(stack, t, rng)
+    if self.real_frames:
+      frame = element["frames"][int(rng.integers(0, len(element["frames"])))][None]
+      real = augment.random_crop(self._resize(frame, rng), rng, self.crop)
+      out["real"] = real[0].astype(np.float32) / np.float32(255)
+    return out
+
+  def _resize(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if not self.resize:
+      return frames
+    return augment.random_resize(frames, rng, self.crop[0] + 2 * self.max_offset, self.max_height)
+
+  def _flip_and_swap(self, stack: np.ndarray, t: float, rng: np.random.Generator) -> Batch:
     (stack,) = augment.random_flip([stack], rng, self.flip_h, self.flip_v)
     if self.swap:
       stack, t = augment.random_temporal_swap(stack, t, rng)

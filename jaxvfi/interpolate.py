@@ -4,6 +4,7 @@ r"""Interpolate your own frames and videos with a trained jaxvfi model: a small 
   python -m jaxvfi.interpolate --workdir=W --frames A.png B.png --output out/ --times=0.25,0.5,0.75
   python -m jaxvfi.interpolate --workdir=W --video in.mp4 --output slow.mp4 --factor=4     (4x the frame rate)
   python -m jaxvfi.interpolate --workdir=W --video in.mp4 --output frames/                 (a folder of PNGs)
+  python -m jaxvfi.interpolate --workdir=W --frames A.png B.png --output mid.png --pixel_shader   (paper 003 Alg. 1)
 
 W is a training run's workdir (`python -m jaxvfi.main`): its `config.json` builds the model and the latest
 `checkpoints/<step>/` gives the parameters. Or, with no workdir, the authors' released weights converted by
@@ -59,6 +60,7 @@ import tqdm
 
 from jaxvfi import checkpoints
 from jaxvfi import models
+from jaxvfi import pixel_shader as pixel_shader_lib
 from jaxvfi import utils
 
 MAX_BISECTION_DEPTH = 8  # t = k / 256 at the finest
@@ -206,8 +208,10 @@ def _dyadic(t: float) -> Fraction | None:
 class Interpolator:
   """A trained model and its parameters; `interpolate` makes the frames between two frames."""
 
-  def __init__(self, model: nn.Module, params: Any, config: ml_collections.ConfigDict, step: int = 0):
+  def __init__(self, model: nn.Module, params: Any, config: ml_collections.ConfigDict, step: int = 0,
+               pixel_shader: str | None = None):
     self.model = model
+    self.pixel_shader = pixel_shader  # None, or a `jaxvfi.pixel_shader.SHADERS` name applied to every made frame
     self.params = params
     self.config = config
     self.step = step
@@ -223,7 +227,10 @@ class Interpolator:
 
   def _apply(self, params, batch):
     self.num_traces += 1  # runs at trace time only: once per frame size
-    return self.model.apply({"params": params}, batch, train=False)["image"]
+    image = self.model.apply({"params": params}, batch, train=False)["image"]
+    if self.pixel_shader:
+      image = pixel_shader_lib.pixel_shader(batch["frame0"], batch["frame1"], image, self.pixel_shader)
+    return image
 
   def check_times(self, times: Sequence[float]) -> list[float]:
     """The times as floats, or one ValueError for times this model cannot make; warns once about untrained t."""
@@ -301,7 +308,7 @@ CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 
 def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | None = None, *,
-               weights: str | None = None, model: str | None = None) -> Interpolator:
+               weights: str | None = None, model: str | None = None, pixel_shader: str | None = None) -> Interpolator:
   """The model of a training run's workdir with the parameters of its latest checkpoint, or released weights.
 
   Args:
@@ -310,6 +317,7 @@ def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | N
     weights: instead of a workdir, a .npz from `python -m jaxvfi.weights convert --arch=<model>`.
     model: the family of `weights`, one of `jaxvfi.weights.RELEASED_MODEL_CONFIG` ("sepconv", "superslomo"); its
       config gets the switches those weights need.
+    pixel_shader: None, or "paper" | "code": SepConv-GAN's shader (`jaxvfi.pixel_shader`) on every frame made.
 
   Raises:
     FileNotFoundError: the workdir has no config.json (and no config was given) or no checkpoint; the weights file
@@ -320,15 +328,16 @@ def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | N
   if weights is not None or model is not None:
     if workdir is not None:
       raise ValueError("give a training workdir, or released weights and their model, not both")
-    return _load_released(weights, model, config)
+    return _load_released(weights, model, config, pixel_shader)
   if workdir is None:
     raise ValueError("give a training workdir, or released weights and their model (weights=..., model=...)")
   model, params, config, step = checkpoints.load_trained(workdir, config)
   logging.info("loaded %s from step %d of %s", config.model.get("name"), step, os.path.abspath(workdir))
-  return Interpolator(model, jax.device_put(params), config, step)
+  return Interpolator(model, jax.device_put(params), config, step, pixel_shader=pixel_shader)
 
 
-def _load_released(path: str | None, name: str | None, config: ml_collections.ConfigDict | None) -> Interpolator:
+def _load_released(path: str | None, name: str | None, config: ml_collections.ConfigDict | None,
+                   pixel_shader: str | None = None) -> Interpolator:
   from jaxvfi import config_lib  # pylint: disable=g-import-not-at-top
   from jaxvfi import weights  # pylint: disable=g-import-not-at-top
   if not path or not name:
@@ -351,7 +360,7 @@ def _load_released(path: str | None, name: str | None, config: ml_collections.Co
   if got != want:
     raise ValueError(f"{path}: the converted {name} parameters do not fit the model that {name}'s config builds")
   logging.info("loaded %s from released weights %s", name, os.path.abspath(path))
-  return Interpolator(module, jax.device_put(params), config, 0)
+  return Interpolator(module, jax.device_put(params), config, 0, pixel_shader=pixel_shader)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -533,6 +542,10 @@ def _parse_flags(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--factor", type=int, default=None, help="N: insert N - 1 frames (t = k/N); default 2")
   parser.add_argument("--times", default=None, help="frames only: comma-separated times in (0, 1), e.g. 0.25,0.5")
   parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+  parser.add_argument("--pixel_shader", nargs="?", const="paper", default=None,
+                      choices=tuple(pixel_shader_lib.SHADERS),
+                      help="blend every made frame towards the inputs' average where they barely differ (SepConv-GAN "
+                           "Algorithm 1, jaxvfi.pixel_shader); constants: paper (default) or code")
   return parser.parse_args(argv[1:])
 
 
@@ -553,12 +566,12 @@ def run(args: argparse.Namespace) -> list[str]:
   if args.frames:
     frame_output_paths(args.output, times)
     frames = read_frame_pair(*args.frames)
-    interp = load_model(**source)
+    interp = load_model(**source, pixel_shader=args.pixel_shader)
     return interpolate_frame_files(interp, *args.frames, args.output, times, frames=frames)
   video_output_ext(args.output)
   reader = VideoReader(args.video)
   try:
-    interp = load_model(**source)
+    interp = load_model(**source, pixel_shader=args.pixel_shader)
   except BaseException:
     reader.close()
     raise

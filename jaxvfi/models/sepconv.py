@@ -31,6 +31,15 @@ sets all four switches):
 
 The input padding changes the output only near the bottom/right border (the U-Net's receptive field); the others
 change every pixel.
+
+SepConv-GAN's generator (paper 003, `jaxvfi.models.sepconv_gan`) is this network with two more switches:
+  * activation = "leaky_relu": LeakyReLU(0.2) after every conv but the kernel heads' last one (the authors' code,
+    `tf.nn.leaky_relu`, whose slope is 0.2); the default "relu" is Niklaus et al.'s.
+  * composite_dilation = (d_in, d_out): the kernel heads predict d_in + d_out taps, the first d_in dense and the rest
+    the dilated outer ring (paper 003 §7 "Composite dilation", `pallas_kernels.sepconv_composite`); frames are padded
+    by d_in // 2 + d_out. frame0 uses ring pattern 0 and frame1 pattern 1, the two configurations the paper
+    alternates "to reduce to a minimum the unavoidable blindspots". With (11, 10): 21 taps per 1-D kernel over a
+    31-pixel patch, 21,528,332 parameters. None (the default) is the dense kernel of `kernel_size` taps.
 """
 from __future__ import annotations
 
@@ -44,6 +53,7 @@ from pallas_kernels import separable as sepconv_lib
 
 PADDINGS = {"zeros": "constant", "replicate": "edge"}
 ALIGNMENT = 32
+ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, negative_slope=0.2)}
 
 
 def _conv(features: int, name: str | None = None) -> nn.Conv:
@@ -52,33 +62,37 @@ def _conv(features: int, name: str | None = None) -> nn.Conv:
 
 class _Basic(nn.Module):
   features: int
+  activation: str = "relu"
 
   @nn.compact
   def __call__(self, x):
     for i in range(3):
-      x = nn.relu(_conv(self.features, f"conv{i}")(x))
+      x = ACTIVATIONS[self.activation](_conv(self.features, f"conv{i}")(x))
     return x
 
 
 class _Upsample(nn.Module):
   features: int
   align_corners: bool = False
+  activation: str = "relu"
 
   @nn.compact
   def __call__(self, x):
-    return nn.relu(_conv(self.features, "conv")(upsample2x(x, self.align_corners)))
+    return ACTIVATIONS[self.activation](_conv(self.features, "conv")(upsample2x(x, self.align_corners)))
 
 
 class _Subnet(nn.Module):
   """One kernel head: conv 64 - conv 64 - conv K, ×2 bilinear upsampling, conv K (no activation)."""
   kernel_size: int
   align_corners: bool = False
+  activation: str = "relu"
 
   @nn.compact
   def __call__(self, x):
-    x = nn.relu(_conv(64, "conv0")(x))
-    x = nn.relu(_conv(64, "conv1")(x))
-    x = nn.relu(_conv(self.kernel_size, "conv2")(x))
+    act = ACTIVATIONS[self.activation]
+    x = act(_conv(64, "conv0")(x))
+    x = act(_conv(64, "conv1")(x))
+    x = act(_conv(self.kernel_size, "conv2")(x))
     return _conv(self.kernel_size, "head")(upsample2x(x, self.align_corners))
 
 
@@ -86,22 +100,43 @@ class SepConvNet(nn.Module):
   """Adaptive separable convolution network (module docstring).
 
   Attributes:
-    kernel_size: K, taps of each 1-D kernel (51 in the paper).
+    kernel_size: K, taps of each 1-D kernel (51 in the paper); ignored when `composite_dilation` is set.
     padding: "zeros" (paper 001) or "replicate" (Niklaus et al.'s code); frames are padded by K // 2 on every side.
     impl: `pallas_kernels.sepconv` implementation, "auto" | "pallas" | "xla".
     upsample_align_corners: bilinear x2 with `align_corners=True` (Niklaus et al.'s code) instead of half-pixel.
     bgr: feed the U-Net BGR frames (Niklaus et al.'s code); outputs stay in the frames' channel order.
+    activation: "relu" (Niklaus et al., paper 001) or "leaky_relu" (slope 0.2, SepConv-GAN).
+    composite_dilation: None, or (d_in, d_out) with d_in odd and d_out even (paper 003 §7): d_in + d_out taps per
+      1-D kernel over a (d_in + 2 d_out)-pixel patch; frame0 uses ring pattern 0, frame1 pattern 1.
   """
   kernel_size: int = 51
   padding: str = "zeros"
   impl: str = "auto"
   upsample_align_corners: bool = False
   bgr: bool = False
+  activation: str = "relu"
+  composite_dilation: tuple[int, int] | None = None
+
+  def _taps_and_radius(self) -> tuple[int, int]:
+    if self.composite_dilation is None:
+      return self.kernel_size, self.kernel_size // 2
+    d_in, d_out = self.composite_dilation
+    sepconv_lib.composite_offsets(d_in, d_out, 0)  # one ValueError for an even d_in or an odd d_out
+    return d_in + d_out, d_in // 2 + d_out
+
+  def _local_conv(self, frame, kv, kh, pattern: int):
+    _, r = self._taps_and_radius()
+    padded = jnp.pad(frame, ((0, 0), (r, r), (r, r), (0, 0)), mode=PADDINGS[self.padding])
+    if self.composite_dilation is None:
+      return sepconv_lib.sepconv(padded, kv, kh, impl=self.impl)
+    return sepconv_lib.sepconv_composite(padded, kv, kh, *self.composite_dilation, pattern, impl=self.impl)
 
   @nn.compact
   def __call__(self, frame0: jax.Array, frame1: jax.Array) -> dict[str, jax.Array]:
     if self.padding not in PADDINGS:
       raise ValueError(f"padding must be one of {tuple(PADDINGS)}, got {self.padding!r}")
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
     if frame0.shape != frame1.shape or frame0.ndim != 4:
       raise ValueError(f"frame0 and frame1 must be (N, H, W, C) of one shape, got {frame0.shape} and {frame1.shape}")
     h, w = frame0.shape[1:3]
@@ -116,18 +151,18 @@ class SepConvNet(nn.Module):
     align_corners = self.upsample_align_corners
     skips = []
     for level, features in enumerate((32, 64, 128, 256, 512), start=1):
-      x = _Basic(features, name=f"conv{level}")(x)
+      x = _Basic(features, self.activation, name=f"conv{level}")(x)
       skips.append(x)
       x = nn.avg_pool(x, (2, 2), strides=(2, 2))
     for level, features in zip((5, 4, 3, 2), (512, 256, 128, 64)):
-      x = _Basic(features, name=f"deconv{level}")(x)
-      x = _Upsample(features, align_corners, name=f"upsample{level}")(x) + skips[level - 1]
+      x = _Basic(features, self.activation, name=f"deconv{level}")(x)
+      x = _Upsample(features, align_corners, self.activation, name=f"upsample{level}")(x) + skips[level - 1]
 
-    kernels = {name: _Subnet(self.kernel_size, align_corners, name=name)(x) for name in ("kv0", "kh0", "kv1", "kh1")}
-    r = self.kernel_size // 2
-    pad = lambda f: jnp.pad(f, ((0, 0), (r, r), (r, r), (0, 0)), mode=PADDINGS[self.padding])
-    image = (sepconv_lib.sepconv(pad(frame0), kernels["kv0"], kernels["kh0"], impl=self.impl)
-             + sepconv_lib.sepconv(pad(frame1), kernels["kv1"], kernels["kh1"], impl=self.impl))
+    taps, _ = self._taps_and_radius()
+    kernels = {name: _Subnet(taps, align_corners, self.activation, name=name)(x)
+               for name in ("kv0", "kh0", "kv1", "kh1")}
+    image = (self._local_conv(frame0, kernels["kv0"], kernels["kh0"], pattern=0)
+             + self._local_conv(frame1, kernels["kv1"], kernels["kh1"], pattern=1))
     return {"image": image, **kernels}
 
 
@@ -145,6 +180,8 @@ class SepConvInterpolator(nn.Module):
   bgr: bool = False
   input_multiple: int = ALIGNMENT
   input_border: int = 0
+  activation: str = "relu"
+  composite_dilation: tuple[int, int] | None = None
 
   @nn.compact
   def __call__(self, batch: dict, train: bool = False) -> dict[str, jax.Array]:
@@ -159,12 +196,14 @@ class SepConvInterpolator(nn.Module):
         frame = jnp.pad(frame, ((0, 0), (b, b), (b, b), (0, 0)), mode="edge")
       frames.append(pad_to_multiple(frame, self.input_multiple)[0])
     h, w = batch["frame0"].shape[1:3]
-    net = SepConvNet(self.kernel_size, self.padding, self.impl, self.upsample_align_corners, self.bgr, name="sepconv")
+    net = SepConvNet(self.kernel_size, self.padding, self.impl, self.upsample_align_corners, self.bgr,
+                     self.activation, self.composite_dilation, name="sepconv")
     preds = net(*frames)
     return {k: v[:, b:b + h, b:b + w] for k, v in preds.items()}
 
 
-MODEL_FIELDS = ("kernel_size", "padding", "impl", "upsample_align_corners", "bgr", "input_multiple", "input_border")
+MODEL_FIELDS = ("kernel_size", "padding", "impl", "upsample_align_corners", "bgr", "input_multiple", "input_border",
+                "activation", "composite_dilation")
 
 
 # The family (`jaxvfi.models` docstring). The network has no time input: it makes the middle frame.
@@ -174,4 +213,7 @@ example_batch = models.triplet_example_batch
 
 def build(model_config) -> SepConvInterpolator:
   """`SepConvInterpolator` from `config.model`; absent fields take the class defaults (ours)."""
-  return SepConvInterpolator(**{k: model_config[k] for k in MODEL_FIELDS if k in model_config})
+  fields = {k: model_config[k] for k in MODEL_FIELDS if k in model_config}
+  if fields.get("composite_dilation") is not None:  # a JSON round trip (config.json) gives a list
+    fields["composite_dilation"] = tuple(int(d) for d in fields["composite_dilation"])
+  return SepConvInterpolator(**fields)
