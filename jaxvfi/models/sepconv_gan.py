@@ -409,23 +409,39 @@ def check_config(config) -> None:
                      "is sized for it")
 
 
-def make_train_setup(config, model: SepConvGAN, loss_fn: Callable, total_steps: int, steps_per_epoch: float):
-  """The GAN's `TrainSetup`: state `GanState`, step `gan_step`, schedules {"generator", "discriminator"}."""
-  from jaxvfi import train  # pylint: disable=g-import-not-at-top  # train imports the model families
-  check_config(config)
+def make_optimizers(config, total_steps: int, steps_per_epoch: float):
+  """(g_tx, d_tx, {"generator": schedule, "discriminator": schedule}) from `config.optimizer` and
+  `config.discriminator_optimizer`."""
   batch_size = int(config.batch_size)
   g_sched = make_schedule(config.optimizer.schedule, batch_size, total_steps, steps_per_epoch)
   d_sched = make_schedule(config.discriminator_optimizer.schedule, batch_size, total_steps, steps_per_epoch)
-  g_tx, d_tx = make_tx(config.optimizer, g_sched), make_tx(config.discriminator_optimizer, d_sched)
+  schedules = {"generator": g_sched, "discriminator": d_sched}
+  return make_tx(config.optimizer, g_sched), make_tx(config.discriminator_optimizer, d_sched), schedules
+
+
+def init_state(params, config, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation) -> GanState:
+  """Step 0 from a parameter tree {"generator", "discriminator", "vgg"}: both optimizer states at zero."""
   d_keys = _trained_by_d(config.model)
+  return GanState(step=jnp.asarray(0, jnp.int32), params=params, g_opt_state=g_tx.init(params["generator"]),
+                  d_opt_state=d_tx.init({k: params[k] for k in d_keys}))
+
+
+def make_train_setup(config, model: SepConvGAN, loss_fn: Callable, total_steps: int, steps_per_epoch: float):
+  """The GAN's `TrainSetup`: state `GanState`, step `gan_step`, schedules {"generator", "discriminator"}.
+
+  Raises ValueError at once for a config that cannot train (`check_config`): no VGG weights for a frozen VGG, a
+  training crop other than model.input_size.
+  """
+  from jaxvfi import train  # pylint: disable=g-import-not-at-top  # train imports the model families
+  check_config(config)
+  g_tx, d_tx, schedules = make_optimizers(config, total_steps, steps_per_epoch)
 
   def init(rng):
     params = jax.jit(lambda r: model.init(r, example_batch(config), train=False)["params"])(rng)
-    return GanState(step=jnp.asarray(0, jnp.int32), params=params, g_opt_state=g_tx.init(params["generator"]),
-                    d_opt_state=d_tx.init({k: params[k] for k in d_keys}))
+    return init_state(params, config, g_tx, d_tx)
 
-  step = functools.partial(gan_step, model=model, loss_fn=loss_fn, g_tx=g_tx, d_tx=d_tx, d_keys=d_keys,
-                           real_samples=config.model.get("real_samples", "target"),
+  step = functools.partial(gan_step, model=model, loss_fn=loss_fn, g_tx=g_tx, d_tx=d_tx,
+                           d_keys=_trained_by_d(config.model), real_samples=config.model.get("real_samples", "target"),
                            label_smoothing=float(config.loss.get("discriminator_label_smoothing", 0.25)),
                            input_size=int(config.model.get("input_size", 160)))
-  return train.TrainSetup(init=init, step=step, schedules={"generator": g_sched, "discriminator": d_sched})
+  return train.TrainSetup(init=init, step=step, schedules=schedules)
