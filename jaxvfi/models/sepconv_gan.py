@@ -12,11 +12,12 @@ Networks (one Flax module, `SepConvGAN`, whose parameters are {"generator", "dis
   * vgg (§2 "Perceptual pass", Fig. 3): VGG-19's 16 convolutions (20,024,384 parameters) on Caffe-style input (BGR,
     0-255, minus the ImageNet BGR means; `model.vgg_preprocessing`), read at relu4_4 (Lp) and block5_pool (D).
     Frozen: no optimizer sees it (`load_pretrained` puts the converted weights there and no update touches them).
+    It lives in the state's params, so checkpoints carry it (80 MB in float32) and resume without the weights file.
   * discriminator (§2 "Adversarial network", Fig. 4; code `discriminators/vgg19.py`), a head on block5_pool: conv3x3
     512 + LReLU, conv3x3 512 + LReLU, plus its input (residual); max-pool 3x3 stride 2 valid; flatten; dense 2048 +
     LReLU, dense 2048 + LReLU, dense 1 (a logit). LReLU slope 0.2. At 160x160 inputs block5_pool is 5x5x512, the
-    pool gives 2x2x512 and the head has 13,114,369 parameters. The dense input is 512 (floor((s/32 - 3) / 2) + 1)^2
-    for an s x s input (s a multiple of 32, s >= 96): 2048 at 160, 512 at 96 and 128 (the runlocal crop). The
+    pool gives 2x2x512 and the head has 13,114,369 parameters. The dense input is 512 (floor((floor(s/32) - 3) / 2)
+    + 1)^2 for an s x s input, s >= 96: 2048 at 160, 512 at 96 (the runlocal crop) and 128. The
     code's two `tf.layers.dropout(x, 0.8)` are inert (no `training=True` is passed), so there is no dropout.
 
 Losses (§3), in the units the paper's weights were tuned for (0-255 frames, Caffe VGG input):
@@ -61,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxvfi import losses
 from jaxvfi import optim
 from jaxvfi.models import sepconv
 from jaxvfi.models import vgg as vgg_lib
@@ -83,10 +85,10 @@ def _leaky(x):
 
 def dense_input_size(side: int) -> int:
   """Flattened size of the head's max-pool output for an s x s input (module docstring)."""
-  if side % sepconv.ALIGNMENT or side < MIN_INPUT:
-    raise ValueError(f"the discriminator needs square inputs of a multiple of 32 pixels, at least {MIN_INPUT} "
-                     f"(block5_pool >= 3x3 for its 3x3 valid max-pool), got {side}")
-  return 512 * ((side // 32 - 3) // 2 + 1) ** 2
+  if side < MIN_INPUT:
+    raise ValueError(f"the discriminator needs inputs of at least {MIN_INPUT}x{MIN_INPUT} (block5_pool >= 3x3 for its "
+                     f"3x3 valid max-pool), got {side}")
+  return 512 * ((side // 32 - 3) // 2 + 1) ** 2  # five 2x2 floor-mode pools, then the 3x3/2 valid one
 
 
 class DiscriminatorHead(nn.Module):
@@ -217,22 +219,8 @@ def _notes(config) -> list[str]:
 def make_loss_fn(config) -> tuple[Callable, list[str]]:
   """The generator's loss `loss_fn(preds, batch) -> (total, metrics)` over the train step's extended predictions
   (image, vgg_fake, vgg_target, logits_fake), and the notes for the log and the eval JSON."""
-  weights = {k: float(v) for k, v in dict(config.loss.weights).items() if float(v) != 0.0}
-  unknown = sorted(set(weights) - set(TERMS))
-  if unknown:
-    raise ValueError(f"unknown loss term(s) {unknown} for sepconv_gan; known: {sorted(TERMS)}")
   ctx = {"luminosity_coefficients": tuple(config.loss.get("luminosity_coefficients", LUMA_BT601))}
-
-  def loss_fn(preds, batch):
-    metrics = {}
-    total = jnp.zeros((), jnp.float32)
-    for name, w in weights.items():
-      value = TERMS[name](preds, batch, ctx).astype(jnp.float32)
-      metrics[f"loss_{name}"] = value
-      total = total + w * value
-    metrics["loss"] = total
-    return total, metrics
-
+  loss_fn = losses.weighted_loss(config.loss.weights, TERMS, ctx)
   return loss_fn, _notes(config)
 
 
