@@ -32,7 +32,8 @@ def test_paper_constants_by_hand(delta, blend):
   out = np.asarray(ps.pixel_shader(f0, f1, pred))
   average = I0 + SIGN * delta / 255.0 / 2
   want = average + blend * (PRED - average)  # each channel with its own average (the printed r/g/b swap is a typo)
-  np.testing.assert_allclose(out, np.broadcast_to(want, out.shape), atol=1e-5)  # float32 inputs: D is exact to ~1e-4 of 255
+  # float32 inputs: D is exact to ~1e-4 on the 0-255 scale
+  np.testing.assert_allclose(out, np.broadcast_to(want, out.shape), atol=1e-5)
 
 
 @pytest.mark.parametrize("delta,blend", [(0.2, 0.0),                 # D' = 8 * 0.2 = 1.6 < LO
@@ -44,7 +45,8 @@ def test_code_constants_by_hand(delta, blend):
   out = np.asarray(ps.pixel_shader(f0, f1, pred, "code"))
   average = I0 + SIGN * delta / 255.0 / 2
   want = average + blend * (PRED - average)
-  np.testing.assert_allclose(out, np.broadcast_to(want, out.shape), atol=1e-5)  # float32 inputs: D is exact to ~1e-4 of 255
+  # float32 inputs: D is exact to ~1e-4 on the 0-255 scale
+  np.testing.assert_allclose(out, np.broadcast_to(want, out.shape), atol=1e-5)
 
 
 def test_blend_map_is_a_21x21_gaussian_of_the_mean_difference_with_symmetric_edges():

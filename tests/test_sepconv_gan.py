@@ -13,13 +13,11 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from conftest import ROOT
 from jaxvfi import config_lib
-from jaxvfi import weights
 from jaxvfi.models import sepconv
 from jaxvfi.models import sepconv_gan as gan
 from jaxvfi.models import vgg

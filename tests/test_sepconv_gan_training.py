@@ -20,6 +20,7 @@ from PIL import Image
 
 from conftest import ROOT, run_main
 from jaxvfi import config_lib
+from jaxvfi import train
 from jaxvfi import weights
 from jaxvfi.models import sepconv_gan as gan
 
@@ -107,19 +108,19 @@ def test_one_gan_step_moves_both_networks_and_not_the_frozen_vgg(tmp_path):
   assert jax.tree.structure(new.g_opt_state[1][0].mu) == jax.tree.structure(params["generator"])
 
 
-def test_summary_shows_the_paper_counts(tmp_path):
-  r = run_main(["--config=configs/sepconv_gan.py", f"--workdir={tmp_path}", "--mode=summary"])
-  assert r.returncode == 0, r.stderr[-2000:]
-  assert "21,675,452" in r.stdout and "13,114,369" in r.stdout and "20,024,384" in r.stdout
-  assert json.loads((tmp_path / "summary.json").read_text())["params"] == {
+def test_summary_shows_the_paper_counts(tmp_path, capsys):
+  record = train.summarize(_config(None), str(tmp_path))   # what --mode=summary runs
+  table = capsys.readouterr().out
+  assert "21,675,452" in table and "13,114,369" in table and "20,024,384" in table
+  assert record["params"] == json.loads((tmp_path / "summary.json").read_text())["params"] == {
       "generator": 21_675_452, "discriminator": 13_114_369, "vgg": 20_024_384, "total": 54_814_205}
 
 
 def test_paper_config_refuses_to_start_without_vgg_weights(tfds_dir, tmp_path):
-  args = [f"--config.{k}={v}" for k, v in {**GAN_TINY, "data.tfds_dir": tfds_dir, "num_train_steps": 1}.items()]
-  r = run_main(["--config=configs/sepconv_gan.py", f"--workdir={tmp_path}", "--config.model.input_size=96",
-                "--config.data.augmentation_args.crop_size=96"] + args)
-  assert r.returncode == 1 and "model.vgg_weights is not set" in r.stderr
+  c = _config(None, **{**GAN_TINY, "data.tfds_dir": tfds_dir, "num_train_steps": 1, "model.input_size": 96,
+                       "data.augmentation_args.crop_size": 96})
+  with pytest.raises(ValueError, match="model.vgg_weights is not set"):
+    train.train_and_evaluate(c, str(tmp_path))
   assert not (tmp_path / "checkpoints").exists()
 
 

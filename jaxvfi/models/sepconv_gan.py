@@ -16,9 +16,11 @@ Networks (one Flax module, `SepConvGAN`, whose parameters are {"generator", "dis
   * discriminator (§2 "Adversarial network", Fig. 4; code `discriminators/vgg19.py`), a head on block5_pool: conv3x3
     512 + LReLU, conv3x3 512 + LReLU, plus its input (residual); max-pool 3x3 stride 2 valid; flatten; dense 2048 +
     LReLU, dense 2048 + LReLU, dense 1 (a logit). LReLU slope 0.2. At 160x160 inputs block5_pool is 5x5x512, the
-    pool gives 2x2x512 and the head has 13,114,369 parameters. The dense input is 512 (floor((floor(s/32) - 3) / 2)
-    + 1)^2 for an s x s input, s >= 96: 2048 at 160, 512 at 96 (the runlocal crop) and 128. The
-    code's two `tf.layers.dropout(x, 0.8)` are inert (no `training=True` is passed), so there is no dropout.
+    pool gives 2x2x512 and the head has 13,114,369 parameters. For an s x s input (s >= 96) block5_pool is
+    p = floor(s / 32) wide and the dense input is 512 ((p - 3) // 2 + 1)^2: 2048 at 160, 512 at 96 (the runlocal
+    crop) and 128. The code's two `tf.layers.dropout(x, 0.8)` are inert (no `training=True` is passed): no dropout.
+Initialisation: Flax's defaults (LeCun normal kernels, zero biases) for the generator and the head; the paper cites
+convolution-aware initialisation [5] and the code uses TensorFlow's Glorot uniform.
 
 Losses (§3), in the units the paper's weights were tuned for (0-255 frames, Caffe VGG input):
   generator  L = Lp + 0.4 Lr + 0.8 La (`config.loss.weights`: perceptual, l1, adversarial) with
