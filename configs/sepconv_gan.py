@@ -43,9 +43,9 @@ The recipe, line by line (§2 "Network architecture", §3 "Loss function", §4 "
     embedded data (rendered at 256x256 here, so that 160 crops with 12-pixel offsets fit) or Vimeo-90K triplets.
   * Real samples for D: the batch's ground truth (model.real_samples = "target"); the code's separately drawn
     frames are real_samples = "separate" with data.augmentation_args.discriminator_frames = True.
-  * No quantitative table: evaluation is PSNR and SSIM (LPIPS once it lands) on data.eval_split, and pictures
-    (samples/, colabs/sepconv_gan.ipynb); the pixel shader (§5, Algorithm 1) is an inference option of
-    `jaxvfi.interpolate` (--pixel_shader [paper|code]).
+  * No quantitative table: evaluation is PSNR, SSIM and LPIPS (eval_metrics; LPIPS needs --config.lpips_weights,
+    else the eval JSON says it is left out) on data.eval_split, and pictures (samples/, colabs/sepconv_gan.ipynb);
+    the pixel shader (§5, Algorithm 1) is an inference option of `jaxvfi.interpolate` (--pixel_shader [paper|code]).
 """
 from ml_collections import config_dict
 
@@ -64,7 +64,7 @@ def get_config(arg=None):
   c.eval_every_steps = -(-SAMPLES_PER_DECAY // c.batch_size)
   c.checkpoint_every_steps = c.eval_every_steps
   c.log_every_steps = 100
-  c.eval_metrics = ("psnr", "ssim")
+  c.eval_metrics = ("psnr", "ssim", "lpips")
 
   c.data.augmentation = "sepconv_gan"
   # §4: resize to heights [160 + 2 * 12, 720] (327x184 ... 1280x720), 160 crop, offsets in [0, 12], flips, swap.
