@@ -346,6 +346,7 @@ def _train_and_evaluate(config, workdir):
   resuming = checkpoints.latest_step(ckpt_dir) is not None
   if not resuming and config.get("require_init_from") and not config.get("init_from"):
     raise ValueError("this config fine-tunes a trained model: set --config.init_from=<workdir of the first stage>")
+  models.check_config(config)  # before the data is prepared: a config that cannot train fails at once
   if _primary():
     utils.atomic_write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
   num_devices = jax.local_device_count() if config.get("use_pmap", True) else 1

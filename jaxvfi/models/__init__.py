@@ -15,6 +15,8 @@ A family module exposes:
   make_loss_fn(config) -> (loss_fn, notes)                                    optional
       `loss_fn(preds, batch) -> (total, metrics)`; notes are sentences the log and the eval JSON carry.
       Default: `jaxvfi.losses.make_loss_fn(config.loss)`, the generic terms.
+  check_config(config) -> None                                                optional
+      Raises one ValueError for a config that cannot train (e.g. missing weights), before any data is prepared.
   load_pretrained(params, config) -> (params, notes)                          optional
       Pretrained weights a config names (e.g. ReFIn's PWC-Net). Default: unchanged, no notes.
   make_train_setup(config, model, loss_fn, total_steps, steps_per_epoch) -> jaxvfi.train.TrainSetup   optional
@@ -97,6 +99,13 @@ def make_loss_fn(config):
     return family.make_loss_fn(config)
   from jaxvfi import losses  # pylint: disable=g-import-not-at-top
   return losses.make_loss_fn(config.loss)
+
+
+def check_config(config) -> None:
+  """The family's `check_config` (one ValueError for a config that cannot train), or nothing."""
+  family = get_family(config.model.get("name"))
+  if hasattr(family, "check_config"):
+    family.check_config(config)
 
 
 def load_pretrained(params, config):
