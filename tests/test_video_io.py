@@ -1,0 +1,204 @@
+"""jaxvfi.video_io without a model: probing, exact timing, containers, output planning, audio copy, folders.
+
+Oracles: videos written here with raw PyAV at known rates and timestamps (tests/media.py), read back with raw PyAV;
+copied audio is compared packet by packet with the input's bytes.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+import os
+
+import numpy as np
+from PIL import Image
+import pytest
+
+import media
+from jaxvfi import video_io
+
+
+def test_probe_reads_exact_rational_rates_and_detects_variable_rate(tmp_path):
+  frames = media.frames_rgb(5, 16, 16)
+  media.encode(tmp_path / "ntsc.mp4", frames, rate=Fraction(24000, 1001))
+  info = video_io.probe(str(tmp_path / "ntsc.mp4"))
+  assert info.rate == Fraction(24000, 1001) and info.constant_rate
+  assert info.num_frames == 5 and info.duration == Fraction(5 * 1001, 24000)
+  # Matroska keeps milliseconds: the times are 0, 33, 67, ... ms, still exactly 30000/1001 on the grid.
+  media.encode(tmp_path / "ntsc.mkv", frames, rate=Fraction(30000, 1001), codec="ffv1", pix_fmt="bgr0")
+  info = video_io.probe(str(tmp_path / "ntsc.mkv"))
+  assert info.time_base == Fraction(1, 1000) and info.rate == Fraction(30000, 1001) and info.constant_rate
+  # Variable rate: frames at 0, 40, 160, 200, 320 ms with the last lasting 40 ms -> 360 ms in all.
+  tb = Fraction(1, 12800)
+  pts = [0, 512, 2048, 2560, 4096]
+  media.encode(tmp_path / "vfr.mp4", frames, rate=Fraction(25), pts=pts, time_base=tb)
+  info = video_io.probe(str(tmp_path / "vfr.mp4"))
+  assert not info.constant_rate
+  assert (info.min_interval, info.max_interval) == (Fraction(1, 25), Fraction(3, 25))
+  with video_io.VideoReader(str(tmp_path / "vfr.mp4")) as reader:
+    times = [t for t, _ in reader.frames()]
+  assert times == [p * tb for p in pts]
+  assert info.duration == Fraction(9, 25) and info.rate == Fraction(5) / Fraction(9, 25)
+
+
+@pytest.mark.parametrize("name", ["vfr_1s.mp4", "ntsc_23.976.mp4"])
+def test_probe_shared_cases(name):
+  path = os.path.join(media.SHARED_CASES, "video", name)
+  if not os.path.exists(path):
+    pytest.skip(f"{path} absent (the shared cases sit beside the clone in CI)")
+  info = video_io.probe(path)
+  if name == "vfr_1s.mp4":  # 13 frames from 0 to 1.0 s, the last 40 ms long
+    assert not info.constant_rate and info.num_frames == 13 and info.duration == Fraction(26, 25)
+  else:
+    assert info.constant_rate and info.rate == Fraction(24000, 1001) and info.duration == Fraction(12 * 1001, 24000)
+
+
+@pytest.mark.parametrize("ext,kw", [
+    (".m4v", {}), (".ts", {}), (".m2ts", {}), (".3gp", {}), (".flv", {}), (".avi", {}), (".webm", {"codec": "libvpx"}),
+    (".gif", {"codec": "gif", "pix_fmt": "rgb8", "rate": Fraction(10)}), (".mov", {"codec": "png", "pix_fmt": "rgba"}),
+])
+def test_any_container_ffmpeg_reads_is_a_video(tmp_path, ext, kw):
+  path = tmp_path / f"clip{ext}"
+  media.encode(path, media.frames_rgb(4, 16, 16, seed=1), **{"rate": Fraction(25), **kw})
+  info = video_io.probe(str(path))
+  assert info.num_frames == 4 and info.constant_rate and info.rate == kw.get("rate", Fraction(25))
+  with video_io.VideoReader(str(path)) as reader:
+    images = list(reader)
+  assert len(images) == 4 and images[0].shape == (16, 16, 3) and images[0].dtype == np.uint8
+
+
+def test_bad_videos_give_one_line_errors(tmp_path):
+  (tmp_path / "garbage.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 garbage")
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "still.png")
+  with pytest.raises(ValueError, match=r"cannot read video .*garbage\.mp4"):
+    video_io.probe(str(tmp_path / "garbage.mp4"))
+  with pytest.raises(ValueError, match=r"still\.png has one frame"):
+    video_io.probe(str(tmp_path / "still.png"))
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    video_io.probe(str(tmp_path / "none.mp4"))
+
+
+def test_plan_switches_codec_to_what_the_container_takes_before_any_frame(tmp_path):
+  media.encode(tmp_path / "in.mp4", media.frames_rgb(3, 16, 16), audio_seconds=0.125)
+  info = video_io.probe(str(tmp_path / "in.mp4"))
+  plan = video_io.plan_video_output(str(tmp_path / "out.mp4"), 16, 16, time_base=Fraction(1, 48), rate=Fraction(48),
+                                    source=info)
+  assert (plan.codec, plan.pix_fmt, plan.audio, plan.notes) == ("libx264", "yuv420p", ((1, "copy"),), ())
+  webm = video_io.plan_video_output(str(tmp_path / "out.webm"), 16, 16, time_base=Fraction(1, 48),
+                                    rate=Fraction(48), source=info)
+  assert webm.codec == "libvpx-vp9" and webm.audio == ((1, "libopus"),)
+  assert any("does not take h264" in n for n in webm.notes) and any("re-encoded to libopus" in n for n in webm.notes)
+  gif = video_io.plan_video_output(str(tmp_path / "out.gif"), 16, 16, time_base=Fraction(1, 48), rate=Fraction(48),
+                                   source=info)
+  assert gif.codec == "gif" and gif.audio == () and any("audio track 1 dropped" in n for n in gif.notes)
+  odd = video_io.plan_video_output(str(tmp_path / "odd.mp4"), 15, 9, time_base=Fraction(1, 48), rate=Fraction(48),
+                                   source=info)
+  assert odd.pix_fmt == "yuv444p" and any("refused yuv420p" in n for n in odd.notes)
+  with pytest.raises(ValueError, match="--codec nonsense"):
+    video_io.plan_video_output(str(tmp_path / "o.mp4"), 16, 16, time_base=Fraction(1, 48), codec="nonsense")
+  with pytest.raises(ValueError, match=r"cannot write a 16x16 video to .*o\.webm"):
+    video_io.plan_video_output(str(tmp_path / "o.webm"), 16, 16, time_base=Fraction(1, 48), codec="libx264")
+  with pytest.raises(ValueError, match=r"knows no video container for \.xyz"):
+    video_io.output_format_name(str(tmp_path / "o.xyz"))
+  assert sorted(os.listdir(tmp_path)) == ["in.mp4"]  # planning writes nothing
+
+
+def test_writer_exact_timestamps_copied_audio_and_atomic_rename(tmp_path):
+  rate = Fraction(24000, 1001)
+  frames = media.frames_rgb(6, 16, 16, seed=2)
+  media.encode(tmp_path / "in.mp4", frames, rate=rate, audio_seconds=6 / rate)
+  info = video_io.probe(str(tmp_path / "in.mp4"))
+  out_rate = 2 * rate
+  plan = video_io.plan_video_output(str(tmp_path / "out.mp4"), 16, 16, time_base=1 / out_rate, rate=out_rate,
+                                    source=info)
+  writer = video_io.VideoWriter(plan, 16, 16, 1 / out_rate, out_rate, source=info)
+  for k in range(12):
+    writer.write(frames[k // 2], Fraction(k) / out_rate)
+  assert [n for n in os.listdir(tmp_path) if n.startswith(".tmp_")]  # written beside, renamed at the end
+  writer.commit(Fraction(12) / out_rate)
+  assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.mp4"]
+  got = media.facts(tmp_path / "out.mp4")
+  assert got["rate"] == Fraction(48000, 1001) and len(got["frames"]) == 12
+  assert got["times"] == [Fraction(k) / out_rate for k in range(12)]
+  assert got["duration"] == info.duration == Fraction(6 * 1001, 24000)
+  assert len(got["audio"]) == 1 and abs(got["audio"][0]["duration"] - got["duration"]) <= 1 / out_rate
+  assert media.audio_payloads(tmp_path / "out.mp4") == media.audio_payloads(tmp_path / "in.mp4")  # copied
+
+  # A variable-rate output keeps any exact time; abort leaves nothing behind.
+  tb = Fraction(1, 25600)
+  plan = video_io.plan_video_output(str(tmp_path / "vfr.mp4"), 16, 16, time_base=tb, source=info, audio=False)
+  writer = video_io.VideoWriter(plan, 16, 16, tb, None, source=info)
+  want = [Fraction(0), Fraction(1, 50), Fraction(1, 25), Fraction(1, 10), Fraction(3, 20)]
+  for k, when in enumerate(want):
+    writer.write(frames[k], when)
+  writer.commit(Fraction(1, 5))
+  got = media.facts(tmp_path / "vfr.mp4")
+  assert got["times"] == want and got["duration"] == Fraction(1, 5) and got["audio"] == []
+  writer = video_io.VideoWriter(plan, 16, 16, tb, None, source=info)
+  writer.write(frames[0], Fraction(0))
+  writer.abort()
+  assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.mp4", "vfr.mp4"]
+
+
+def test_alpha_survives_lossless_and_webm(tmp_path):
+  rng = np.random.default_rng(3)
+  rgba = [rng.integers(0, 256, (16, 16, 4)).astype(np.uint8) for _ in range(3)]
+  media.encode(tmp_path / "a.mov", rgba, codec="png", pix_fmt="rgba")
+  info = video_io.probe(str(tmp_path / "a.mov"))
+  assert info.has_alpha and not info.first_frame_opaque
+  with video_io.VideoReader(str(tmp_path / "a.mov"), alpha=True) as reader:
+    got = list(reader)
+  np.testing.assert_array_equal(np.stack(got), np.stack(rgba))
+  # WebM holds alpha in VP9 side data that FFmpeg's own decoder drops; the reader uses libvpx for it.
+  plan = video_io.plan_video_output(str(tmp_path / "a.webm"), 16, 16, time_base=Fraction(1, 24), rate=Fraction(24),
+                                    source=info, alpha=True)
+  assert plan.codec == "libvpx-vp9" and plan.pix_fmt == "yuva420p" and plan.alpha
+  writer = video_io.VideoWriter(plan, 16, 16, Fraction(1, 24), Fraction(24), source=info)
+  for k, image in enumerate(rgba):
+    writer.write(image, Fraction(k, 24))
+  writer.commit(Fraction(3, 24))
+  with video_io.VideoReader(str(tmp_path / "a.webm"), alpha=True) as reader:
+    back = list(reader)
+  assert back[0].shape == (16, 16, 4)
+  assert np.abs(back[0][..., 3].astype(int) - rgba[0][..., 3]).mean() < 8  # lossy, but the alpha is there
+
+
+def test_staged_folder_replaces_an_earlier_run_whole_and_refuses_foreign_files(tmp_path):
+  own = r"frame_\d{6}\.png"
+  out = tmp_path / "out"
+  staged = video_io.StagedFolder(str(out), own)
+  for k in range(5):
+    staged.write_png(f"frame_{k:06d}.png", np.full((4, 4, 3), k, np.uint8))
+  assert not out.exists()  # nothing visible before commit
+  staged.commit()
+  assert sorted(os.listdir(out)) == [f"frame_{k:06d}.png" for k in range(5)]
+  staged = video_io.StagedFolder(str(out), own)  # a second, shorter run
+  for k in range(2):
+    staged.write_png(f"frame_{k:06d}.png", np.full((4, 4, 3), 10 + k, np.uint8))
+  staged.commit()
+  assert sorted(os.listdir(out)) == ["frame_000000.png", "frame_000001.png"]
+  assert np.asarray(Image.open(out / "frame_000001.png"))[0, 0, 0] == 11
+  staged = video_io.StagedFolder(str(out), own)
+  staged.abort()
+  assert sorted(os.listdir(tmp_path)) == ["out"]
+  (out / "holiday.jpg").write_bytes(b"mine")
+  with pytest.raises(ValueError, match=r"holds 1 file\(s\) this tool did not write \(holiday\.jpg\)"):
+    video_io.StagedFolder(str(out), own)
+  (tmp_path / "file").write_bytes(b"x")
+  with pytest.raises(ValueError, match="is an existing file"):
+    video_io.StagedFolder(str(tmp_path / "file"), own)
+
+
+def test_frame_folder_listing_is_natural_order(tmp_path):
+  for name in ("10.png", "2.png", "1.png", ".hidden.png", "notes.txt"):
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / name, format="PNG")
+  assert [os.path.basename(p) for p in video_io.list_frame_files(str(tmp_path))] == ["1.png", "2.png", "10.png"]
+  os.makedirs(tmp_path / "empty")
+  with pytest.raises(ValueError, match="holds 0 image file"):
+    video_io.list_frame_files(str(tmp_path / "empty"))
+
+
+def test_parse_rate():
+  assert video_io.parse_rate("24000/1001") == Fraction(24000, 1001)
+  assert video_io.parse_rate("29.97") == Fraction(2997, 100)
+  for bad in ("0", "-5", "abc", "1/0"):
+    with pytest.raises(ValueError, match="rate"):
+      video_io.parse_rate(bad)
