@@ -470,7 +470,7 @@ class FrameSource:
   alpha: bool  # frames are RGBA
   transparent: bool  # the first frame has alpha < 255 somewhere
   info: video_io.VideoInfo | None  # a video's facts (audio, codec), else None
-  open: Callable[[], Any]  # -> an object with frames() -> Iterator[(Fraction, ndarray)] and close()
+  open: Callable[[bool], Any]  # open(alpha) -> an object with frames() -> Iterator[(Fraction, ndarray)], close()
   inputs: tuple[str, ...]  # the files (and folder) read: an output may not replace them
 
 
@@ -481,7 +481,7 @@ def open_video_source(path: str, alpha: bool = True) -> FrameSource:
   return FrameSource(name=path, width=info.width, height=info.height, num_frames=info.num_frames, rate=info.rate,
                      constant_rate=info.constant_rate, duration=info.duration, time_base=info.time_base, alpha=keep,
                      transparent=keep and not info.first_frame_opaque, info=info,
-                     open=lambda: VideoReader(path, info, alpha=keep), inputs=(path,))
+                     open=lambda rgba: VideoReader(path, info, alpha=rgba), inputs=(path,))
 
 
 class _FolderReader:
@@ -517,7 +517,7 @@ def open_folder_source(folder: str, rate: Fraction | None = None, alpha: bool = 
   step = rate or Fraction(1)
   return FrameSource(name=folder, width=w, height=h, num_frames=len(paths), rate=rate, constant_rate=True,
                      duration=len(paths) / rate if rate else None, time_base=1 / step, alpha=keep,
-                     transparent=transparent, info=None, open=lambda: _FolderReader(paths, step, keep),
+                     transparent=transparent, info=None, open=lambda rgba: _FolderReader(paths, step, rgba),
                      inputs=(folder, *paths))
 
 
@@ -541,10 +541,10 @@ def plan_retiming(source: FrameSource, factor: int | None = None, fps: Fraction 
     raise ValueError("give exactly one of factor and fps")
   if factor is not None:
     times_for_factor(factor)  # validates
-    if source.constant_rate:
+    if source.constant_rate:  # (gaps in the grid, if any, are interpolated across)
       rate = (source.rate or Fraction(1)) * factor
-      return Retiming(rate=rate, factor=factor, time_base=1 / rate, num_frames=source.num_frames * factor,
-                      duration=source.duration)
+      count = round(source.duration * rate) if source.duration else source.num_frames * factor
+      return Retiming(rate=rate, factor=factor, time_base=1 / rate, num_frames=count, duration=source.duration)
     return Retiming(rate=None, factor=factor, time_base=source.time_base / factor,
                     num_frames=source.num_frames * factor, duration=source.duration)
   if source.rate is None or source.duration is None:
@@ -562,16 +562,16 @@ class Stats:
   duration_out: Fraction | None = None
   rate_in: Fraction | None = None
   rate_out: Fraction | None = None
-  variable_rate: bool = False
+  variable_in: bool = False  # the input's rate is variable (rate_in is its mean)
+  variable_out: bool = False
   scene_cuts: int = 0
   max_time_error: Fraction = Fraction(0)  # seconds; time-free models' rounding of t to k / 2^D
   seconds: float = 0.0
 
   def summary(self, output: str) -> str:
     dur = lambda d: "?" if d is None else f"{float(d):.3f} s"
-    rate_in = video_io.format_rate(self.rate_in) + (" (mean, variable)" if self.variable_rate else "")
-    rate_out = video_io.format_rate(self.rate_out) + (" (mean, variable)" if self.variable_rate and
-                                                      self.rate_out else "")
+    rate_in = video_io.format_rate(self.rate_in) + (" (mean, variable)" if self.variable_in else "")
+    rate_out = video_io.format_rate(self.rate_out) + (" (mean, variable)" if self.variable_out else "")
     line = (f"{output}: frames {self.frames_in} -> {self.frames_out}, duration {dur(self.duration_in)} -> "
             f"{dur(self.duration_out)}, fps {rate_in} -> {rate_out}, {self.scene_cuts} scene cut(s)")
     if self.max_time_error:
@@ -630,7 +630,8 @@ class VideoJob:
     """Makes and writes every output frame; the output appears whole at the end or not at all."""
     started = time_lib.time()
     source, retiming = self.source, self.retiming
-    reader = source.open()
+    # Alpha is read (and made: a second model call per frame) only when the output keeps it.
+    reader = source.open(source.alpha and (self.plan is None or self.plan.alpha))
     try:
       sink = _VideoSink(self.plan, source, retiming) if self.plan else _FolderSink(self.output)
       bar = tqdm.tqdm(total=retiming.num_frames, desc="interpolate", unit="frame", dynamic_ncols=True,
@@ -650,7 +651,8 @@ class VideoJob:
 
   def _retime(self, interp, frames: Iterator[tuple[Fraction, np.ndarray]], sink, bar) -> Stats:
     source, retiming, options = self.source, self.retiming, self.options
-    stats = Stats(duration_in=source.duration, rate_in=source.rate, variable_rate=not source.constant_rate)
+    stats = Stats(duration_in=source.duration, rate_in=source.rate, variable_in=not source.constant_rate,
+                  variable_out=retiming.rate is None)
     rate, factor = retiming.rate, retiming.factor
     time_free = bool(getattr(interp, "time_free", False))
     next_k = 0  # constant-rate output: the next frame's index
@@ -715,19 +717,17 @@ class VideoJob:
       if time_free:
         stats.max_time_error = max(stats.max_time_error, abs(t_model - t) * span)
       wanted[t] = t_model
+    if wanted and options.scene_threshold is not None:
+      score = scene_score(frame0, frame1)
+      if score > options.scene_threshold:  # every frame up to the cut repeats the earlier shot's last frame
+        stats.scene_cuts += 1
+        logging.info("%s: scene cut between the frames at %.3f s and %.3f s (score %.3f > %.3g): frame repeated",
+                     self.source.name, float(start), float(start + span), score, options.scene_threshold)
+        return [frame0 for _ in slots]
     made = {Fraction(0): frame0, Fraction(1): frame1}
     model_times = sorted({t for t in wanted.values() if 0 < t < 1})
     if model_times:
-      cut = None
-      if options.scene_threshold is not None:
-        cut = scene_score(frame0, frame1)
-      if cut is not None and cut > options.scene_threshold:
-        stats.scene_cuts += 1
-        logging.info("%s: scene cut between the frames at %.3f s and %.3f s (score %.3f > %.3g): frame repeated",
-                     self.source.name, float(start), float(start + span), cut, options.scene_threshold)
-        made.update({t: frame0 for t in model_times})
-      else:
-        made.update(zip(model_times, make_frames(interp, frame0, frame1, [float(t) for t in model_times], options)))
+      made.update(zip(model_times, make_frames(interp, frame0, frame1, [float(t) for t in model_times], options)))
     return [frame0 if t == 0 else made[wanted[t]] for _, t in slots]
 
 
@@ -761,6 +761,7 @@ def prepare_video_job(source: FrameSource, output: str, factor: int | None = Non
   """
   retiming = plan_retiming(source, factor, fps)
   _check_output_is_not_an_input(output, source.inputs)
+  video_io.check_writable(output)
   if not _output_is_video(output):
     if codec:
       raise ValueError(f"--codec applies to a video output; {output} is a folder of PNGs")
@@ -831,6 +832,7 @@ def check_frame_outputs(output: str, times: Sequence[float], inputs: Sequence[st
   folder holding files this tool did not write. Runs before any model."""
   paths = frame_output_paths(output, times)
   _check_output_is_not_an_input(output, inputs)
+  video_io.check_writable(paths[0])
   if paths != [output]:
     video_io.StagedFolder.check(os.path.abspath(output), OWN_FRAME_NAMES)
   return paths
@@ -1087,6 +1089,9 @@ def main(args: argparse.Namespace) -> None:
     logging.error("%s: %s", type(e).__name__, e)
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)
+  except KeyboardInterrupt:
+    print("jaxvfi: interrupted: the output was not written (temporary files removed)", file=sys.stderr)
+    sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ stream (mp4, mkv, mov, webm, avi, ts/m2ts, flv, 3gp, m4v, an animated gif, ...) 
 Timing. A time is an exact `fractions.Fraction` of seconds from the first video frame; a rate is an exact rational
 from the stream (24000/1001, never 23.976). `probe` demuxes every video packet once (no decoding) and calls the stream
 constant-rate when every timestamp sits on the grid k / r of a stream rate r (r_frame_rate, else avg_frame_rate), to
-within one tick of the stream's time base and with no gap: then frame k is at exactly k / r and the last frame lasts
+within one tick of the stream's time base, and at most 1 in 10 grid points has no frame (dropped frames, as AVI
+stores them): then each frame is at exactly its k / r, the gaps are interpolated across, and the last frame lasts
 1 / r. Otherwise the stream is variable-rate (VFR) and frames keep their own timestamps; the last lasts its packet
 duration. `VideoInfo.duration` is the first frame's start to the last frame's end.
 
@@ -52,7 +53,9 @@ os.umask(_UMASK)
 
 
 def first_line(e: BaseException) -> str:
-  text = str(e).strip() or type(e).__name__
+  """The first line of an error's message; FFmpeg's and the OS's errors give their reason without the errno."""
+  reason = getattr(e, "strerror", None)
+  text = str(reason if isinstance(reason, str) and reason else e).strip() or type(e).__name__
   return text.splitlines()[0]
 
 
@@ -199,7 +202,7 @@ class VideoInfo:
   first_frame_opaque: bool  # the first frame's alpha is 255 everywhere (True without alpha)
   bits: int  # bits per colour sample
   rate: Fraction  # the constant rate; for a variable-rate stream its mean, num_frames / duration
-  constant_rate: bool
+  constant_rate: bool  # every frame on the grid k / rate (some grid points may lack a frame: missing_frames)
   num_frames: int  # packets of the stream (decoded frames may be fewer if some are corrupt)
   duration: Fraction  # first frame's start to the last frame's end
   time_base: Fraction
@@ -207,6 +210,7 @@ class VideoInfo:
   min_interval: Fraction  # shortest and longest frame intervals (equal to 1 / rate for constant rate)
   max_interval: Fraction
   last_duration: Fraction
+  missing_frames: int  # constant rate: grid points without a frame (AVI drop frames, damaged streams)
   colorspace: int
   color_range: int
   color_primaries: int
@@ -224,6 +228,10 @@ def _has_alpha_format(pix_fmt: str) -> bool:
   return fmt.has_palette or any(c.is_alpha for c in fmt.components)
 
 
+class _ReadError(ValueError):
+  """A ValueError whose message already names the file."""
+
+
 def _open_input(path: str):
   av = _av()
   check_file(path, "video")
@@ -238,7 +246,7 @@ def _video_stream(container, path: str):
   streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
   if not streams:
     what = "only a cover picture" if container.streams.video else "no video stream"
-    raise ValueError(f"cannot read video {path}: ffmpeg finds {what} in it ({container.format.name})")
+    raise _ReadError(f"cannot read video {path}: ffmpeg finds {what} in it ({container.format.name})")
   return streams[0]
 
 
@@ -266,12 +274,15 @@ def _decode(container, stream) -> Iterator:
 
 
 def _grid_rate(times: Sequence[Fraction], tick: Fraction, rates: Sequence[Fraction | None]) -> Fraction | None:
-  """The first rate r with times[k] = k / r to within one tick for every k (no gaps, no repeats), or None."""
+  """The first rate r that puts every time on its own point of the grid k / r, to within one tick, or None."""
   for rate in rates:
     if not rate or rate <= 0:
       continue
-    if all(round(t * rate) == k and abs(t - Fraction(k) / rate) <= tick for k, t in enumerate(times)):
-      return Fraction(rate)
+    rate = Fraction(rate)
+    slots = [round(t * rate) for t in times]
+    if (all(abs(t - Fraction(k) / rate) <= tick for k, t in zip(slots, times))
+        and all(b > a for a, b in zip(slots, slots[1:]))):
+      return rate
   return None
 
 
@@ -307,6 +318,8 @@ def probe(path: str) -> VideoInfo:
       elif s.type == "video" and s.index != stream.index:
         others.append("video (a second video stream or a cover picture)")
     format_name = container.format.name
+  except _ReadError:
+    raise
   except _av_errors() as e:
     raise ValueError(f"cannot read video {path}: {first_line(e)}") from e
   finally:
@@ -318,6 +331,8 @@ def probe(path: str) -> VideoInfo:
     decode_stream = _video_stream(container, path)
     first = next(iter(_decode(container, decode_stream)), None)
     codec = decode_stream.codec_context.name
+  except _ReadError:
+    raise
   except _av_errors() as e:
     raise ValueError(f"cannot read video {path}: {first_line(e)}") from e
   finally:
@@ -349,11 +364,19 @@ def probe(path: str) -> VideoInfo:
   if n < 2:
     raise ValueError(f"video {path} has one frame: interpolation needs at least two")
   grid = _grid_rate(times, tb, stream_rates)
+  missing = 0
+  if grid is not None and (round(times[-1] * grid) + 1 - n) * 10 > round(times[-1] * grid) + 1:
+    grid = None  # more than 1 in 10 grid points empty: a variable rate, not a few dropped frames
   if grid is not None:
     rate, constant = grid, True
     last = Fraction(1) / rate
-    duration = Fraction(n) / rate
-    intervals = (last, last)
+    slots = round(times[-1] * rate) + 1
+    missing = slots - n
+    duration = Fraction(slots) / rate
+    intervals = (last, last * (1 + max(round((b - a) * rate) - 1 for a, b in zip(times, times[1:]))))
+    if missing:
+      logging.info("%s: %d of %d frames of its %s fps grid are missing: the gaps are interpolated across", path,
+                   missing, slots, format_rate(rate))
   else:
     constant = False
     gaps = [b - a for a, b in zip(times, times[1:])]
@@ -366,7 +389,7 @@ def probe(path: str) -> VideoInfo:
       path=path, format_name=format_name, stream_index=stream_index, codec=codec, pix_fmt=pix_fmt, width=w,
       height=h, rotation=rotation, has_alpha=has_alpha, first_frame_opaque=opaque, bits=bits, rate=rate,
       constant_rate=constant, num_frames=n, duration=duration, time_base=tb, start=start_pts * tb,
-      min_interval=intervals[0], max_interval=intervals[1], last_duration=last,
+      min_interval=intervals[0], max_interval=intervals[1], last_duration=last, missing_frames=missing,
       colorspace=int(first.colorspace or 0), color_range=int(first.color_range or 0),
       color_primaries=int(first.color_primaries or 0), color_trc=int(first.color_trc or 0),
       audio=tuple(audio), other_streams=tuple(others))
@@ -916,6 +939,22 @@ class VideoWriter:
         pass
     if os.path.exists(self.tmp):
       os.remove(self.tmp)
+
+
+def check_writable(path: str) -> None:
+  """Raises one-line PermissionError / NotADirectoryError unless a file can be created at `path` (a file or folder
+  to be created): creates and removes a probe file in its nearest existing folder."""
+  folder = os.path.dirname(os.path.abspath(path))
+  while not os.path.exists(folder):
+    folder = os.path.dirname(folder)
+  if not os.path.isdir(folder):
+    raise NotADirectoryError(f"cannot write {path}: {folder} is a file, not a folder")
+  try:
+    fd, probe_path = tempfile.mkstemp(prefix=".write_probe_", dir=folder)
+    os.close(fd)
+    os.remove(probe_path)
+  except OSError as e:
+    raise PermissionError(f"cannot write {path}: {folder} is not writable ({e.strerror or e})") from e
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import av
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_CASES = os.path.join(ROOT, "..", "shared", "cases")  # beside the clone in CI; may be absent
+# The shared sample inputs: beside the clone in CI (../shared/cases), elsewhere via JAXVFI_SHARED_CASES; may be absent.
+SHARED_CASES = os.environ.get("JAXVFI_SHARED_CASES", os.path.join(ROOT, "..", "shared", "cases"))
 
 
 def frames_rgb(n: int, h: int = 32, w: int = 48, seed: int = 0, step: int = 4) -> list[np.ndarray]:
@@ -18,13 +19,16 @@ def frames_rgb(n: int, h: int = 32, w: int = 48, seed: int = 0, step: int = 4) -
 
 
 def encode(path, frames, rate=Fraction(24), pts=None, time_base=None, codec="libx264", pix_fmt="yuv420p",
-           audio_seconds=None, audio_codec="aac", options=None, fmt=None):
-  """Writes `frames` (uint8 RGB or RGBA) at `rate`, or at `pts` in `time_base`; optional sine audio of that length."""
+           audio_seconds=None, audio_codec="aac", options=None, fmt=None, display_rotation=None):
+  """Writes `frames` (uint8 RGB or RGBA) at `rate`, or at `pts` in `time_base`; optional sine audio of that length
+  and display rotation (degrees counter-clockwise, as phones write it)."""
   with av.open(str(path), "w", format=fmt) as out:
     stream = out.add_stream(codec, rate=rate, options=options or {})
     stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
     tb = Fraction(time_base) if time_base else 1 / Fraction(rate)
     stream.codec_context.time_base = tb
+    if display_rotation is not None:
+      stream.set_display_rotation(display_rotation)
     if audio_seconds:
       audio = out.add_stream(audio_codec, rate=44100)
       audio.codec_context.layout = "mono"

@@ -39,6 +39,24 @@ def test_probe_reads_exact_rational_rates_and_detects_variable_rate(tmp_path):
   assert info.duration == Fraction(9, 25) and info.rate == Fraction(5) / Fraction(9, 25)
 
 
+def test_probe_keeps_a_constant_rate_grid_with_missing_frames_and_applies_rotation(tmp_path):
+  frames = media.frames_rgb(10, 16, 24, seed=4)
+  # AVI-style drop frame: slot 1 of the 25 fps grid has no frame (1 of 11: a constant rate with a gap).
+  pts = [0] + list(range(2, 11))
+  media.encode(tmp_path / "gap.mov", frames, rate=Fraction(25), pts=pts, codec="png", pix_fmt="rgb24")
+  info = video_io.probe(str(tmp_path / "gap.mov"))
+  assert info.constant_rate and info.rate == 25 and info.missing_frames == 1 and info.duration == Fraction(11, 25)
+  # Two of six grid points empty is a variable rate.
+  media.encode(tmp_path / "vfr.mov", frames[:4], rate=Fraction(25), pts=[0, 2, 4, 5], codec="png", pix_fmt="rgb24")
+  assert not video_io.probe(str(tmp_path / "vfr.mov")).constant_rate
+  # A phone video stored sideways with a display rotation of 90 degrees counter-clockwise.
+  media.encode(tmp_path / "phone.mov", frames, rate=Fraction(25), codec="png", pix_fmt="rgb24", display_rotation=90)
+  info = video_io.probe(str(tmp_path / "phone.mov"))
+  assert (info.rotation, info.width, info.height) == (90, 16, 24)
+  with video_io.VideoReader(str(tmp_path / "phone.mov")) as reader:
+    np.testing.assert_array_equal(next(iter(reader)), np.rot90(frames[0]))
+
+
 @pytest.mark.parametrize("name", ["vfr_1s.mp4", "ntsc_23.976.mp4"])
 def test_probe_shared_cases(name):
   path = os.path.join(media.SHARED_CASES, "video", name)
