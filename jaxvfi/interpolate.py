@@ -110,8 +110,7 @@ SCENE_THRESHOLD = 0.12  # scene_score above which a pair is a cut (module docstr
 DEFAULT_DYADIC_DEPTH = 4
 DEFAULT_TILE_OVERLAP = 32
 ALPHA_MODES = ("model", "blend", "drop")
-# Names this tool writes into an output folder: an existing folder holding only these is an earlier run's output.
-OWN_FRAME_NAMES = r"(frame_\d{6,}|t\d\.\d{4})\.png"
+OWN_FRAME_NAMES = video_io.OWN_FRAME_NAMES
 
 _first_line = video_io.first_line
 _check_file = video_io.check_file
@@ -579,44 +578,6 @@ class Stats:
     return line + f", {self.seconds:.1f} s"
 
 
-class _FolderSink:
-  """frame_000000.png, frame_000001.png, ... in a StagedFolder."""
-
-  def __init__(self, folder: str):
-    self.staged = video_io.StagedFolder(folder, OWN_FRAME_NAMES)
-    self.count = 0
-
-  def write(self, image: np.ndarray, time: Fraction) -> None:
-    del time  # the names give the order; the rate is the caller's
-    self.staged.write_png(f"frame_{self.count:06d}.png", image)
-    self.count += 1
-
-  def commit(self, end: Fraction | None) -> None:
-    del end
-    self.staged.commit()
-
-  def abort(self) -> None:
-    self.staged.abort()
-
-
-class _VideoSink:
-
-  def __init__(self, plan: video_io.OutputPlan, source: FrameSource, retiming: Retiming):
-    self.writer = video_io.VideoWriter(plan, source.width, source.height, retiming.time_base, retiming.rate,
-                                       source=source.info)
-    self.count = 0
-
-  def write(self, image: np.ndarray, time: Fraction) -> None:
-    self.writer.write(image, time)
-    self.count += 1
-
-  def commit(self, end: Fraction | None) -> None:
-    self.writer.commit(end)
-
-  def abort(self) -> None:
-    self.writer.abort()
-
-
 @dataclasses.dataclass
 class VideoJob:
   """Everything about a sequence run that can be checked before the model loads (`prepare_video_job`)."""
@@ -633,7 +594,8 @@ class VideoJob:
     # Alpha is read (and made: a second model call per frame) only when the output keeps it.
     reader = source.open(source.alpha and (self.plan is None or self.plan.alpha))
     try:
-      sink = _VideoSink(self.plan, source, retiming) if self.plan else _FolderSink(self.output)
+      sink = video_io.open_sink(self.output, self.plan, source.width, source.height,
+                                time_base=retiming.time_base, rate=retiming.rate, source=source.info)
       bar = tqdm.tqdm(total=retiming.num_frames, desc="interpolate", unit="frame", dynamic_ncols=True,
                       disable=not progress_bar)
       try:
@@ -731,26 +693,6 @@ class VideoJob:
     return [frame0 if t == 0 else made[wanted[t]] for _, t in slots]
 
 
-def _output_is_video(output: str) -> bool:
-  """A video file (a name with an extension that is not an existing folder), else a folder of frames."""
-  if output.endswith(("/", os.sep)) or os.path.isdir(output):
-    return False
-  return bool(os.path.splitext(output)[1])
-
-
-def _check_output_is_not_an_input(output: str, inputs: Sequence[str]) -> None:
-  """ValueError if writing `output` (a file, or a folder replaced whole) would replace or delete an input."""
-  out = os.path.realpath(output)
-  for path in inputs:
-    real = os.path.realpath(path)
-    if real == out or (os.path.exists(output) and os.path.exists(path) and os.path.samefile(output, path)):
-      raise ValueError(f"--output {output} is the input {path}: an output never replaces an input; choose another "
-                       "name")
-    if os.path.commonpath([out, real]) == out:
-      raise ValueError(f"--output {output} is a folder holding the input {path}: it would be replaced; choose "
-                       "another folder")
-
-
 def prepare_video_job(source: FrameSource, output: str, factor: int | None = None, fps: Fraction | None = None,
                       options: Options = Options(), codec: str | None = None, audio: bool = True) -> VideoJob:
   """Checks everything about a sequence run before any model: timing, output kind, codec, alpha, inputs kept.
@@ -760,31 +702,18 @@ def prepare_video_job(source: FrameSource, output: str, factor: int | None = Non
   a video output from a folder without a rate.
   """
   retiming = plan_retiming(source, factor, fps)
-  _check_output_is_not_an_input(output, source.inputs)
-  video_io.check_writable(output)
-  if not _output_is_video(output):
-    if codec:
-      raise ValueError(f"--codec applies to a video output; {output} is a folder of PNGs")
-    video_io.StagedFolder.check(os.path.abspath(output), OWN_FRAME_NAMES)
-    return VideoJob(source, retiming, output, None, options)
-  fmt = video_io.output_format_name(output)
-  if fmt.startswith("image2"):
-    raise ValueError(f"--output {output} names one image, but a video gives many frames: name a video file "
-                     "(.mp4, .mkv, .mov, .webm, .gif, ...) or a folder for PNGs")
-  if source.rate is None:
+  if source.rate is None and video_io.output_is_video(output):
     raise ValueError(f"{source.name} is a folder of images without a frame rate: give --input_fps (e.g. 24 or "
                      "24000/1001) to write a video")
-  plan = video_io.plan_video_output(output, source.width, source.height, time_base=retiming.time_base,
-                                    rate=retiming.rate, source=source.info, alpha=source.alpha,
-                                    alpha_required=source.transparent, codec=codec, audio=audio)
-  if source.alpha and not plan.alpha:
+  plan = video_io.plan_output(output, source.width, source.height, time_base=retiming.time_base,
+                              rate=retiming.rate, inputs=source.inputs, source=source.info, alpha=source.alpha,
+                              alpha_required=source.transparent, codec=codec, audio=audio)
+  if plan is not None and source.alpha and not plan.alpha:
     if source.transparent:
       raise ValueError(f"{source.name} has transparency (alpha) that {output} ({plan.format_name}, {plan.codec}) "
                        "cannot hold: write .mov, .mkv, .webm or a folder of PNGs, or pass --alpha=drop")
     logging.info("%s: its alpha channel is opaque in the first frame and %s cannot hold alpha: writing RGB",
                  source.name, output)
-  for note in plan.notes:
-    logging.info("%s", note)
   return VideoJob(source, retiming, output, plan, options)
 
 
@@ -831,7 +760,7 @@ def check_frame_outputs(output: str, times: Sequence[float], inputs: Sequence[st
   """The PNG paths for `times` (`frame_output_paths`), after refusing an output that would replace an input or a
   folder holding files this tool did not write. Runs before any model."""
   paths = frame_output_paths(output, times)
-  _check_output_is_not_an_input(output, inputs)
+  video_io.check_not_an_input(output, inputs)
   video_io.check_writable(paths[0])
   if paths != [output]:
     video_io.StagedFolder.check(os.path.abspath(output), OWN_FRAME_NAMES)

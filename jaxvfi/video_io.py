@@ -13,8 +13,9 @@ stores them): then each frame is at exactly its k / r, the gaps are interpolated
 duration. `VideoInfo.duration` is the first frame's start to the last frame's end.
 
 Reading. `VideoReader` decodes frames as uint8 RGB (H, W, 3), or RGBA (H, W, 4) with `alpha=True` when the stream's
-pixel format has alpha or a palette. A display rotation (phone videos) is applied, as the ffmpeg command line does.
-Deeper-than-8-bit video is converted to 8 bits (a log line says so).
+pixel format has alpha or a palette; VP8/VP9 alpha (WebM's alpha_mode) is decoded with libvpx, since FFmpeg's own
+decoders drop it. A display rotation by a multiple of 90 degrees (phone videos) is applied, as the ffmpeg command
+line does (a mirrored display matrix is not). Deeper-than-8-bit video is converted to 8 bits (a log line says so).
 
 Writing. `plan_video_output` chooses what to write, before any frame exists, and proves it: for each candidate video
 encoder (a `codec` the caller names; else the input's codec family, then the output container's default) and pixel
@@ -26,6 +27,15 @@ impossible output is one ValueError naming it. `VideoWriter` then writes to a te
 and renames it onto the destination on `commit`, so a failed or interrupted run leaves neither a half-written video
 nor a temporary file. Colour: frames are converted to and from RGB with the input's colour matrix and range, and the
 output is tagged with them.
+
+A tool that writes a sequence (interpolate, enhance, zoom) calls `plan_output` before loading its model (every
+refusal is then one error line and nothing is written) and `open_sink` after it:
+
+  info = video_io.probe(src)
+  plan = video_io.plan_output(out, w, h, time_base=1 / rate, rate=rate, inputs=[src], source=info)  # None: folder
+  sink = video_io.open_sink(out, plan, w, h, time_base=1 / rate, rate=rate, source=info)   # after the model loads
+  for k, image in enumerate(images): sink.write(image, k / rate)
+  sink.commit(n / rate)                                                      # sink.abort() on any error
 
 Frame folders. `list_frame_files` lists a folder's images in natural order (frame2 before frame10);
 `StagedFolder` writes a folder of frames into a hidden sibling folder and swaps it into place on `commit`, so a
@@ -1012,3 +1022,87 @@ class StagedFolder:
 
   def abort(self) -> None:
     shutil.rmtree(self.stage, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Outputs of a sequence of frames: a video file or a folder of PNGs, checked before any model loads.
+
+# Names the inference tools write into a frames folder: a folder holding only these is an earlier run's output.
+OWN_FRAME_NAMES = r"(frame_\d{6,}|t\d\.\d{4})\.png"
+
+
+def output_is_video(output: str) -> bool:
+  """A video file (a name with an extension that is not an existing folder), else a folder of frames."""
+  if output.endswith(("/", os.sep)) or os.path.isdir(output):
+    return False
+  return bool(os.path.splitext(output)[1])
+
+
+def check_not_an_input(output: str, inputs: Sequence[str]) -> None:
+  """ValueError if writing `output` (a file, or a folder replaced whole) would replace or delete one of `inputs`."""
+  out = os.path.realpath(output)
+  for path in inputs:
+    real = os.path.realpath(path)
+    if real == out or (os.path.exists(output) and os.path.exists(path) and os.path.samefile(output, path)):
+      raise ValueError(f"--output {output} is the input {path}: an output never replaces an input; choose another "
+                       "name")
+    if os.path.commonpath([out, real]) == out:
+      raise ValueError(f"--output {output} is a folder holding the input {path}: it would be replaced; choose "
+                       "another folder")
+
+
+def plan_output(output: str, width: int, height: int, *, time_base: Fraction, rate: Fraction | None,
+                inputs: Sequence[str] = (), source: VideoInfo | None = None, alpha: bool = False,
+                alpha_required: bool = False, codec: str | None = None, audio: bool = True
+                ) -> OutputPlan | None:
+  """Every check of a sequence output before any frame is made; the OutputPlan of a video, None for a folder.
+
+  Refuses (one-line ValueError / PermissionError) an output that would replace one of `inputs`, an unwritable
+  place, a folder holding files the tools did not write (`StagedFolder.check`), a name FFmpeg takes for one image
+  (.png, .jpg), and a video that no encoder of the container can write (`plan_video_output`, whose other
+  arguments these are). Logs the plan's notes.
+  """
+  check_not_an_input(output, inputs)
+  check_writable(output)
+  if not output_is_video(output):
+    if codec:
+      raise ValueError(f"--codec applies to a video output; {output} is a folder of PNGs")
+    StagedFolder.check(os.path.abspath(output), OWN_FRAME_NAMES)
+    return None
+  if output_format_name(output).startswith("image2"):
+    raise ValueError(f"--output {output} names one image, but a video gives many frames: name a video file "
+                     "(.mp4, .mkv, .mov, .webm, .gif, ...) or a folder for PNGs")
+  plan = plan_video_output(output, width, height, time_base=time_base, rate=rate, source=source, alpha=alpha,
+                           alpha_required=alpha_required, codec=codec, audio=audio)
+  for note in plan.notes:
+    logging.info("%s", note)
+  return plan
+
+
+class FolderSink:
+  """Frames as frame_000000.png, frame_000001.png, ... in a StagedFolder (swapped in whole by commit)."""
+
+  def __init__(self, folder: str):
+    self.staged = StagedFolder(folder, OWN_FRAME_NAMES)
+    self.count = 0
+
+  def write(self, image: np.ndarray, time: Fraction | None = None) -> None:
+    del time  # the names give the order
+    self.staged.write_png(f"frame_{self.count:06d}.png", image)
+    self.count += 1
+
+  def commit(self, end: Fraction | None = None) -> None:
+    del end
+    self.staged.commit()
+
+  def abort(self) -> None:
+    self.staged.abort()
+
+
+def open_sink(output: str, plan: OutputPlan | None, width: int, height: int, *, time_base: Fraction,
+              rate: Fraction | None, source: VideoInfo | None = None):
+  """The writer of `plan_output`'s result: a VideoWriter for a plan, a FolderSink for None. Both have
+  write(image, time), commit(end) and abort(); times are Fractions of seconds (see VideoWriter)."""
+  if plan is None:
+    return FolderSink(output)
+  return VideoWriter(plan, width, height, time_base, rate, source=source)
