@@ -221,6 +221,7 @@ class VideoInfo:
   max_interval: Fraction
   last_duration: Fraction
   missing_frames: int  # constant rate: grid points without a frame (AVI drop frames, damaged streams)
+  sample_aspect_ratio: Fraction | None  # pixel shape (anamorphic video), carried to the output
   colorspace: int
   color_range: int
   color_primaries: int
@@ -341,6 +342,8 @@ def probe(path: str) -> VideoInfo:
     decode_stream = _video_stream(container, path)
     first = next(iter(_decode(container, decode_stream)), None)
     codec = decode_stream.codec_context.name
+    sar = decode_stream.codec_context.sample_aspect_ratio
+    sar = Fraction(sar) if sar and sar != 1 else None
   except _ReadError:
     raise
   except _av_errors() as e:
@@ -400,7 +403,7 @@ def probe(path: str) -> VideoInfo:
       height=h, rotation=rotation, has_alpha=has_alpha, first_frame_opaque=opaque, bits=bits, rate=rate,
       constant_rate=constant, num_frames=n, duration=duration, time_base=tb, start=start_pts * tb,
       min_interval=intervals[0], max_interval=intervals[1], last_duration=last, missing_frames=missing,
-      colorspace=int(first.colorspace or 0), color_range=int(first.color_range or 0),
+      sample_aspect_ratio=sar, colorspace=int(first.colorspace or 0), color_range=int(first.color_range or 0),
       color_primaries=int(first.color_primaries or 0), color_trc=int(first.color_trc or 0),
       audio=tuple(audio), other_streams=tuple(others))
 
@@ -561,9 +564,11 @@ def _pix_fmt_candidates(encoder, source_pix_fmt: str | None, alpha: bool, width:
   return out[:4]
 
 
-def _configure_video_stream(stream, codec_name, width, height, pix_fmt, time_base, rate, colour):
+def _configure_video_stream(stream, codec_name, width, height, pix_fmt, time_base, rate, colour, sar=None):
   cc = stream.codec_context
   stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+  if sar:
+    cc.sample_aspect_ratio = sar
   cc.time_base = time_base
   stream.time_base = time_base
   if rate:
@@ -806,7 +811,10 @@ class VideoWriter:
       self._out = av.open(self.tmp, "w", format=plan.format_name)
       self._stream = self._out.add_stream(plan.codec, rate=rate, options=dict(plan.options))
       tags = _colour_tags(source, plan.pix_fmt)
-      _configure_video_stream(self._stream, plan.codec, width, height, plan.pix_fmt, self.time_base, rate, tags)
+      sar = source.sample_aspect_ratio if source is not None else None
+      if sar and source.rotation in (90, 270):
+        sar = 1 / sar
+      _configure_video_stream(self._stream, plan.codec, width, height, plan.pix_fmt, self.time_base, rate, tags, sar)
       self._colour_kw = _dst_colour(tags)
       self._audio = {}
       if plan.audio:

@@ -19,7 +19,7 @@ def frames_rgb(n: int, h: int = 32, w: int = 48, seed: int = 0, step: int = 4) -
 
 
 def encode(path, frames, rate=Fraction(24), pts=None, time_base=None, codec="libx264", pix_fmt="yuv420p",
-           audio_seconds=None, audio_codec="aac", options=None, fmt=None, display_rotation=None):
+           audio_seconds=None, audio_codec="aac", options=None, fmt=None, display_rotation=None, sar=None):
   """Writes `frames` (uint8 RGB or RGBA) at `rate`, or at `pts` in `time_base`; optional sine audio of that length
   and display rotation (degrees counter-clockwise, as phones write it)."""
   with av.open(str(path), "w", format=fmt) as out:
@@ -29,6 +29,8 @@ def encode(path, frames, rate=Fraction(24), pts=None, time_base=None, codec="lib
     stream.codec_context.time_base = tb
     if display_rotation is not None:
       stream.set_display_rotation(display_rotation)
+    if sar is not None:
+      stream.codec_context.sample_aspect_ratio = sar
     if audio_seconds:
       audio = out.add_stream(audio_codec, rate=44100)
       audio.codec_context.layout = "mono"

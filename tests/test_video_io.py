@@ -8,6 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 import os
 
+import av
 import numpy as np
 from PIL import Image
 import pytest
@@ -154,6 +155,19 @@ def test_writer_exact_timestamps_copied_audio_and_atomic_rename(tmp_path):
   writer.write(frames[0], Fraction(0))
   writer.abort()
   assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.mp4", "vfr.mp4"]
+
+
+def test_writer_keeps_the_pixel_shape_of_anamorphic_video(tmp_path):
+  media.encode(tmp_path / "dv.mp4", media.frames_rgb(2, 16, 24), rate=Fraction(25), sar=Fraction(32, 27))
+  info = video_io.probe(str(tmp_path / "dv.mp4"))
+  assert info.sample_aspect_ratio == Fraction(32, 27)
+  plan = video_io.plan_video_output(str(tmp_path / "o.mp4"), 24, 16, time_base=Fraction(1, 25), rate=Fraction(25),
+                                    source=info)
+  writer = video_io.VideoWriter(plan, 24, 16, Fraction(1, 25), Fraction(25), source=info)
+  writer.write(np.zeros((16, 24, 3), np.uint8), Fraction(0))
+  writer.commit(Fraction(1, 25))
+  with av.open(str(tmp_path / "o.mp4")) as c:
+    assert c.streams.video[0].sample_aspect_ratio == Fraction(32, 27)
 
 
 def test_alpha_survives_lossless_and_webm(tmp_path):
