@@ -362,10 +362,11 @@ def scene_score(frame0: np.ndarray, frame1: np.ndarray) -> float:
   histograms, a cut changes both; the smaller of the two is high only for a cut (module docstring for measured
   values). Histograms have 16 bins, fewer for frames under 5,600 pixels: the distance between two histograms of the
   same content sampled at N pixels with B bins is about 0.56 sqrt(B / N), which is kept under 0.03; frames under
-  700 pixels get one bin, so they never score above 0 (too small to tell a cut from motion). Uses the RGB channels
-  of (H, W, >= 3) uint8 frames.
+  700 pixels get one bin, so they never score above 0 (too small to tell a cut from motion). Takes uint8 (H, W, 3)
+  frames, or (H, W, 4) RGBA whose colour is premultiplied by alpha first (colour under transparent pixels is not
+  seen, so it does not count).
   """
-  a, b = np.asarray(frame0)[..., :3], np.asarray(frame1)[..., :3]
+  a, b = (_visible_colour(f) for f in (frame0, frame1))
   mad = float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean()) / 255.0
   pixels = a.shape[0] * a.shape[1]
   bins = 1 << max(0, min(4, int(np.log2(max(pixels // 350, 1)))))
@@ -376,6 +377,14 @@ def scene_score(frame0: np.ndarray, frame1: np.ndarray) -> float:
     h1 = np.bincount((b[..., c] >> shift).ravel(), minlength=bins) / b[..., c].size
     dist += 0.5 * float(np.abs(h0 - h1).sum()) / 3.0
   return min(mad, dist)
+
+
+def _visible_colour(frame: np.ndarray) -> np.ndarray:
+  frame = np.asarray(frame)
+  if frame.shape[-1] == 3:
+    return frame
+  premultiplied = frame[..., :3].astype(np.uint16) * frame[..., 3:] + 127
+  return (premultiplied // 255).astype(np.uint8)
 
 
 def tile_windows(height: int, width: int, tile: int, overlap: int) -> list[tuple[slice, slice, slice, slice]]:
@@ -810,7 +819,7 @@ class _Parser(argparse_flags.ArgumentParser):
 
 def build_parser(prog: str = "python -m jaxvfi.interpolate") -> _Parser:
   """The command line's parser. A new flag goes into one of its groups here and is checked in `check_args`."""
-  parser = _Parser(prog=prog, description="\n\n".join(__doc__.split("\n\n")[:3]),
+  parser = _Parser(prog=prog, description="\n\n".join(__doc__.split("\n\n")[:4]),
                    formatter_class=argparse.RawDescriptionHelpFormatter)
   model = parser.add_argument_group("model (a training run, or released weights)")
   model.add_argument("--workdir", help="workdir of a training run (config.json, checkpoints/)")

@@ -532,6 +532,9 @@ def test_scene_cuts_repeat_the_earlier_frame(sepconv_interp, tmp_path, caplog):
   (a0, a1), (b0, b1) = _two_scenes()
   assert interpolate.scene_score(a0, a1) < interpolate.SCENE_THRESHOLD < interpolate.scene_score(a1, b0)
   assert interpolate.scene_score(b0, b1) < interpolate.SCENE_THRESHOLD
+  hidden0 = np.concatenate([a1, np.zeros_like(a1[..., :1])], -1)  # fully transparent: only the hidden colour differs
+  hidden1 = np.concatenate([b0, np.zeros_like(b0[..., :1])], -1)
+  assert interpolate.scene_score(hidden0, hidden1) == 0
   Image.fromarray(a1).save(tmp_path / "a.png")
   Image.fromarray(b0).save(tmp_path / "b.png")
   with caplog.at_level("INFO", logger="absl"):
