@@ -310,9 +310,9 @@ def _run_cli(capsys, monkeypatch, *args, model=None):
   """The command line in-process: (exit status, stderr, stdout). load_model returns `model`; with None, loading
   fails the test (so a refusal is proved to come before the model loads)."""
 
-  def load(workdir, config=None):
+  def load(workdir=None, config=None, **source):
     del config
-    assert model is not None, f"the model of {workdir} was loaded before the refusal"
+    assert model is not None, f"the model of {workdir or source} was loaded before the refusal"
     return model
 
   monkeypatch.setattr(interpolate, "load_model", load)
