@@ -7,10 +7,17 @@ Schedule dicts (`config.optimizer.schedule` and each entry of `config.optimizer.
    "staircase": bool}                                              v0 * r ** (step / s)
   {"name": "step", "init_value": v0, "boundaries": [...] | "boundaries_epochs": [...], "factor": f}
                                                                    multiply by f at each boundary
+  {"name": "cosine_warm_restarts", "init_value": v0, "end_value": v_min, "t0_steps": T_0 | "t0_epochs": e,
+   "t_mult": m, "per_epoch": bool}                                 SGDR (Loshchilov & Hutter 2017): cycle i lasts
+                                                                   T_0 m^i, v_min + (v0 - v_min)(1 + cos(pi T_cur / T_i)) / 2
+                                                                   within it; per_epoch holds the value over each
+                                                                   epoch (PyTorch's CosineAnnealingWarmRestarts
+                                                                   stepped once per epoch, t0 then in epochs)
 Durations in epochs are turned into steps with the run's steps per epoch.
 """
 from __future__ import annotations
 
+import jax.numpy as jnp
 import optax
 
 
@@ -47,7 +54,41 @@ def make_schedule(spec, total_steps: int, steps_per_epoch: float) -> optax.Sched
       raise ValueError(f"step schedule needs boundaries or boundaries_epochs: {spec}")
     factor = float(spec.get("factor", 0.1))
     return optax.piecewise_constant_schedule(v0, {int(b): factor for b in bounds})
-  raise ValueError(f"unknown schedule {name!r}; known: constant, cosine, exponential, step")
+  if name == "cosine_warm_restarts":
+    return _warm_restarts(spec, v0, total_steps, steps_per_epoch)
+  raise ValueError(f"unknown schedule {name!r}; known: constant, cosine, exponential, step, cosine_warm_restarts")
+
+
+def _warm_restarts(spec, v0: float, total_steps: int, steps_per_epoch: float) -> optax.Schedule:
+  """Cosine annealing with warm restarts as one `optax.join_schedules` of cosine cycles (integer boundaries, so a
+  restart lands exactly on its step; a closed form through log_m rounds wrongly at some boundaries)."""
+  per_epoch = bool(spec.get("per_epoch", False))
+  if per_epoch:
+    t0 = spec.get("t0_epochs")
+    if t0 is None:
+      raise ValueError(f"cosine_warm_restarts with per_epoch needs t0_epochs: {spec}")
+    unit_steps, horizon = float(steps_per_epoch), float(total_steps) / float(steps_per_epoch)
+  else:
+    t0 = _steps(spec, "t0_steps", steps_per_epoch)
+    if t0 is None:
+      raise ValueError(f"cosine_warm_restarts needs t0_steps or t0_epochs: {spec}")
+    unit_steps, horizon = 1.0, float(total_steps)
+  t0, t_mult = int(t0), int(spec.get("t_mult", 1))
+  if t0 < 1 or t_mult < 1:
+    raise ValueError(f"cosine_warm_restarts needs t0 >= 1 and an integer t_mult >= 1: {spec}")
+  alpha = float(spec.get("end_value", 0.0)) / v0
+  cycles, boundaries, start = [], [], 0
+  while True:  # cycles up to the end of the run (at least one)
+    length = t0 * t_mult ** len(cycles)
+    cycles.append(optax.cosine_decay_schedule(v0, decay_steps=length, alpha=alpha))
+    start += length
+    if start > horizon:
+      break
+    boundaries.append(start)
+  joined = optax.join_schedules(cycles, boundaries)
+  if unit_steps == 1.0:
+    return joined
+  return lambda step: joined(jnp.floor(jnp.asarray(step, jnp.float32) / unit_steps).astype(jnp.int32))
 
 
 def _base_tx(opt_config, schedule) -> optax.GradientTransformation:
