@@ -10,8 +10,9 @@ The DSFN preset reads the blur datasets (`adobe240`, `gopro`: blurry, blurry_tim
   blurry:       float32 (B, N, h, w, 3)    blurry inputs, bicubic x1/scale of the HR crop, plus noise (training);
   sharp:        float32 (B, 2N-1, H, W, 3) sharp HR targets at times sharp_times, H = scale h;
   blurry_times: float32 (B, N)             0, 1, ..., N-1;  sharp_times: float32 (B, 2N-1)  0, 0.5, ..., N-1.
-The SDAN preset reads `sr_raw` and gives
-  lr_raw: float32 (B, c, c, 4)      packed RAW input (R, G, B, G), (counts - black) / (white - black) in [0, 1];
+The SDAN preset reads `sr_raw` (or its embedded stand-in `jaxvfi_synthetic_zoom`) and gives
+  lr_raw: float32 (B, c, c, 4)      packed RAW input (R, G, B, G), (counts - black) / (white - black) in [0, 1]
+                                    (SDAN's network unpacks it to the released 1-channel 2c x 2c mosaic);
   lr_rgb: float32 (B, 2c, 2c, 3)    the input shot's camera RGB, same view;
   hr_rgb: float32 (B, 8c, 8c, 3)    the 4x target crop, same view (c = 64: 64 / 128 / 512, paper 004 Sec. 4.1).
 SDAN's reference image Y' (the HR target downsampled to the input size) and its three flips are built inside the
@@ -65,7 +66,8 @@ Fields of the data config (an `ml_collections.ConfigDict`; `default_data_config(
   t: target time for "fixed" training and for evaluation (evaluation falls back to the middle frame if absent).
   num_threads / prefetch_buffer_size: grain read options (threads decoding examples, batches read ahead).
   synthetic_num_train / synthetic_num_val / synthetic_size / synthetic_num_frames / synthetic_seed: the build of
-    "jaxvfi_synthetic" (clip counts, frame side (int or (H, W)), frames per clip, render seed).
+    "jaxvfi_synthetic" (clip counts, frame side (int or (H, W)), frames per clip, render seed) and of
+    "jaxvfi_synthetic_zoom" (pair counts, target side, render seed).
 The crop_size ... t fields are what the "clip" preset reads; the other presets take theirs from `PRESETS`.
 """
 from __future__ import annotations
@@ -106,7 +108,8 @@ PRESET_PARAMS: dict[str, dict[str, Any] | None] = {
 FEATURES = {
     "clip": (("frames", "times"), datasets.CLIP_DATASETS),
     "blur": (("blurry", "blurry_times", "sharp", "sharp_times"), frozenset({"adobe240", "gopro"})),
-    "sr_raw": (("lr_raw", "black_level", "white_level", "lr_rgb", "hr_rgb"), frozenset({"sr_raw"})),
+    "sr_raw": (("lr_raw", "black_level", "white_level", "lr_rgb", "hr_rgb"),
+               frozenset({"sr_raw", "jaxvfi_synthetic_zoom"})),
 }
 """Feature kind -> (keys every example has, datasets with those features)."""
 
@@ -200,6 +203,12 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
         num_validation=data_config.get("synthetic_num_val", 64),
         size=(size, size) if np.isscalar(size) else tuple(size),
         num_frames=data_config.get("synthetic_num_frames", 9),
+        seed=data_config.get("synthetic_seed", 0))
+  elif name == synthetic.JaxvfiSyntheticZoom.name:
+    config = synthetic.synthetic_zoom_config(
+        num_train=data_config.get("synthetic_num_train", 512),
+        num_validation=data_config.get("synthetic_num_val", 64),
+        size=data_config.get("synthetic_size", 128),
         seed=data_config.get("synthetic_seed", 0))
   else:
     config = data_config.get("builder_config")

@@ -1,4 +1,5 @@
-"""`jaxvfi_synthetic`: the embedded default dataset of rendered clips with exact intermediate frames.
+"""`jaxvfi_synthetic`: the embedded default dataset of rendered clips with exact intermediate frames; and
+`jaxvfi_synthetic_zoom`: misaligned optical-zoom pairs in SR-RAW's layout (SDAN's embedded default, see below).
 
 Each example is one clip from `jaxvfi.data.render` (a background photo and 1-3 independently moving foreground
 layers, all from scikit-image's bundled photos; train and validation use disjoint photos). Clips are written in
@@ -10,6 +11,16 @@ ArrayRecord format, so building and reading need no TensorFlow:
 
 Clip i of a split is rendered from `np.random.default_rng([seed, SPLIT_INDEX[split], i])`, so every clip is a pure
 function of (seed, split, i), independent of how many clips are built or in which order.
+
+`jaxvfi_synthetic_zoom` (SDAN, paper 004): one still scene per example, seen by two cameras. The target `hr_rgb`
+(S x S) is the scene rendered at the reference size; the input is the same scene rendered with its view moved by a
+known offset d = (dy, dx) LR pixels (4 d target pixels), then antialiased-bicubic downscaled x4 to `lr_rgb`
+(S/4 x S/4: a lens integrating over its pixels) and sampled on an RGGB Bayer grid to `lr_raw` (S/8 x S/8 x 4
+packed R, G, B, G in 14-bit counts over a black level of 512, like SR-RAW's Sony files). So lr_rgb[y, x] shows the
+target's content at LR position (y + dy, x + dx): the misalignment SDAN's alignment and mask M (Eq. (6)) absorb.
+Training offsets are uniform in [-max_shift, max_shift]^2 (3 LR px by default); validation pairs are aligned
+(`validation_max_shift` 0), so a validation PSNR scores the zoom rather than the offset. Not a sensor model: the
+mosaic samples the rendered (display-referred) colours, with no linearisation and no noise.
 """
 from __future__ import annotations
 
@@ -18,6 +29,8 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxvfi import augment
+from jaxvfi import utils
 from jaxvfi.data import render
 
 SPLIT_INDEX = {"train": 0, "validation": 1}
@@ -106,3 +119,99 @@ class JaxvfiSynthetic(tfds.core.GeneratorBasedBuilder):
     config = self.builder_config
     for index in range(count):
       yield index, make_clip(split, index, size=config.size, num_frames=config.num_frames, seed=config.seed)
+
+
+# ---------------------------------------------------------------------------------------------------------- zoom
+
+BLACK_LEVEL, WHITE_LEVEL = 512, 16383  # SR-RAW's Sony ARW levels (14 bit).
+ZOOM = 4
+
+
+@dataclasses.dataclass(eq=False, kw_only=True)
+class SyntheticZoomConfig(tfds.core.BuilderConfig):
+  """Pair counts, target side S (a multiple of 8), offset bounds in LR pixels and the seed."""
+  num_train: int = 512
+  num_validation: int = 64
+  size: int = 128
+  max_shift: float = 3.0
+  validation_max_shift: float = 0.0
+  seed: int = 0
+
+
+_ZOOM_DEFAULT = SyntheticZoomConfig(name="default", description="512/64 pairs, 128x128 targets, offsets <= 3 LR px.")
+
+
+def synthetic_zoom_config(num_train: int = 512, num_validation: int = 64, size: int = 128, max_shift: float = 3.0,
+                          validation_max_shift: float = 0.0, seed: int = 0) -> SyntheticZoomConfig:
+  """The zoom builder config for these parameters; non-default ones get their own name (and directory)."""
+  if int(size) != size or size % (2 * ZOOM) or size <= 0:
+    raise ValueError(f"jaxvfi_synthetic_zoom: the target side must be a positive multiple of {2 * ZOOM} (packed "
+                     f"RAW grid), got {size}")
+  config = SyntheticZoomConfig(name="", num_train=num_train, num_validation=num_validation, size=int(size),
+                               max_shift=float(max_shift), validation_max_shift=float(validation_max_shift),
+                               seed=seed)
+  fields = ("num_train", "num_validation", "size", "max_shift", "validation_max_shift", "seed")
+  if all(getattr(config, f) == getattr(_ZOOM_DEFAULT, f) for f in fields):
+    return _ZOOM_DEFAULT
+  config.name = (f"{num_train}train_{num_validation}val_{int(size)}px_shift{max_shift:g}_val{validation_max_shift:g}"
+                 f"_seed{seed}")
+  return config
+
+
+def bayer_pack(rgb: np.ndarray) -> np.ndarray:
+  """(H, W, 3) float -> (H/2, W/2, 4) packed RGGB samples: R (0,0), G (0,1), B (1,1), G (1,0) of each cell."""
+  return np.stack([rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1], rgb[1::2, 1::2, 2], rgb[1::2, 0::2, 1]], axis=-1)
+
+
+def make_zoom_pair(split: str, index: int, *, size: int = 128, max_shift: float = 3.0, seed: int = 0
+                   ) -> dict[str, object]:
+  """Pair `index` of `split` (module docstring): lr_raw, black_level, white_level, lr_rgb, hr_rgb, offset, id."""
+  rng = np.random.default_rng([seed, SPLIT_INDEX[split], index, 1])  # 1: a stream apart from the clips'
+  scene = render.sample_scene(rng, render.load_photos(split), (size, size))
+  offset = rng.uniform(-max_shift, max_shift, size=2) if max_shift else np.zeros(2)
+  hr = render.render_clip(scene, [0.0])[0]
+  view = np.array([[1.0, 0.0, ZOOM * offset[0]], [0.0, 1.0, ZOOM * offset[1]]])
+  moved = render.composite(render.render_layers(scene, 0.0, view=view))
+  lr = augment.bicubic_downscale(moved / np.float32(255), ZOOM)
+  counts = BLACK_LEVEL + np.clip(bayer_pack(lr), 0, 1) * (WHITE_LEVEL - BLACK_LEVEL)
+  return {"lr_raw": np.rint(counts).astype(np.uint16), "black_level": np.full(4, BLACK_LEVEL, np.float32),
+          "white_level": np.float32(WHITE_LEVEL), "lr_rgb": utils.to_uint8(lr), "hr_rgb": hr,
+          "offset": offset.astype(np.float32), "id": f"{split}/{index:06d}"}
+
+
+class JaxvfiSyntheticZoom(tfds.core.GeneratorBasedBuilder):
+  """Misaligned zoom pairs in SR-RAW's features (module docstring); splits "train" and "validation"."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  BUILDER_CONFIGS = [_ZOOM_DEFAULT]
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    s = self.builder_config.size
+    image = lambda side, channels, dtype: tfds.features.Tensor(shape=(side, side, channels), dtype=dtype,
+                                                               encoding="zlib")
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description="Misaligned synthetic 4x zoom pairs: packed RAW and RGB input, RGB target, known offset.",
+        features=tfds.features.FeaturesDict({
+            "lr_raw": image(s // 8, 4, np.uint16),
+            "black_level": tfds.features.Tensor(shape=(4,), dtype=np.float32),
+            "white_level": np.float32,
+            "lr_rgb": image(s // 4, 3, np.uint8),
+            "hr_rgb": image(s, 3, np.uint8),
+            "offset": tfds.features.Tensor(shape=(2,), dtype=np.float32),
+            "id": tfds.features.Text(),
+        }),
+        disable_shuffling=True,
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    config = self.builder_config
+    return {"train": self._generate_examples("train", config.num_train, config.max_shift),
+            "validation": self._generate_examples("validation", config.num_validation, config.validation_max_shift)}
+
+  def _generate_examples(self, split: str, count: int, max_shift: float):
+    config = self.builder_config
+    for index in range(count):
+      yield index, make_zoom_pair(split, index, size=config.size, max_shift=max_shift, seed=config.seed)
