@@ -9,10 +9,11 @@ Schedule dicts (`config.optimizer.schedule` and each entry of `config.optimizer.
                                                                    multiply by f at each boundary
   {"name": "cosine_warm_restarts", "init_value": v0, "end_value": v_min, "t0_steps": T_0 | "t0_epochs": e,
    "t_mult": m, "per_epoch": bool}                                 SGDR (Loshchilov & Hutter 2017): cycle i lasts
-                                                                   T_0 m^i, v_min + (v0 - v_min)(1 + cos(pi T_cur / T_i)) / 2
-                                                                   within it; per_epoch holds the value over each
-                                                                   epoch (PyTorch's CosineAnnealingWarmRestarts
-                                                                   stepped once per epoch, t0 then in epochs)
+                                                                   T_i = T_0 m^i, and within it the value is
+                                                                   v_min + (v0 - v_min)(1 + cos(pi T_cur / T_i)) / 2;
+                                                                   per_epoch holds it over each epoch (PyTorch's
+                                                                   CosineAnnealingWarmRestarts stepped once per
+                                                                   epoch; t0 is then in epochs)
 Durations in epochs are turned into steps with the run's steps per epoch.
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ def _downscaled_target(pair):
 
 def test_aligned_pair_is_the_downscaled_target():
   pair = synthetic.make_zoom_pair("validation", 0, size=64, max_shift=0.0)
-  assert pair["lr_rgb"].shape == (16, 16, 3) and pair["lr_raw"].shape == (8, 8, 4) and pair["hr_rgb"].shape == (64, 64, 3)
+  assert (pair["lr_rgb"].shape, pair["lr_raw"].shape, pair["hr_rgb"].shape) == ((16, 16, 3), (8, 8, 4), (64, 64, 3))
   np.testing.assert_array_equal(pair["offset"], [0, 0])
   # The input is the bicubic x1/4 of the same render; the target was quantised to 8 bits before this downscale.
   np.testing.assert_allclose(pair["lr_rgb"] / 255, _downscaled_target(pair), atol=2.5 / 255)

@@ -258,6 +258,14 @@ class SDAN(nn.Module):
       x = nn.relu(pixel_shuffle(conv(x), 2))
     return {"image": self.tail(x), "aligned": self.aligned_head(aligned)}
 
+  def reconstruct_reach(self) -> int:
+    """How far (LR px, rounded up) an output of `reconstruct` sees around its position with zero offsets: head,
+    deformable conv, body and its conv (1 each per 3x3 conv), the x2 stages (1/2^i at 2^i times the size), tail."""
+    k = self.kernel_size // 2
+    stages = int(math.log2(self.scale))
+    reach = k * (2 + 2 * self.num_blocks + 1) + sum(k / 2 ** i for i in range(stages)) + k / self.scale
+    return int(math.ceil(reach))
+
   def mask(self, offset: jax.Array) -> jax.Array:
     """M of Eq. (6): (N, H, W, 1) float32, 1 where the (centre tap's) shifted window centre stays in the image."""
     if self.offsets == "per_point":
