@@ -19,10 +19,20 @@ Each pair is prepared as that loader does before its random crops:
     white levels stored beside it;
   * the input JPG is resized to exactly 2x the packed RAW grid and the target JPG to exactly 8x (= 4x the input
     RGB), bicubic (Pillow), as SDAN rescales the target by the focal-ratio offset so that every pair is exactly 4x.
-Not applied: the affine alignment (`tform.txt`) and white balance (`wb.txt`) that zoom-learn-zoom's scripts write into
-each sequence (SDAN's loader warps the target with tform and divides it by wb^(1/2.2)); SDAN's network is built to
-absorb the remaining misalignment (squared deformable alignment, mask M of Eq. (6)). EXIF orientation is ignored,
-so JPGs stay in sensor orientation like the RAW.
+EXIF orientation is ignored, so JPGs stay in sensor orientation like the RAW.
+
+Builder configs (`data.builder_config`):
+  "as_shot" (default): the pairs as above. SDAN's network is built to absorb the misalignment (squared deformable
+    alignment, mask M of Eq. (6)), and the paper does not say the dataset's alignment was applied.
+  "aligned": also what SDAN's released loader does with the files zoom-learn-zoom ships in every sequence:
+    * `tform.txt` (2x3 ECC affines "00001-0000k", each shot against shot 00001; a missing entry is the identity,
+      as in that loader): the target, scaled by f_ref / f_target to shot 00001's pixel grid, is warped by
+      inv(T_input) T_target (bilinear, OpenCV's WARP_INVERSE_MAP convention: dst(p) = src(M p), zeros outside),
+      cropped to the region where the warp is defined and scaled back; the input RAW and RGB are cut to that
+      region (divided by 2 f_ref / f_input and f_ref / f_input);
+    * `wb.txt` ("0000k:" then 4 gains R, G, G, B): the target and the input RGB are divided per channel by
+      gain^(1/2.2) of their own shot (R by gains[0], G by gains[1], B by gains[3]) and clipped, after the resize.
+    Pillow's antialiased bicubic replaces OpenCV's INTER_CUBIC for the scalings, as everywhere in this builder.
 
 Features:
   lr_raw       uint16 (h, w, 4)     packed Bayer input, sensor counts
@@ -39,11 +49,13 @@ Layout (train.zip and/or test.zip unpacked into `manual_dir`; a missing split is
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 import tensorflow_datasets as tfds
 from PIL import Image
 
@@ -115,8 +127,92 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
   return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
 
 
-def pair_example(name: str, seq: Path, target: int, source: int) -> dict:
-  """One 4x pair as the module docstring describes."""
+def read_tform(name: str, path: Path, index: int) -> np.ndarray:
+  """The 2x3 affine of shot `index` against shot 00001 in a zoom-learn-zoom `tform.txt` ("00001-0000k" and two
+  rows); the identity when the file has no such entry (SDAN's loader does the same)."""
+  lines = _layout.require_file(name, path).read_text().splitlines()
+  key = f"00001-{index:05d}"
+  for i, line in enumerate(lines):
+    if key in line:
+      try:
+        return np.array([[float(v) for v in lines[i + r].split()] for r in (1, 2)], np.float64).reshape(2, 3)
+      except (ValueError, IndexError) as e:
+        raise ValueError(f"{name}: {path}: entry {key} is not followed by two rows of three numbers") from e
+  return np.eye(2, 3)
+
+
+def read_wb(name: str, path: Path, index: int) -> np.ndarray:
+  """The 4 white-balance gains (R, G, G, B) of shot `index` in a zoom-learn-zoom `wb.txt` ("0000k:" then a row)."""
+  lines = _layout.require_file(name, path).read_text().splitlines()
+  key = f"{index:05d}:"
+  for i, line in enumerate(lines):
+    if key in line:
+      try:
+        gains = np.array([float(v) for v in lines[i + 1].split()], np.float64)
+      except (ValueError, IndexError):
+        gains = np.zeros(0)
+      if gains.shape != (4,) or (gains <= 0).any():
+        raise ValueError(f"{name}: {path}: entry {key} is not followed by four positive gains")
+      return gains
+  raise ValueError(f"{name}: {path} has no white balance for shot {index:05d}")
+
+
+def _affine3(m: np.ndarray) -> np.ndarray:
+  return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def warp_inverse_map(image: np.ndarray, m: np.ndarray) -> np.ndarray:
+  """dst(x, y) = src(m (x, y, 1)) with (x, y) = (column, row), bilinear, zeros outside: OpenCV's `warpAffine` with
+  WARP_INVERSE_MAP on float (H, W, C) images, through `scipy.ndimage.affine_transform` in (row, column) order."""
+  matrix = np.array([[m[1, 1], m[1, 0]], [m[0, 1], m[0, 0]]])
+  offset = np.array([m[1, 2], m[0, 2]])
+  return np.stack([ndimage.affine_transform(image[..., c], matrix, offset, order=1, mode="constant", cval=0.0)
+                   for c in range(image.shape[-1])], axis=-1)
+
+
+def valid_region(m: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
+  """(top, bottom, left, right) of the axis-aligned box of `warp_inverse_map`'s output that comes from inside the
+  source: the source's corners mapped by inv(m), inner edges rounded inwards (zoom-learn-zoom's
+  `get_transformed_corner`)."""
+  corners = np.linalg.inv(_affine3(m)) @ np.array([[0, 0, width, width], [0, height, 0, height], [1, 1, 1, 1]])
+  left = max(0, math.ceil(max(corners[0, 0], corners[0, 1])))
+  top = max(0, math.ceil(max(corners[1, 0], corners[1, 2])))
+  right = min(width, math.floor(min(corners[0, 2], corners[0, 3])))
+  bottom = min(height, math.floor(min(corners[1, 1], corners[1, 3])))
+  return top, bottom, left, right
+
+
+def _scale(image: np.ndarray, factor: float) -> np.ndarray:
+  height, width = image.shape[:2]
+  return resize(image, max(1, round(height * factor)), max(1, round(width * factor)))
+
+
+def align_pair(name: str, seq: Path, target: int, source: int, raw: np.ndarray, lr_rgb: np.ndarray,
+               hr_rgb: np.ndarray, ratio_input: float, ratio_target: float):
+  """The "aligned" config's warp (module docstring): (raw, lr_rgb, hr_rgb) cut and warped onto one view.
+
+  `ratio_*` are f_ref / f of the shot; the three images are the field-of-view crops of `pair_example`."""
+  path = seq / "tform.txt"
+  m = (np.linalg.inv(_affine3(read_tform(name, path, source))) @ _affine3(read_tform(name, path, target)))[:2]
+  on_ref = _scale(hr_rgb, ratio_target)
+  top, bottom, left, right = valid_region(m, *on_ref.shape[:2])
+  if bottom - top < 1 or right - left < 1:
+    raise ValueError(f"{name}: {path}: the affines of shots {source:05d} and {target:05d} leave no overlap")
+  warped = warp_inverse_map(on_ref.astype(np.float32), m)[top:bottom, left:right]
+  hr_rgb = _scale(np.clip(np.rint(warped), 0, 255).astype(np.uint8), 1 / ratio_target)
+  cut = lambda image, f: image[int(top / f):int(bottom / f), int(left / f):int(right / f)]
+  return cut(raw, 2 * ratio_input), cut(lr_rgb, ratio_input), hr_rgb
+
+
+def white_balance(image: np.ndarray, gains: np.ndarray) -> np.ndarray:
+  """uint8 RGB divided by (R, G, B) = gains[[0, 1, 3]] ** (1 / 2.2), clipped (SDAN's loader, `wb.txt`)."""
+  scaled = image.astype(np.float32) / np.power(gains[[0, 1, 3]], 1 / 2.2).astype(np.float32)
+  return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def pair_example(name: str, seq: Path, target: int, source: int, align: bool = False,
+                 balance: bool = False) -> dict:
+  """One 4x pair as the module docstring describes (`align`, `balance`: the "aligned" config's steps)."""
   ref_focal = focal_length(name, shot(seq, REFERENCE_SHOT, "JPG"))
   focals = {}
   for index in (target, source):
@@ -131,17 +227,32 @@ def pair_example(name: str, seq: Path, target: int, source: int) -> dict:
     raise ValueError(f"{name}: {shot(seq, source, 'ARW')} crops to nothing at {focals[source]} / {ref_focal} mm")
   lr_rgb = crop_fov(_layout.read_rgb(name, shot(seq, source, "JPG")), focals[source], ref_focal)
   hr_rgb = crop_fov(_layout.read_rgb(name, shot(seq, target, "JPG")), focals[target], ref_focal)
+  if align:
+    raw, lr_rgb, hr_rgb = align_pair(name, seq, target, source, raw, lr_rgb, hr_rgb, ref_focal / focals[source],
+                                     ref_focal / focals[target])
+    height, width = raw.shape[:2]
+  lr_rgb, hr_rgb = resize(lr_rgb, 2 * height, 2 * width), resize(hr_rgb, 8 * height, 8 * width)
+  if balance:
+    lr_rgb = white_balance(lr_rgb, read_wb(name, seq / "wb.txt", source))
+    hr_rgb = white_balance(hr_rgb, read_wb(name, seq / "wb.txt", target))
   return {
       "lr_raw": raw,
       "black_level": black,
       "white_level": white,
-      "lr_rgb": resize(lr_rgb, 2 * height, 2 * width),
-      "hr_rgb": resize(hr_rgb, 8 * height, 8 * width),
+      "lr_rgb": lr_rgb,
+      "hr_rgb": hr_rgb,
       "lr_focal": focals[source],
       "hr_focal": focals[target],
       "ref_focal": ref_focal,
       "id": f"{seq.name}/{target:05d}-{source:05d}",
   }
+
+
+@dataclasses.dataclass(eq=False, kw_only=True)
+class SrRawConfig(tfds.core.BuilderConfig):
+  """align: warp with tform.txt; white_balance: divide by wb.txt's gains (module docstring)."""
+  align: bool = False
+  white_balance: bool = False
 
 
 class SrRaw(tfds.core.GeneratorBasedBuilder):
@@ -150,6 +261,11 @@ class SrRaw(tfds.core.GeneratorBasedBuilder):
   name = "sr_raw"
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
+  BUILDER_CONFIGS = [
+      SrRawConfig(name="as_shot", description="Field-of-view crops as shot."),
+      SrRawConfig(name="aligned", description="Also tform.txt alignment and wb.txt white balance, as SDAN's loader.",
+                  align=True, white_balance=True),
+  ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = """\
   Download SR-RAW's train.zip and/or test.zip (https://github.com/ceciliavision/zoom-learn-zoom, "SR-RAW Dataset")
   and unzip them into manual_dir, giving <manual_dir>/train/<seq>/0000k.ARW, 0000k.JPG (k = 1..7) and
@@ -201,6 +317,7 @@ class SrRaw(tfds.core.GeneratorBasedBuilder):
     return generators
 
   def _generate_examples(self, pairs):
+    config = self.builder_config
     for seq, target, source in pairs:
-      example = pair_example(self.name, seq, target, source)
+      example = pair_example(self.name, seq, target, source, config.align, config.white_balance)
       yield example["id"], example

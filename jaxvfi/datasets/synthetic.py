@@ -12,21 +12,26 @@ ArrayRecord format, so building and reading need no TensorFlow:
 Clip i of a split is rendered from `np.random.default_rng([seed, SPLIT_INDEX[split], i])`, so every clip is a pure
 function of (seed, split, i), independent of how many clips are built or in which order.
 
-`jaxvfi_synthetic_zoom` (SDAN, paper 004): one still scene per example, seen by two cameras. The target `hr_rgb`
-(S x S) is the scene rendered at the reference size; the input is the same scene rendered with its view moved by a
-known offset d = (dy, dx) LR pixels (4 d target pixels), then antialiased-bicubic downscaled x4 to `lr_rgb`
-(S/4 x S/4: a lens integrating over its pixels) and sampled on an RGGB Bayer grid to `lr_raw` (S/8 x S/8 x 4
-packed R, G, B, G in 14-bit counts over a black level of 512, like SR-RAW's Sony files). So lr_rgb[y, x] shows the
-target's content at LR position (y + dy, x + dx): the misalignment SDAN's alignment and mask M (Eq. (6)) absorb.
+`jaxvfi_synthetic_zoom` (SDAN, paper 004): one still scene per example, shot by two cameras, standing in for
+SR-RAW's long and short focal lengths. The target `hr_rgb` (S x S) is the scene rendered at the reference size and
+taken as the long lens's sRGB JPEG. The short lens sees the same scene with its view moved by a known offset
+d = (dy, dx) LR pixels (4 d target pixels); its optics blur (Gaussian, `lens_blur` target px) and its sensor
+integrates the linear light (sRGB decoded) over 4 x 4 target pixels (antialiased bicubic x1/4). That linear image,
+sampled on an RGGB Bayer grid, is `lr_raw` (S/8 x S/8 x 4 packed R, G, B, G in 14-bit counts over a black level
+of 512, like SR-RAW's Sony files); its camera rendering `lr_rgb` (S/4 x S/4) applies the short camera's own white
+balance and exposure (`lr_gains`, `lr_exposure`) and the sRGB curve, so, as in SR-RAW, the input shot's colours
+are not the target's. So lr_rgb[y, x] shows the target's content at LR position (y + dy, x + dx), softer and in
+other colours: the misalignment SDAN's alignment and mask M (Eq. (6)) absorb, and what bicubic x4 cannot undo.
 Training offsets are uniform in [-max_shift, max_shift]^2 (3 LR px by default); validation pairs are aligned
-(`validation_max_shift` 0), so a validation PSNR scores the zoom rather than the offset. Not a sensor model: the
-mosaic samples the rendered (display-referred) colours, with no linearisation and no noise.
+(`validation_max_shift` 0), so a validation PSNR scores the zoom rather than the offset. Not a sensor model: no
+noise, no demosaicking artefacts of a real ISP, one fixed camera pair.
 """
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+from scipy import ndimage
 import tensorflow_datasets as tfds
 
 from jaxvfi import augment
@@ -125,6 +130,20 @@ class JaxvfiSynthetic(tfds.core.GeneratorBasedBuilder):
 
 BLACK_LEVEL, WHITE_LEVEL = 512, 16383  # SR-RAW's Sony ARW levels (14 bit).
 ZOOM = 4
+LENS_BLUR = 1.5  # Gaussian sigma of the short lens, in target pixels
+LR_GAINS = (1.1, 1.0, 0.85)  # the short camera's white balance (warmer) ...
+LR_EXPOSURE = 0.85  # ... and exposure (darker), on linear RGB
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+  """IEC 61966-2-1 sRGB decoding of values in [0, 1]."""
+  return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+  """IEC 61966-2-1 sRGB encoding; clips to [0, 1] first."""
+  x = np.clip(x, 0.0, 1.0)
+  return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
 @dataclasses.dataclass(eq=False, kw_only=True)
@@ -135,6 +154,9 @@ class SyntheticZoomConfig(tfds.core.BuilderConfig):
   size: int = 128
   max_shift: float = 3.0
   validation_max_shift: float = 0.0
+  lens_blur: float = LENS_BLUR
+  lr_gains: tuple[float, float, float] = LR_GAINS
+  lr_exposure: float = LR_EXPOSURE
   seed: int = 0
 
 
@@ -163,7 +185,8 @@ def bayer_pack(rgb: np.ndarray) -> np.ndarray:
   return np.stack([rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1], rgb[1::2, 1::2, 2], rgb[1::2, 0::2, 1]], axis=-1)
 
 
-def make_zoom_pair(split: str, index: int, *, size: int = 128, max_shift: float = 3.0, seed: int = 0
+def make_zoom_pair(split: str, index: int, *, size: int = 128, max_shift: float = 3.0, lens_blur: float = LENS_BLUR,
+                   lr_gains: tuple[float, float, float] = LR_GAINS, lr_exposure: float = LR_EXPOSURE, seed: int = 0
                    ) -> dict[str, object]:
   """Pair `index` of `split` (module docstring): lr_raw, black_level, white_level, lr_rgb, hr_rgb, offset, id."""
   rng = np.random.default_rng([seed, SPLIT_INDEX[split], index, 1])  # 1: a stream apart from the clips'
@@ -171,11 +194,14 @@ def make_zoom_pair(split: str, index: int, *, size: int = 128, max_shift: float 
   offset = rng.uniform(-max_shift, max_shift, size=2) if max_shift else np.zeros(2)
   hr = render.render_clip(scene, [0.0])[0]
   view = np.array([[1.0, 0.0, ZOOM * offset[0]], [0.0, 1.0, ZOOM * offset[1]]])
-  moved = render.composite(render.render_layers(scene, 0.0, view=view))
-  lr = augment.bicubic_downscale(moved / np.float32(255), ZOOM)
-  counts = BLACK_LEVEL + np.clip(bayer_pack(lr), 0, 1) * (WHITE_LEVEL - BLACK_LEVEL)
+  light = srgb_to_linear(np.clip(render.composite(render.render_layers(scene, 0.0, view=view)) / 255, 0, 1))
+  if lens_blur:
+    light = ndimage.gaussian_filter(light, (lens_blur, lens_blur, 0), mode="nearest")
+  light = np.clip(augment.bicubic_downscale(light, ZOOM), 0, 1)
+  counts = BLACK_LEVEL + bayer_pack(light) * (WHITE_LEVEL - BLACK_LEVEL)
+  lr_rgb = linear_to_srgb(light * lr_exposure * np.asarray(lr_gains, np.float32))
   return {"lr_raw": np.rint(counts).astype(np.uint16), "black_level": np.full(4, BLACK_LEVEL, np.float32),
-          "white_level": np.float32(WHITE_LEVEL), "lr_rgb": utils.to_uint8(lr), "hr_rgb": hr,
+          "white_level": np.float32(WHITE_LEVEL), "lr_rgb": utils.to_uint8(lr_rgb), "hr_rgb": hr,
           "offset": offset.astype(np.float32), "id": f"{split}/{index:06d}"}
 
 
@@ -214,4 +240,5 @@ class JaxvfiSyntheticZoom(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split: str, count: int, max_shift: float):
     config = self.builder_config
     for index in range(count):
-      yield index, make_zoom_pair(split, index, size=config.size, max_shift=max_shift, seed=config.seed)
+      yield index, make_zoom_pair(split, index, size=config.size, max_shift=max_shift, lens_blur=config.lens_blur,
+                                  lr_gains=config.lr_gains, lr_exposure=config.lr_exposure, seed=config.seed)
