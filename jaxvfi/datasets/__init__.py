@@ -12,8 +12,9 @@ from jaxvfi.datasets import synthetic
 from jaxvfi.datasets import ucf101
 from jaxvfi.datasets import vimeo90k
 
-_BUILDER_CLASSES = (synthetic.JaxvfiSynthetic, synthetic.JaxvfiSyntheticZoom, vimeo90k.Vimeo90kTriplet, vimeo90k.Vimeo90kSeptuplet,
-                    ucf101.Ucf101Triplet, middlebury.MiddleburyOther, adobe240.Adobe240, gopro.Gopro, sr_raw.SrRaw)
+_BUILDER_CLASSES = (synthetic.JaxvfiSynthetic, synthetic.JaxvfiSyntheticZoom, vimeo90k.Vimeo90kTriplet,
+                    vimeo90k.Vimeo90kSeptuplet, ucf101.Ucf101Triplet, middlebury.MiddleburyOther, adobe240.Adobe240,
+                    gopro.Gopro, sr_raw.SrRaw)
 
 BUILDERS = {cls.name: cls for cls in _BUILDER_CLASSES}
 """Dataset name (as given to `tfds.builder`) -> builder class."""
