@@ -1,6 +1,8 @@
 """SDAN (paper 004): parameter counts by hand, CPA against NumPy, alignment by integer offsets, Eq. (6) by hand."""
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -8,7 +10,10 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from jaxvfi import config_lib
 from jaxvfi.models import sdan
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _batch(c: int, seed: int = 0, batch_size: int = 1, width: int | None = None):
@@ -203,3 +208,18 @@ def test_bicubic_baseline_matches_pillow():
   for c in range(3):  # Pillow's BICUBIC is the same Keys kernel (a = -0.5); borders are handled differently.
     want = np.asarray(Image.fromarray(rgb[0, ..., c], mode="F").resize((40, 48), Image.Resampling.BICUBIC))
     np.testing.assert_allclose(got[0, 8:-8, 8:-8, c], want[8:-8, 8:-8], atol=1e-5)
+
+
+@pytest.mark.parametrize("arg, cin, row, shared, count", [
+    ("", 1, "flip", False, 1_671_818), ("input=rgb", 3, "flip", False, 1_672_970),
+    ("input=rgb,same_layer", 3, "flip", True, 1_665_994), ("table2=dcn", 1, "dcn", False, 1_675_864),
+    ("table2=sdcn", 1, "sdcn", False, 1_666_632), ("table2=cl", 1, "cl", False, 1_667_792),
+    ("table2=cp", 1, "cp", False, 1_666_634)])
+def test_config_variants(arg, cin, row, shared, count):
+  config = config_lib.load_config(os.path.join(ROOT, "configs", "sdan.py"), arg)
+  model = sdan.build(config.model)
+  batch = sdan.example_batch(config)
+  assert batch["lr_raw"].shape == (1, 64, 64, 4) and batch["hr_rgb"].shape == (1, 512, 512, 3)  # 128^2 -> 512^2
+  shapes = jax.eval_shape(lambda r: model.init(r, batch, train=False)["params"], jax.random.PRNGKey(0))
+  assert sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes)) == count
+  assert _hand_count(cin, *sdan.TABLE2[row], shared=shared) == count
