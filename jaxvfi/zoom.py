@@ -26,7 +26,6 @@ as <name>.png into the output folder, each complete or absent.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -38,11 +37,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 import tqdm
 
-from jaxvfi import interpolate  # read_frame, and its CLI plumbing (_Parser, _USER_ERRORS, _first_line) shared as is
-from jaxvfi import train
+from jaxvfi import checkpoints
+from jaxvfi import interpolate  # read_frame, and its CLI plumbing (_Parser, _USER_ERRORS) shared as is
 from jaxvfi import utils
 from jaxvfi.models import sdan
 from jaxvfi.models.unet import pad_to_multiple
@@ -123,34 +121,14 @@ def load_model(workdir: str, config: ml_collections.ConfigDict | None = None, ti
     FileNotFoundError: no config.json (and no config given) or no checkpoint in the workdir.
     ValueError: config.json unreadable, not an SDAN run, a RAW-input model, or a checkpoint that does not fit.
   """
-  workdir = os.path.abspath(os.path.expanduser(workdir))
-  config_path, ckpt_dir = os.path.join(workdir, "config.json"), os.path.join(workdir, "checkpoints")
-  step = ocp.CheckpointManager(ckpt_dir).latest_step() if os.path.isdir(ckpt_dir) else None
-  missing = ([] if config is not None or os.path.isfile(config_path) else ["config.json"])
-  missing += [] if step is not None else ["checkpoint (checkpoints/<step>/)"]
-  if missing:
-    raise FileNotFoundError(f"workdir {workdir} has no {' and no '.join(missing)}: give the workdir of an SDAN "
-                            "training run (python -m jaxvfi.main --config=configs/sdan.py:input=rgb --workdir=...)")
-  if config is None:
-    try:
-      with open(config_path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
-    except (OSError, ValueError) as e:
-      raise ValueError(f"cannot read {config_path}: {interpolate._first_line(e)}") from e
+  config = checkpoints.read_config(workdir) if config is None else config
   if config.model.get("name") != "sdan":
-    raise ValueError(f"{workdir} holds a {config.model.get('name')!r} run; jaxvfi.zoom needs an SDAN run")
-  model = sdan.build(config.model)
-  template = jax.eval_shape(lambda r: model.init(r, sdan.example_batch(config), train=False)["params"],
-                            jax.random.PRNGKey(0))
-  verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.WARNING)  # orbax logs every stage of a restore at INFO
-  try:
-    params, step = train.restore_params(workdir, template)
-  except (ValueError, KeyError, TypeError) as e:
-    raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model of {config_path}: "
-                     f"{interpolate._first_line(e)}") from e
-  finally:
-    logging.set_verbosity(verbosity)
+    raise ValueError(f"{workdir} holds a {config.model.get('name')!r} run; jaxvfi.zoom needs an SDAN run "
+                     "(configs/sdan.py:input=rgb)")
+  if config.model.get("input") != "rgb":
+    raise ValueError(f"the SDAN model of {workdir} takes {str(config.model.get('input')).upper()} input; zooming a "
+                     "photo needs a model trained with RGB input (configs/sdan.py:input=rgb)")
+  model, params, config, step = checkpoints.load_trained(workdir, config)
   logging.info("loaded SDAN from step %d of %s", step, workdir)
   return Zoomer(model, jax.device_put(params), config, step, tile, overlap)
 
@@ -213,6 +191,7 @@ def run(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> None:
+  utils.quiet_library_info_logs()
   try:
     for path in run(args):
       logging.info("wrote %s", path)

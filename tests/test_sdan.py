@@ -151,8 +151,8 @@ def test_mask_tests_the_shifted_centre():
 
 
 def _loss_config(penalty="l1"):
-  return ml_collections.ConfigDict({"model": {"scale": 4}, "loss": {"weights": {"align": 1.0, "sr": 1.0},
-                                                                    "penalty": penalty, "border": 4}})
+  return ml_collections.ConfigDict({"model": {"scale": 4, "input": "raw"},
+                                    "loss": {"weights": {"align": 1.0, "sr": 1.0}, "penalty": penalty, "border": 4}})
 
 
 def test_loss_eq6_by_hand():
@@ -173,7 +173,8 @@ def test_loss_eq6_by_hand():
   # align: |0.5 - 0.25| on 3 of 4 cells -> 0.25 * 3 / 4. sr: (16 px x 1.0 + 2 x 16 px x 0.5) / 64 px.
   assert float(metrics["loss_align"]) == pytest.approx(0.1875)
   assert float(metrics["loss_sr"]) == pytest.approx(32 / 64)
-  assert float(total) == pytest.approx(0.6875) and notes == []
+  assert float(total) == pytest.approx(0.6875)
+  assert "30.53 dB / 0.870" in notes[0] and "20.15 dB" in notes[0] and "LPIPS" in notes[1]
   charbonnier, _ = sdan.make_loss_fn(_loss_config("charbonnier"))
   assert float(charbonnier(preds, {"hr_rgb": jnp.asarray(target)})[0]) == pytest.approx(0.6875, rel=1e-5)
   with pytest.raises(ValueError, match="loss.penalty"):

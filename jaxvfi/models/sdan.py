@@ -71,6 +71,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvfi import losses
 from jaxvfi.layers import deform
 from jaxvfi.models.unet import pad_to_multiple
 from pallas_kernels import squared_offset_mask
@@ -354,11 +355,14 @@ def build(model_config) -> SDAN:
   return SDAN(**model_kwargs(model_config))
 
 
+PAPER_CROP = 64  # packed RAW crop of Sec. 4.1 (64x64 RAW, 128x128 RGB, 512x512 HR): the "sdan" preset's crop_size
+
+
 def _packed_crop(config) -> int:
-  from jaxvfi import input_pipeline  # pylint: disable=g-import-not-at-top  # the pipeline imports TFDS
-  crop = input_pipeline.augmentation_params(config.data).get("crop_size")
-  if not crop:
-    return 64
+  """The training crop on the packed grid: data.augmentation_args.crop_size, else the preset's (the paper's) 64.
+
+  Read from the config rather than the input pipeline, so the inference tools do not import grain and TFDS."""
+  crop = dict(config.data.get("augmentation_args") or {}).get("crop_size") or PAPER_CROP
   return int(crop) if np.isscalar(crop) else int(crop[0])
 
 
@@ -385,6 +389,9 @@ PENALTIES: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 
 def _crop(x: jax.Array, border: int) -> jax.Array:
+  if min(x.shape[1:3]) <= 2 * border:
+    raise ValueError(f"loss.border crops {border} px per side of {x.shape[1]}x{x.shape[2]} images: nothing is left; "
+                     "train on larger crops or lower loss.border")
   return x[:, border:x.shape[1] - border, border:x.shape[2] - border] if border else x
 
 
@@ -408,11 +415,24 @@ def sr_loss(preds, batch, ctx) -> jax.Array:
 LOSS_TERMS = {"align": align_loss, "sr": sr_loss}
 
 
+# Paper 004's Table 1 (SR-RAW 4x test split, Y channel, 32 px border crop): (PSNR dB, SSIM, LPIPS).
+TABLE1 = {"raw": (30.53, 0.870, 0.133), "rgb": (29.05, 0.858, 0.149), "bicubic": (20.15, 0.615, 0.344)}
+
+
+def notes(config) -> list[str]:
+  """What every log and eval JSON of an SDAN run says beside its numbers: the paper's, and what is not scored."""
+  fmt = lambda row: f"{row[0]:.2f} dB / {row[1]:.3f} / {row[2]:.3f}"
+  input_format = config.model.get("input", "raw")
+  return [f"paper 004 Table 1 (SR-RAW 4x test, Y, 32 px crop; PSNR / SSIM / LPIPS): SDAN {input_format.upper()} "
+          f"{fmt(TABLE1[input_format])}, bicubic {fmt(TABLE1['bicubic'])}",
+          "LPIPS (AlexNet), Table 1's third metric, is not computed: no pretrained AlexNet weights"]
+
+
 def make_loss_fn(config):
   """Eq. (6): L = |X' - Y'| * M' + |X~ - Y| * M, each a mean over all pixels and channels of the cropped images
   (the code's `torch.mean(loss * mask)`: masked-out pixels count in the denominator). The code crops `border`
   = 32 px per side at HR and 32 / scale = 8 at LR first. `config.loss`: weights {align, sr} (1, 1), penalty
-  "l1" (the paper's |.|) or "charbonnier" (the code's sqrt(d^2 + 1e-12)), border."""
+  "l1" (the paper's |.|) or "charbonnier" (the code's sqrt(d^2 + 1e-12)), border. Returns (loss_fn, `notes`)."""
   loss_config = config.loss
   penalty = loss_config.get("penalty", "l1")
   _check_choice("loss.penalty", penalty, PENALTIES)
@@ -420,16 +440,5 @@ def make_loss_fn(config):
   if border % scale:
     raise ValueError(f"loss.border {border} must be a multiple of the scale {scale}")
   ctx = {"penalty": PENALTIES[penalty], "scale": scale, "border": border}
-  weights = {k: float(v) for k, v in dict(loss_config.get("weights", {"align": 1.0, "sr": 1.0})).items()
-             if float(v) != 0.0}
-  unknown = sorted(set(weights) - set(LOSS_TERMS))
-  if unknown:
-    raise ValueError(f"unknown loss term(s) {unknown}; known: {sorted(LOSS_TERMS)}")
-
-  def loss_fn(preds, batch):
-    metrics = {f"loss_{name}": LOSS_TERMS[name](preds, batch, ctx).astype(jnp.float32) for name in weights}
-    total = sum(weights[name] * metrics[f"loss_{name}"] for name in weights)
-    metrics["loss"] = jnp.asarray(total, jnp.float32)
-    return metrics["loss"], metrics
-
-  return loss_fn, []
+  weights = dict(loss_config.get("weights", {"align": 1.0, "sr": 1.0}))
+  return losses.weighted_loss(weights, LOSS_TERMS, ctx), notes(config)
