@@ -33,3 +33,19 @@ def test_quickstart_notebook(tfds_dir, tmp_path, monkeypatch):
   assert ns["counts"]["total"] == 59_419_980
   assert ns["record"]["step"] == 1
   assert (tmp_path / "colab" / "samples" / "eval_1.png").exists()
+
+
+@pytest.mark.xdist_group("sdan")
+def test_sdan_notebook(tfds_dir, tmp_path, monkeypatch):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from test_sdan_training import TINY as SDAN_TINY  # pylint: disable=g-import-not-at-top
+  monkeypatch.chdir(ROOT)
+  ns = run_notebook(os.path.join(ROOT, "colabs", "sdan.ipynb"), {
+      "WORKDIR": str(tmp_path / "colab"),
+      "OVERRIDES": {**SDAN_TINY, "data.tfds_dir": tfds_dir, "num_train_steps": 1},
+  })
+  assert ns["counts"]["total"] == 10_410  # the 8-feature, 1-block SDAN of the tiny overrides (RGB input)
+  assert ns["record"]["step"] == 1 and "bicubic_psnr" in ns["record"]["metrics"]
+  assert ns["preds"]["image"].shape == (1, 128, 128, 3) and ns["preds"]["mask"].shape == (1, 32, 32, 1)
+  assert len(ns["fig"].axes) == 6
