@@ -131,8 +131,8 @@ class JaxvfiSynthetic(tfds.core.GeneratorBasedBuilder):
 BLACK_LEVEL, WHITE_LEVEL = 512, 16383  # SR-RAW's Sony ARW levels (14 bit).
 ZOOM = 4
 LENS_BLUR = 1.5  # Gaussian sigma of the short lens, in target pixels
-LR_GAINS = (1.1, 1.0, 0.85)  # the short camera's white balance (warmer) ...
-LR_EXPOSURE = 0.85  # ... and exposure (darker), on linear RGB
+LR_GAINS = (1.15, 1.0, 0.8)  # the short camera's white balance (warmer) ...
+LR_EXPOSURE = 0.7  # ... and exposure (half a stop darker), on linear RGB
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
