@@ -48,6 +48,12 @@ def test_recipe():
     _config("input=yuv")
 
 
+def test_summary_counts(tmp_path):
+  """What `--mode=summary` prints: the authors' counts for both inputs."""
+  assert train.summarize(_config(), str(tmp_path))["params"]["total"] == 1_671_818
+  assert train.summarize(_config("input=rgb"), str(tmp_path))["params"]["total"] == 1_672_970
+
+
 def _params(workdir):
   config = checkpoints.read_config(workdir)
   model = train.build_model(config.model)
