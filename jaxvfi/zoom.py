@@ -15,9 +15,9 @@ come from one pass over the whole photo, because cross packing attention is glob
 of the image). Everything after the offsets (deformable conv, 16 residual blocks, x4 tail) is local, so a large
 photo is zoomed in tiles of `tile` x `tile` input pixels, each cut with `overlap` pixels of context on every side
 (clamped at the photo's border, so all tiles share one shape and compile once), and only each tile's core is kept.
-The default overlap is the network's reach after the offsets (`SDAN.reconstruct_reach`, 37 px) plus the largest
-offset, so the tiled result equals the untiled one up to float rounding (tested to 1e-5); a smaller --overlap
-changes pixels near the seams only.
+The default overlap is the network's reach after the offsets (`SDAN.reconstruct_reach`: 37 px with 16 blocks)
+plus the largest offset, so the tiled result equals the untiled one up to float rounding (tested to 1e-5, seams
+included); a smaller --overlap changes pixels near the seams only.
 
 Inputs: PNG/JPEG/... read by `jaxvfi.interpolate.read_frame` (EXIF orientation applied, grayscale -> RGB, alpha
 dropped); a bad file gives one error naming it. Outputs are PNGs written atomically; a folder's images are written

@@ -27,13 +27,14 @@ Layers (n_feats = 64; the authors' `models/dfs.py` and `models/common.py`, MKFMI
 Parameters: 1,671,818 with the 1-channel mosaic input and 1,672,970 with RGB input (papers README); per-point
 offsets add 9,232 (64 * 9 * 16 + 16).
 
-Paper / code differences, each a field of `SDAN` (the paper is the default):
+Paper / code differences, each a field of `SDAN` (the paper is the default where it is specific):
   * shared_reference_conv: Sec. 3.2 says F^Y' comes from Y' "via three different flip augmentation operations and
-    the same convolutional layer" as F^X; the code gives the reference its own `ref_conv` on the four flips
-    concatenated (12 channels). The code's layout is the default because it is what gives the stated parameter count
-    (the paper's text does not pin the layout); True is the "same layer" reading: each flip of Y' goes through
-    `head` and ReLU and the four feature maps are averaged (F^{X+Y'} keeps 2C channels as Sec. 3.2 says). It needs
-    Cin = 3 (RGB input). 1,665,994 parameters with RGB input.
+    the same convolutional layer"; the code gives the reference its own `ref_conv` on Y' and its three flips
+    concatenated (12 channels). "The same convolutional layer" can mean a layer like F^X's (conv + ReLU) or F^X's
+    very layer; the first reading is the code's and the only one that gives the paper's parameter count, so it is
+    the default. True is the second: each of the four views of Y' goes through `head` and ReLU and the four
+    feature maps are averaged (F^{X+Y'} keeps the 2C channels of Sec. 3.2). It needs Cin = 3 (RGB input);
+    1,665,994 parameters.
   * Table 2's rows (`offsets`, `attention`, `reference_flips`):
       DCN              per_point, none, no flips
       SDCN             squared,   none, no flips
