@@ -4,7 +4,7 @@ Run:
   python -m jaxvfi.main --config=configs/sdan.py --workdir=/tmp/sdan --config.data.dir=/data/SR-RAW     (RAW input)
   python -m jaxvfi.main --config=configs/sdan.py:input=rgb --workdir=/tmp/sdan_rgb --config.data.dir=/data/SR-RAW
   python -m jaxvfi.main --config=configs/sdan.py:table2=cp --workdir=/tmp/sdan_cp ...      (a Table 2 row)
-  python -m jaxvfi.main --config=configs/sdan.py:runlocal --workdir=/tmp/sdan_local   (embedded data, CPU)
+  python -m jaxvfi.main --config=configs/sdan.py:runlocal --workdir=/tmp/sdan_local         (embedded data, CPU)
   python -m jaxvfi.main --config=configs/sdan.py --mode=summary --workdir=/tmp/sdan_summary    (1,671,818 params)
   python -m jaxvfi.zoom --workdir=/tmp/sdan_rgb --input photo.png --output photo_x4.png        (RGB-input models)
 SR-RAW's train.zip / test.zip unpacked into data.dir (`jaxvfi.datasets.sr_raw`; building needs rawpy).
@@ -12,8 +12,9 @@ SR-RAW's train.zip / test.zip unpacked into data.dir (`jaxvfi.datasets.sr_raw`; 
 Arguments (`configs/sdan.py:a=b,...`):
   input=raw|rgb          the released 1-channel Bayer mosaic (the code's default n_colors = 1) or the camera RGB.
   table2=dcn|sdcn|cl|cp|flip   a row of Table 2 (flip, "++ Flip Augment", is SDAN itself; see jaxvfi.models.sdan).
-  same_layer             the paper's reading of the reference branch: Y' through the head conv (RGB input only).
-  runlocal               the embedded synthetic zoom pairs and a small run for a CPU (minutes).
+  same_layer             Sec. 3.2's "same convolutional layer" read as the head conv itself (RGB input only).
+  runlocal               the embedded synthetic zoom pairs, a 32-feature 8-block SDAN, 600 steps: 16 minutes on a
+                         busy 2-core CPU; Y-PSNR 23.63 dB against bicubic's 23.01 (SSIM 0.559 against 0.749).
 
 The recipe, line by line (paper Sec. 3-4 and the authors' code, MKFMIKU/SDAN `models/dfs.py`, `main.py`):
   * Network, Sec. 3 / `DFSNetwork` + `Sq_DFS_Attention`: 64 features, 16 residual blocks, x4 pixel shuffle, squared
@@ -99,7 +100,7 @@ def get_config(arg=None):
   c.optimizer.schedule = dict(name="cosine_warm_restarts", init_value=2e-4, end_value=1e-5, t0_epochs=20, t_mult=2,
                               per_epoch=True)
 
-  if a.runlocal:  # a CPU run of minutes: the embedded pairs, a smaller SDAN (32 features, 8 blocks), 600 steps
+  if a.runlocal:  # a CPU run: the embedded pairs, a smaller SDAN (32 features, 8 blocks), 600 steps
     c.data.name = "jaxvfi_synthetic_zoom"
     c.data.eval_split = "validation"
     c.data.synthetic_size = 256  # 256x256 targets, 64x64 RGB / 32x32 packed RAW inputs
