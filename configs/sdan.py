@@ -36,9 +36,10 @@ The recipe, line by line (paper Sec. 3-4 and the authors' code, MKFMIKU/SDAN `mo
   * Batch: `main.py`'s --batch_size default 8. Under the authors' DDP on 8 GPUs that is 8 per GPU (64 in all);
     batch_size = 8 here, --config.batch_size=64 for the other reading.
   * Evaluation, Sec. 4.2: PSNR and SSIM on the Y channel (ITU-R BT.601) with a 32-pixel border crop (the code's
-    `sr[:, :, 32:-32, 32:-32]`), beside the bicubic x4 baseline; inference with {X, X}. LPIPS (AlexNet) needs
-    pretrained weights the project does not ship. Table 1 (test split): RAW 30.53 dB / 0.870 / 0.133, RGB 29.05 /
-    0.858 / 0.149, bicubic 20.15 / 0.615 / 0.344 (PSNR / SSIM / LPIPS).
+    `sr[:, :, 32:-32, 32:-32]`), beside the bicubic x4 baseline; inference with {X, X}. LPIPS (AlexNet, on the
+    cropped RGB images) once its weights are given: `python -m jaxvfi.weights convert --arch=lpips_alex ...` and
+    --config.lpips_weights=lpips_alex.npz (without them the eval's notes say it was not computed). Table 1 (test
+    split): RAW 30.53 dB / 0.870 / 0.133, RGB 29.05 / 0.858 / 0.149, bicubic 20.15 / 0.615 / 0.344.
 """
 import ml_collections
 from ml_collections import config_dict
@@ -64,7 +65,7 @@ def get_config(arg=None):
   c.eval_every_steps = 5000
   c.checkpoint_every_steps = 5000
   c.log_every_steps = 100
-  c.eval_metrics = ("psnr", "ssim")
+  c.eval_metrics = ("psnr", "ssim", "lpips")  # LPIPS with --config.lpips_weights (jaxvfi.metrics)
   # Sec. 4.2: the model's 4x image against the target, Y channel (BT.601), 32 px border crop, beside bicubic x4
   # (the family's `baselines`); the eval JSON's notes carry Table 1's numbers.
   c.evals = ml_collections.ConfigDict({"validation": dict(

@@ -19,7 +19,7 @@ The default overlap is the network's reach after the offsets (`SDAN.reconstruct_
 plus the largest offset, so the tiled result equals the untiled one up to float rounding (tested to 1e-5, seams
 included); a smaller --overlap changes pixels near the seams only.
 
-Inputs: PNG/JPEG/... read by `jaxvfi.interpolate.read_frame` (EXIF orientation applied, grayscale -> RGB, alpha
+Inputs: PNG/JPEG/... read by `jaxvfi.video_io.read_frame` (EXIF orientation applied, grayscale -> RGB, alpha
 dropped); a bad file gives one error naming it. Outputs are PNGs written atomically; a folder's images are written
 as <name>.png into the output folder, each complete or absent.
 """
@@ -40,8 +40,9 @@ import numpy as np
 import tqdm
 
 from jaxvfi import checkpoints
-from jaxvfi import interpolate  # read_frame, and its CLI plumbing (_Parser, _USER_ERRORS) shared as is
+from jaxvfi import interpolate  # tile_windows, and its CLI plumbing (_Parser, _USER_ERRORS) shared as is
 from jaxvfi import utils
+from jaxvfi import video_io
 from jaxvfi.models import sdan
 from jaxvfi.models.unet import pad_to_multiple
 
@@ -77,7 +78,7 @@ class Zoomer:
     """(H, W, 3) uint8 or float in [0, 1] -> uint8 (sH, sW, 3), s = the model's scale (4)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3:
-      raise ValueError(f"image must be HxWx3 RGB, got shape {image.shape} (jaxvfi.interpolate.read_frame reads files)")
+      raise ValueError(f"image must be HxWx3 RGB, got shape {image.shape} (jaxvfi.video_io.read_frame reads files)")
     return utils.to_uint8(self.zoom_float(image.astype(np.float32) / (255.0 if image.dtype == np.uint8 else 1.0),
                                           progress))
 
@@ -91,21 +92,15 @@ class Zoomer:
 
   def _tiled(self, x: np.ndarray, offset: np.ndarray, progress: bool) -> np.ndarray:
     _, hp, wp, _ = x.shape
-    s, core = self.scale, self.tile
-    if hp <= core and wp <= core:
+    s = self.scale
+    if hp <= self.tile and wp <= self.tile:
       return np.asarray(self._reconstruct(self.params, x, offset))[0]
-    ctx = self.context(offset)
-    window = (min(hp, core + 2 * ctx), min(wp, core + 2 * ctx))
     out = np.zeros((s * hp, s * wp, 3), np.float32)
-    cores = [(y, xx) for y in range(0, hp, core) for xx in range(0, wp, core)]
-    for y0, x0 in tqdm.tqdm(cores, desc="zoom", disable=not progress, leave=False):
-      # The window holds the core with ctx px around it, moved inside the photo at its borders.
-      wy = min(max(y0 - ctx, 0), hp - window[0])
-      wx = min(max(x0 - ctx, 0), wp - window[1])
-      win = np.s_[:, wy:wy + window[0], wx:wx + window[1]]
-      tile = np.asarray(self._reconstruct(self.params, x[win], offset[win]))[0]
-      y1, x1 = min(y0 + core, hp), min(x0 + core, wp)
-      out[s * y0:s * y1, s * x0:s * x1] = tile[s * (y0 - wy):s * (y1 - wy), s * (x0 - wx):s * (x1 - wx)]
+    windows = interpolate.tile_windows(hp, wp, self.tile, self.context(offset))
+    for rows, cols, core_rows, core_cols in tqdm.tqdm(windows, desc="zoom", disable=not progress, leave=False):
+      tile = np.asarray(self._reconstruct(self.params, x[:, rows, cols], offset[:, rows, cols]))[0]
+      hr = lambda sl: slice(s * sl.start, s * sl.stop)  # LR rows or columns -> the HR ones they make
+      out[hr(rows), hr(cols)][hr(core_rows), hr(core_cols)] = tile[hr(core_rows), hr(core_cols)]
     return out
 
 
@@ -151,19 +146,23 @@ def plan(input_path: str, output: str) -> list[tuple[str, str]]:
     if clash:
       raise ValueError(f"--input folder {input_path} has several images named {clash[0]}.*: they would write one "
                        f"{clash[0]}.png")
-    return [(os.path.join(input_path, n), os.path.join(output, f"{s}.png")) for n, s in zip(names, stems)]
-  if not os.path.exists(input_path):
-    raise FileNotFoundError(f"--input {input_path} does not exist")
-  if os.path.splitext(output)[1].lower() != ".png":
-    raise ValueError(f"--output {output} must end in .png (one input image gives one PNG)")
-  return [(input_path, output)]
+    pairs = [(os.path.join(input_path, n), os.path.join(output, f"{s}.png")) for n, s in zip(names, stems)]
+  else:
+    if not os.path.exists(input_path):
+      raise FileNotFoundError(f"--input {input_path} does not exist")
+    if os.path.splitext(output)[1].lower() != ".png":
+      raise ValueError(f"--output {output} must end in .png (one input image gives one PNG)")
+    pairs = [(input_path, output)]
+  for _, dst in pairs:
+    video_io.check_not_an_input(dst, [src for src, _ in pairs])
+  return pairs
 
 
 def zoom_files(zoomer: Zoomer, pairs: Sequence[tuple[str, str]], progress: bool = True) -> list[str]:
   """Reads, zooms and writes each (input, output) pair; returns the paths written."""
   written = []
   for src, dst in tqdm.tqdm(pairs, desc="images", disable=not progress or len(pairs) < 2):
-    image = interpolate.read_frame(src)
+    image = video_io.read_frame(src)
     utils.atomic_write_png(dst, zoomer.zoom(image, progress=progress))
     written.append(dst)
   return written
@@ -185,7 +184,7 @@ def run(args: argparse.Namespace) -> list[str]:
   """What the command line does; returns the paths written. Inputs are checked before the model is loaded."""
   pairs = plan(args.input, args.output)
   if len(pairs) == 1:
-    interpolate.read_frame(pairs[0][0])  # a bad single file fails before the model loads
+    video_io.read_frame(pairs[0][0])  # a bad single file fails before the model loads
   zoomer = load_model(args.workdir, tile=args.tile, overlap=args.overlap)
   return zoom_files(zoomer, pairs, progress=not args.no_progress)
 

@@ -93,5 +93,9 @@ def test_zoom_any_size_and_errors(small, tmp_path):
     zoom.plan(str(photos / "a.png"), str(tmp_path / "o.jpg"))
   with pytest.raises(NotADirectoryError, match="must be a folder"):
     zoom.plan(str(photos), str(tmp_path / "o.png"))
+  with pytest.raises(ValueError, match="is the input"):  # photos/a.png would be replaced by its own zoom
+    zoom.plan(str(photos), str(photos))
+  with pytest.raises(ValueError, match="is the input"):
+    zoom.plan(str(photos / "a.png"), str(photos / "a.png"))
   with pytest.raises(FileNotFoundError, match="no workdir|has no config.json"):
     zoom.load_model(str(tmp_path))
