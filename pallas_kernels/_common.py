@@ -15,18 +15,24 @@ import jax
 from jax.experimental import pallas as pl
 
 IMPLS = ("auto", "pallas", "xla")
+CPU_IMPL = "cpu"
 
 
 def on_gpu() -> bool:
   return jax.default_backend() == "gpu"
 
 
-def resolve_impl(impl: str) -> str:
-  """Maps `impl` to "pallas" or "xla": "auto" is Pallas on a GPU backend and the `jnp` reference elsewhere."""
-  if impl not in IMPLS:
-    raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+def resolve_impl(impl: str, *, has_cpu_impl: bool = False) -> str:
+  """Maps `impl` to "pallas", "xla" or (ops with `has_cpu_impl`) "cpu".
+
+  "auto" is Pallas on a GPU backend; elsewhere it is the op's "cpu" formulation where it has one (plain `jnp` laid
+  out for XLA:CPU, tested against the reference) and the `jnp` reference "xla" otherwise.
+  """
+  allowed = IMPLS + ((CPU_IMPL,) if has_cpu_impl else ())
+  if impl not in allowed:
+    raise ValueError(f"impl must be one of {allowed}, got {impl!r}")
   if impl == "auto":
-    return "pallas" if on_gpu() else "xla"
+    return "pallas" if on_gpu() else (CPU_IMPL if has_cpu_impl else "xla")
   return impl
 
 

@@ -10,7 +10,10 @@ o = (0, 1, ..., K-1); composite dilation (paper 003 §"Composite dilation") has 
 outer ring, see :func:`composite_offsets`. One Pallas kernel family serves both (the offsets are static tables).
 
 Implementations (`impl`): "pallas" (Triton lowering on GPU, interpret mode elsewhere), "xla" (the `jnp` reference
-:func:`sepconv_reference`, with its own `jnp` backward), "auto" (Pallas on GPU, reference elsewhere).
+:func:`sepconv_reference`, with its own `jnp` backward; the test oracle), "cpu" (the same sums in plain `jnp`, laid
+out for XLA:CPU: rows-first layout, one fused loop per tap, scatter-free transposed-convolution input gradient; see the
+"cpu" section below), "auto" (Pallas on GPU, "cpu" elsewhere). On a 2-core CPU, "cpu" runs the forward + backward at
+256x256, 51 taps, about 5x faster than "xla" (BENCHMARKS.md).
 
 Pallas kernels (all fp32 accumulation, bf16 inputs allowed):
   * forward: one program per (image, BH output rows, BW output columns). The program keeps its horizontal kernels
@@ -21,9 +24,9 @@ Pallas kernels (all fp32 accumulation, bf16 inputs allowed):
   * backward for x_padded: a gather formulation; each program owns a tile of *input* pixels and sums over the output
     pixels whose patch covers them, so it needs no atomics either.
 Determinism: every Pallas output (forward and all three gradients) is bit-deterministic, because nothing is
-accumulated with atomics and every reduction runs in a fixed order. The "xla" path is deterministic as far as XLA's
-own reductions are (its x_padded gradient is a dynamic-update-slice accumulation in a loop, not a scatter).
-Neither path supports forward-mode autodiff (`jax.jvp`): both are `jax.custom_vjp` functions.
+accumulated with atomics and every reduction runs in a fixed order. The "xla" and "cpu" paths are deterministic as far
+as XLA's own reductions are (their x_padded gradients are dynamic-update-slice accumulations in a loop, not scatters).
+No path supports forward-mode autodiff (`jax.jvp`): all are `jax.custom_vjp` functions.
 
 Taps are padded to the next power of two (Triton block shapes must be powers of two) and masked.
 """
@@ -203,6 +206,135 @@ def sepconv_composite_reference(x_padded, kv, kh, d_in: int, d_out: int, pattern
   offsets = composite_offsets(d_in, d_out, pattern)
   _check_shapes(x_padded, kv, kh, offsets, "sepconv_composite_reference")
   return _reference(x_padded, kv, kh, offsets)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# "cpu": the same sums as the reference, laid out for XLA:CPU (profile in BENCHMARKS.md, "Where the time goes").
+#
+#  * Rows first: x is (N, Hp, C, Wp) and kv, kh, their gradients (N, H, K, W), so every tap's slice is a run of
+#    contiguous pixels along W (the vectorised axis) and one output row's K kernel rows sit together in memory. With
+#    the channel axis outside the row, each kernel row is reused by all C channels while it is in L1 (C-outer NCHW
+#    re-streams the whole tap planes C times and was 3x slower than this in the forward).
+#  * One loop over taps, each iteration one fused elementwise loop over all pixels with the other tap axis unrolled
+#    (the forward's accumulation; a horizontal pass for dkv; a vertical pass for dkh; a transposed horizontal pass for
+#    dx), i.e. the kernel gradients are batched contractions over the tap axis and dx a transposed separable
+#    convolution: no scatter, no per-pixel gather.
+#  * "Skewed" loops: iteration t computes tap t + 1's pass into the loop carry and finishes tap t from the carry.
+#    Without this XLA fuses the whole pass into the dynamic-update-slice that stacks the loop outputs, and XLA:CPU
+#    emits such fusions as scalar, single-threaded loops (measured 5x slower for dkv and dkh).
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _skewed_scan(heavy, light, carry, xs):
+  """`carry, ys = scan(lambda c, x: light(c, heavy(x), x), carry, xs)`, with `heavy(x)` as a loop-carried value.
+
+  `heavy` is the expensive pass of one tap, `light(carry, h, x) -> (carry, y)` the cheap step that uses it. Iteration
+  t computes heavy(xs[t + 1]) and applies light to heavy(xs[t]) from the previous iteration, so XLA must materialise
+  each heavy pass as its own (vectorised, multi-threaded) loop fusion instead of fusing it into `light`.
+  """
+  first = jax.tree.map(lambda a: a[0], xs)
+  rest = jax.tree.map(lambda a: a[1:], xs)
+
+  def body(state, nxt_cur):
+    carry, prev = state
+    nxt, cur = nxt_cur
+    carry, y = light(carry, prev, cur)
+    return (carry, heavy(nxt)), y
+
+  cur = jax.tree.map(lambda a: a[:-1], xs)
+  (carry, last_h), ys = lax.scan(body, (carry, heavy(first)), (rest, cur))
+  carry, y_last = light(carry, last_h, jax.tree.map(lambda a: a[-1], xs))
+  if ys is None:
+    return carry, None
+  return carry, jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), ys, y_last)
+
+
+def _rows(x, kh, offset, offsets, h, w):
+  """Horizontal pass at vertical offset `offset`: Σⱼ kh_j · x[y + offset, x + o_j], (N, H, C, W)."""
+  band = lax.dynamic_slice_in_dim(x, offset, h, axis=1)
+  return sum(band[..., o:o + w] * kh[:, :, j:j + 1, :] for j, o in enumerate(offsets))
+
+
+def _cols(x, kv, offset, offsets, h, w):
+  """Vertical pass at horizontal offset `offset`: Σᵢ kv_i · x[y + o_i, x + offset], (N, H, C, W)."""
+  band = lax.dynamic_slice_in_dim(x, offset, w, axis=3)
+  return sum(band[:, o:o + h] * kv[:, :, i:i + 1, :] for i, o in enumerate(offsets))
+
+
+def _channel_dot(g, a):
+  """Σ_c g · a over the channel axis 2, as an unrolled sum (C is 3 in practice; keeps it one elementwise fusion)."""
+  return sum(g[:, :, c] * a[:, :, c] for c in range(g.shape[2]))
+
+
+def _cpu_layout(x_padded, kv, kh):
+  f32 = lambda a: a.astype(jnp.float32)
+  return (jnp.transpose(f32(x_padded), (0, 1, 3, 2)), jnp.transpose(f32(kv), (0, 1, 3, 2)),
+          jnp.transpose(f32(kh), (0, 1, 3, 2)))
+
+
+def _cpu_forward(x, kv, kh, offsets):
+  """out[y, x] = Σᵢ kv_i · rows(o_i), accumulated over a loop on vertical taps; (N, H, C, W) fp32."""
+  n, h, _, w = kv.shape
+
+  def body(acc, tap):
+    i, offset = tap
+    kv_i = lax.dynamic_slice_in_dim(kv, i, 1, axis=2)
+    return acc + kv_i * _rows(x, kh, offset, offsets, h, w), None
+
+  taps = (jnp.arange(len(offsets)), jnp.asarray(offsets, jnp.int32))
+  return lax.scan(body, jnp.zeros((n, h, x.shape[2], w), jnp.float32), taps)[0]
+
+
+def _cpu_backward(x, kv, kh, g, offsets):
+  """The gradients of paper 003 §1 "Backward pass" (see `_ref_backward`) in the rows-first layout, fp32.
+
+  dkv_i = Σ_c g · rows(o_i) and dkh_j = Σ_c g · cols(o_j) (skewed loops over taps, recomputing the passes: keeping
+  the forward's K row passes instead measured no faster); dx is the transposed separable convolution,
+  dx[y + o_i, x'] += Σⱼ (g · kv_i · kh_j)[y, x' - o_j], one loop over vertical taps whose horizontal transposed pass
+  reads zero-padded copies of g · kv_i and kh instead of scattering.
+  """
+  _, h, _, w = kv.shape
+  e = _extent(offsets) - 1
+  offs = jnp.asarray(offsets, jnp.int32)
+  light = lambda carry, a, _: (carry, _channel_dot(g, a))
+  _, dkv = _skewed_scan(lambda o: _rows(x, kh, o, offsets, h, w), light, None, offs)
+  _, dkh = _skewed_scan(lambda o: _cols(x, kv, o, offsets, h, w), light, None, offs)
+
+  pad_w = lambda a: jnp.pad(a, ((0, 0), (0, 0), (0, 0), (e, e)))
+  khp = pad_w(kh)
+
+  def transposed_rows(i):  # band[y, c, q] = Σⱼ (g·kv_i·kh_j)[y, c, q - o_j], q ∈ [0, W + e)
+    gp = pad_w(g * lax.dynamic_slice_in_dim(kv, i, 1, axis=2))
+    return sum(gp[..., e - o:2 * e - o + w] * khp[:, :, j:j + 1, e - o:2 * e - o + w] for j, o in enumerate(offsets))
+
+  def add_band(dx, band, offset):
+    cur = lax.dynamic_slice_in_dim(dx, offset, h, axis=1)
+    return lax.dynamic_update_slice_in_dim(dx, cur + band, offset, axis=1), None
+
+  dx, _ = _skewed_scan(lambda tap: transposed_rows(tap[0]), lambda dx, band, tap: add_band(dx, band, tap[1]),
+                       jnp.zeros_like(x), (jnp.arange(len(offsets)), offs))
+  return dx, jnp.moveaxis(dkv, 0, 2), jnp.moveaxis(dkh, 0, 2)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _sepconv_cpu(x_padded, kv, kh, offsets):
+  out = _cpu_forward(*_cpu_layout(x_padded, kv, kh), offsets)
+  return jnp.transpose(out, (0, 1, 3, 2)).astype(jnp.result_type(x_padded, kv, kh))
+
+
+def _sepconv_cpu_fwd(x_padded, kv, kh, offsets):
+  return _sepconv_cpu(x_padded, kv, kh, offsets), (x_padded, kv, kh)
+
+
+def _sepconv_cpu_bwd(offsets, res, g):
+  x_padded, kv, kh = res
+  gt = jnp.transpose(g.astype(jnp.float32), (0, 1, 3, 2))
+  dx, dkv, dkh = _cpu_backward(*_cpu_layout(x_padded, kv, kh), gt, offsets)
+  back = lambda d, like: jnp.transpose(d, (0, 1, 3, 2)).astype(like.dtype)
+  return back(dx, x_padded), back(dkv, kv), back(dkh, kh)
+
+
+_sepconv_cpu.defvjp(_sepconv_cpu_fwd, _sepconv_cpu_bwd)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -420,8 +552,11 @@ _sepconv_pallas.defvjp(_sepconv_pallas_fwd, _sepconv_pallas_bwd)
 def _separable(x_padded, kv, kh, offsets, impl, name, **pallas_kwargs):
   _check_offsets(offsets)
   _check_shapes(x_padded, kv, kh, offsets, name)
-  if _common.resolve_impl(impl) == "xla":
+  impl = _common.resolve_impl(impl, has_cpu_impl=True)
+  if impl == "xla":
     return _reference(x_padded, kv, kh, offsets)
+  if impl == "cpu":
+    return _sepconv_cpu(x_padded, kv, kh, offsets)
   return _sepconv_pallas(x_padded, kv, kh, _Config(offsets=offsets, **pallas_kwargs))
 
 
@@ -436,13 +571,13 @@ def sepconv(x_padded: jax.Array, kv: jax.Array, kh: jax.Array, *, impl: str = "a
   Args:
     x_padded: (N, H + K - 1, W + K - 1, C); the caller pads by K // 2 on every side (zeros or replicate).
     kv, kh: (N, H, W, K) vertical and horizontal 1-D kernels per output pixel; K odd is the usual case but any K works.
-    impl: "pallas", "xla" or "auto" (see module docstring).
+    impl: "pallas", "xla" (the reference), "cpu" or "auto" (Pallas on GPU, "cpu" elsewhere); see module docstring.
     **pallas_kwargs: block sizes (`block_h`, `block_w`, `block_p`, `block_q`), `num_warps`, `interpret`, for tests
       and tuning of the Pallas path.
 
   Returns:
     (N, H, W, C) in the promoted dtype of the inputs; bf16 inputs are accumulated in fp32. Differentiable in all three
-    inputs under either impl.
+    inputs under every impl.
   """
   return _separable(x_padded, kv, kh, dense_offsets(kv.shape[-1]), impl, "sepconv", **pallas_kwargs)
 

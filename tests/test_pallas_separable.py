@@ -1,4 +1,5 @@
-"""Local separable convolution: Pallas kernel (interpret mode on CPU) and `jnp` reference vs a naive NumPy loop.
+"""Local separable convolution: Pallas kernel (interpret mode on CPU), `jnp` reference and the "cpu" formulation vs a
+naive NumPy loop.
 
 The oracle loops over output pixels and contracts each pixel's explicit K×K patch (the formula of paper 003 §1 as
 written); its gradient is the hand-derived one (paper 003 §1 "Backward pass") and is itself checked against central
@@ -92,7 +93,7 @@ def test_oracle_gradient_matches_finite_differences():
     (51, 1, 5, 6, 2, {}),
     (51, 1, 3, 9, 1, SMALL_BLOCKS),
 ])
-@pytest.mark.parametrize("impl", ["pallas", "xla"])
+@pytest.mark.parametrize("impl", ["pallas", "xla", "cpu"])
 def test_sepconv_values_and_gradients(k, n, h, w, c, blocks, impl):
   x, kv, kh, g = _inputs(k, n, h, w, c, k)
   fn = lambda a, b, d: sc.sepconv(a, b, d, impl=impl, **(blocks if impl == "pallas" else {}))
@@ -106,7 +107,7 @@ def test_reference_equals_pallas_under_jit():
   np.testing.assert_allclose(pal, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("impl", ["pallas", "xla"])
+@pytest.mark.parametrize("impl", ["pallas", "xla", "cpu"])
 def test_bf16_inputs_accumulate_in_fp32(impl):
   x, kv, kh, g = _inputs(7, 1, 5, 9, 3, 5, dtype=jnp.bfloat16)
   out, vjp = jax.vjp(lambda a, b, d: sc.sepconv(a, b, d, impl=impl), x, kv, kh)
@@ -135,7 +136,7 @@ def test_composite_offsets_by_hand():
 
 
 @pytest.mark.parametrize("d_in,d_out,pattern", [(3, 4, 0), (3, 4, 1), (1, 2, 1)])
-@pytest.mark.parametrize("impl", ["pallas", "xla"])
+@pytest.mark.parametrize("impl", ["pallas", "xla", "cpu"])
 def test_composite_values_and_gradients(d_in, d_out, pattern, impl):
   offsets = sc.composite_offsets(d_in, d_out, pattern)
   x, kv, kh, g = _inputs(d_in + d_out, 2, 5, 9, 2, len(offsets), ext=d_in + 2 * d_out)
@@ -144,7 +145,7 @@ def test_composite_values_and_gradients(d_in, d_out, pattern, impl):
   _check_vjp(fn, x, kv, kh, g, offsets, rtol=1e-5)
 
 
-@pytest.mark.parametrize("impl", ["pallas", "xla"])
+@pytest.mark.parametrize("impl", ["pallas", "xla", "cpu"])
 def test_composite_without_ring_is_sepconv(impl):
   x, kv, kh, _ = _inputs(11, 1, 6, 7, 3, 5)
   dense = sc.sepconv(x, kv, kh, impl=impl)
@@ -152,11 +153,26 @@ def test_composite_without_ring_is_sepconv(impl):
     np.testing.assert_array_equal(sc.sepconv_composite(x, kv, kh, 5, 0, pattern, impl=impl), dense)
 
 
-def test_auto_on_cpu_is_the_reference():
+def test_auto_off_gpu_is_the_cpu_formulation():
   if _common.on_gpu():
     pytest.skip("impl='auto' selects Pallas on GPU")
   x, kv, kh, _ = _inputs(5, 1, 4, 6, 3, 3)
-  np.testing.assert_array_equal(sc.sepconv(x, kv, kh, impl="auto"), sc.sepconv_reference(x, kv, kh))
+  np.testing.assert_array_equal(sc.sepconv(x, kv, kh, impl="auto"), sc.sepconv(x, kv, kh, impl="cpu"))
+
+
+def test_cpu_formulation_equals_reference_under_jit():
+  """Sizes beyond the NumPy loop's reach (51 taps, 24x40, two images, every gradient): the reference is the oracle."""
+  x, kv, kh, g = _inputs(13, 2, 24, 40, 3, 51)
+
+  def run(impl):
+    def f(a, b, d, e):
+      out, vjp = jax.vjp(lambda a_, b_, d_: sc.sepconv(a_, b_, d_, impl=impl), a, b, d)
+      return (out,) + vjp(e)
+    return jax.jit(f)(x, kv, kh, g)
+
+  for name, got, ref in zip(("out", "dx", "dkv", "dkh"), run("cpu"), run("xla")):
+    err = float(jnp.abs(got - ref).max() / jnp.abs(ref).max())
+    assert err < 1e-6, f"{name}: relative error {err:.2e}"
 
 
 def test_rejects_bad_shapes():
@@ -167,6 +183,8 @@ def test_rejects_bad_shapes():
     sc.sepconv(x, kv, kh[..., :2])
   with pytest.raises(ValueError, match="impl"):
     sc.sepconv(x, kv, kh, impl="cuda")
+  with pytest.raises(ValueError, match="x_padded must be"):
+    sc.sepconv(x[:, 1:], kv, kh, impl="cpu")
 
 
 def _lower(fn, *args):

@@ -11,12 +11,20 @@ negative flows by 0.1). Parameter counts (Table 3, ReFIn; Super-SloMo): 6->4 19,
 """
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvfi.layers import conv as conv_lib
+
 ALIGN = 32  # five 2x average pools
+
+# nn.Conv whose 3x3 convolutions on the 2x2 bottleneck of 64x64 crops run as matrix products (jaxvfi.layers.conv);
+# same parameters.
+Conv = functools.partial(nn.Conv, conv_general_dilated=conv_lib.conv_general_dilated)
 
 
 def leaky_relu(x):
@@ -65,8 +73,8 @@ class Down(nn.Module):
   @nn.compact
   def __call__(self, x):
     x = nn.avg_pool(x, (2, 2), strides=(2, 2))
-    x = leaky_relu(nn.Conv(self.features, (self.kernel, self.kernel), name="conv1")(x))
-    return leaky_relu(nn.Conv(self.features, (self.kernel, self.kernel), name="conv2")(x))
+    x = leaky_relu(Conv(self.features, (self.kernel, self.kernel), name="conv1")(x))
+    return leaky_relu(Conv(self.features, (self.kernel, self.kernel), name="conv2")(x))
 
 
 class Up(nn.Module):
@@ -74,8 +82,8 @@ class Up(nn.Module):
 
   @nn.compact
   def __call__(self, x, skip):
-    x = leaky_relu(nn.Conv(self.features, (3, 3), name="conv1")(upsample2x(x)))
-    return leaky_relu(nn.Conv(self.features, (3, 3), name="conv2")(jnp.concatenate([x, skip], axis=-1)))
+    x = leaky_relu(Conv(self.features, (3, 3), name="conv1")(upsample2x(x)))
+    return leaky_relu(Conv(self.features, (3, 3), name="conv2")(jnp.concatenate([x, skip], axis=-1)))
 
 
 class UNet(nn.Module):
@@ -94,8 +102,8 @@ class UNet(nn.Module):
   @nn.compact
   def __call__(self, x):
     check_aligned(x, ALIGN, "UNet")
-    x = leaky_relu(nn.Conv(32, (7, 7), name="conv1")(x))
-    s1 = leaky_relu(nn.Conv(32, (7, 7), name="conv2")(x))
+    x = leaky_relu(Conv(32, (7, 7), name="conv1")(x))
+    s1 = leaky_relu(Conv(32, (7, 7), name="conv2")(x))
     s2 = Down(64, 5, name="down1")(s1)
     s3 = Down(128, 3, name="down2")(s2)
     s4 = Down(256, 3, name="down3")(s3)
@@ -106,5 +114,5 @@ class UNet(nn.Module):
     x = Up(128, name="up3")(x, s3)
     x = Up(64, name="up4")(x, s2)
     x = Up(32, name="up5")(x, s1)
-    x = nn.Conv(self.out_channels, (3, 3), name="conv3")(x)
+    x = Conv(self.out_channels, (3, 3), name="conv3")(x)
     return leaky_relu(x) if self.output_leaky_relu else x
