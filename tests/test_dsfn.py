@@ -1,6 +1,7 @@
 """Tests of the DSFN family (paper 002): parameter counts, output shapes, Eqs. (8)-(12) against hand computations."""
 from __future__ import annotations
 
+import os
 import re
 
 import jax
@@ -9,6 +10,9 @@ import ml_collections
 import numpy as np
 import pytest
 
+from conftest import ROOT
+from jaxvfi import config_lib
+from jaxvfi import models
 from jaxvfi.models import dsfn
 
 
@@ -120,3 +124,20 @@ def test_baseline_is_bicubic_key_frames_and_their_mean():
   up = lambda f: np.asarray(jax.image.resize(jnp.asarray(f), (2, 20, 24, 3), "bicubic"))
   k1, k2 = up(blurry[:, 1]), up(blurry[:, 2])
   np.testing.assert_allclose(got, np.stack([k1, (k1 + k2) / 2, k2], axis=1), rtol=1e-6, atol=1e-6)
+
+
+def test_eq12_loss_by_hand():
+  """Sharp frame k is 0.1 k everywhere; level 1 predicts 0 and level 2 predicts 0.25. Eq. (12): (1/5) (0.1 + 0.2 + 0.3
+  + 0.4 + 0.5) = 0.3 for the level-1 frames 1 ... 5, (1/3) (0.05 + 0.05 + 0.15) = 1/12 for the level-2 frames 2, 3, 4."""
+  sharp = np.broadcast_to((0.1 * np.arange(7, dtype=np.float32))[None, :, None, None, None], (2, 7, 4, 8, 3))
+  preds = {"level1": jnp.zeros((2, 5, 4, 8, 3)), "level2": jnp.full((2, 3, 4, 8, 3), 0.25)}
+  config = config_lib.load_config(os.path.join(ROOT, "configs", "dsfn.py"))
+  loss_fn, notes = models.make_loss_fn(config)
+  total, metrics = loss_fn(preds, {"sharp": jnp.asarray(sharp)})
+  assert notes == []
+  assert float(metrics["loss_level1_l1"]) == pytest.approx(0.3, rel=1e-6)
+  assert float(metrics["loss_level2_l1"]) == pytest.approx(1 / 12, rel=1e-6)
+  assert float(total) == pytest.approx(0.3 + 1 / 12, rel=1e-6)
+  single, _ = models.make_loss_fn(config_lib.load_config(os.path.join(ROOT, "configs", "dsfn.py"), "levels=1"))
+  total, metrics = single({"level1": preds["level1"]}, {"sharp": jnp.asarray(sharp)})
+  assert float(total) == pytest.approx(0.3, rel=1e-6) and "loss_level2_l1" not in metrics
