@@ -1,14 +1,17 @@
 """DSFN's Table-1 evaluation (`restoration` evaluator, configs/dsfn.py entries) on a fake Adobe240 folder.
 
-Oracle: the PNG frames the fake wrote, blurred (floor of the 11-frame mean), resized with Pillow's bicubic (an
-implementation independent of `jax.image.resize`) and scored with NumPy's PSNR formula and scikit-image's SSIM; the
-prediction is a known function of the ground truth, different per output frame.
+Oracle: the PNG frames the fake wrote, blurred (floor of the 11-frame mean), resized with the implementation the code
+under test does not use for that step (downscaling: `jax.image.resize`, where the pipeline and the evaluator use
+Pillow; upscaling: Pillow, where the baseline uses `jax.image.resize`) and scored with NumPy's PSNR formula and
+scikit-image's SSIM; the prediction is a known function of the ground truth, different per output frame.
 """
 from __future__ import annotations
 
 import os
 
 import fake_datasets as fake
+import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 import pytest
@@ -32,10 +35,16 @@ def fake_adobe(tmp_path_factory):
   return root, test
 
 
-def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-  """Pillow's bicubic per channel of a float (h, w, 3) image (antialiased when shrinking)."""
+def _upscale(image: np.ndarray, height: int, width: int) -> np.ndarray:
+  """Pillow's bicubic per channel of a float (h, w, 3) image."""
   return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], np.float32), mode="F").resize(
       (width, height), Image.Resampling.BICUBIC)) for c in range(3)], axis=-1).astype(np.float64)
+
+
+def _downscale(image: np.ndarray, height: int, width: int) -> np.ndarray:
+  """Antialiased bicubic of a float (H, W, 3) image by `jax.image.resize`."""
+  return np.asarray(jax.image.resize(jnp.asarray(image, jnp.float32), (height, width, 3), "bicubic",
+                                     antialias=True), np.float64)
 
 
 def _quantize(x):
@@ -55,7 +64,7 @@ def _oracle(frames):
   for first in (16, 24):
     keys = [first + 8, first + 16]  # B_{t-2}, B_t: the second and third blurry frames of the example
     blurry = [(frames[c - 5:c + 6].astype(np.int64).sum(axis=0) // 11).astype(np.float32) / 255 for c in keys]
-    up = [_resize(_resize(b, H // 4, W // 4), H, W) for b in blurry]
+    up = [_upscale(_downscale(b, H // 4, W // 4), H, W) for b in blurry]
     baseline = [up[0], (up[0] + up[1]) / 2, up[1]]
     for k, index in enumerate((keys[0], keys[0] + 4, keys[1])):  # frames t-2, t-1, t
       target = frames[index].astype(np.float64) / 255
@@ -64,8 +73,8 @@ def _oracle(frames):
       for method, pred in (("model", model), ("bicubic", _quantize(baseline[k]))):
         per[column][method].append(_scores(pred, target))
         if k != 1:
-          small = _quantize(_resize(pred, H // 4, W // 4))
-          per["deblurred_input_scale"][method].append(_scores(small, _resize(target, H // 4, W // 4)))
+          small = _quantize(_downscale(pred, H // 4, W // 4))
+          per["deblurred_input_scale"][method].append(_scores(small, _downscale(target, H // 4, W // 4)))
   return {c: {m: np.mean(v, axis=0) for m, v in methods.items()} for c, methods in per.items()}
 
 

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import DSFN_TINY as TINY
 from conftest import ROOT, run_main
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
@@ -21,11 +22,6 @@ from jaxvfi import train
 pytestmark = pytest.mark.xdist_group("dsfn")
 
 CONFIG = os.path.join(ROOT, "configs", "dsfn.py")
-# runlocal at 4x4 inputs: 2 training examples of 48x48 (16x16 crops), one 48x48 validation example (12x12 inputs,
-# which SSIM's 11x11 window needs for the input-scale column).
-TINY = {"batch_size": 1, "eval_batch_size": 1, "num_train_steps": 2, "checkpoint_every_steps": 1,
-        "eval_every_steps": 1000, "log_every_steps": 1, "progress_bar": False, "data.synthetic_num_train": 2,
-        "data.synthetic_num_val": 1, "data.synthetic_size": 48, "data.augmentation_args.crop_size": 16}
 
 
 def _run(workdir, tfds_dir, **overrides):

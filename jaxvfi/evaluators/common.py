@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Iterable, Mapping
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvfi import augment
 from jaxvfi import metrics as metrics_lib
 from jaxvfi import utils
 
@@ -36,18 +36,6 @@ def _frames(x: np.ndarray) -> np.ndarray:
   """(B, H, W, C) or a sequence (B, T, H, W, C) as frames (B * T, H, W, C)."""
   x = np.asarray(x)
   return x.reshape((-1,) + x.shape[-3:]) if x.ndim == 5 else x
-
-
-def bicubic_downscale(frames: np.ndarray, factor: int) -> np.ndarray:
-  """(..., H, W, C) -> (..., H / factor, W / factor, C): antialiased bicubic (Keys a = -0.5, the kernel widened by the
-  factor as MATLAB's imresize does), `jax.image.resize`; equal to `jaxvfi.augment.bicubic_downscale` (the inputs'
-  downscaling) to float32 rounding."""
-  frames = jnp.asarray(frames, jnp.float32)
-  h, w = frames.shape[-3:-1]
-  if h % factor or w % factor:
-    raise ValueError(f"bicubic x1/{factor} needs frame sizes divisible by {factor}, got {h}x{w}")
-  shape = frames.shape[:-3] + (h // factor, w // factor, frames.shape[-1])
-  return np.asarray(jax.image.resize(frames, shape, method="bicubic", antialias=True))
 
 
 def frame_group(spec) -> tuple[list[int], int]:
@@ -77,7 +65,8 @@ def score(predict_fn: Callable, params, batches: Iterable[dict], batch_size: int
     groups: {name: indices along T, or {"frames": indices, "downscale": factor}}: each group of a sequence's frames
       is also scored alone, as <name>/<metric> and <name>/<baseline>_<metric>. With `downscale`, the prediction
       (quantised to 8 bits, as a saved frame), the baselines (likewise) and the target are first bicubic-downscaled
-      by that factor (`bicubic_downscale`): e.g. restored frames scored at their inputs' scale.
+      by that factor (antialiased, MATLAB-like: `augment.bicubic_downscale`, as the inputs of restoration datasets
+      are made): e.g. restored frames scored at their inputs' scale.
     limit: > 0 stops after that many examples. keep: the first `keep` examples are returned for image grids.
   """
   sums: dict[str, float] = {}
@@ -114,8 +103,8 @@ def score(predict_fn: Callable, params, batches: Iterable[dict], batch_size: int
       idx, factor = frame_group(spec)
       gp, gt, gb = pred[:, idx], target[:, idx], {k: v[:, idx] for k, v in base.items()}
       if factor > 1:
-        down = lambda x: bicubic_downscale(np.asarray(metrics_lib.quantize(jnp.asarray(x))), factor)
-        gp, gt, gb = down(gp), bicubic_downscale(gt, factor), {k: down(v) for k, v in gb.items()}
+        down = lambda x: augment.bicubic_downscale(np.asarray(metrics_lib.quantize(jnp.asarray(x))), factor)
+        gp, gt, gb = down(gp), augment.bicubic_downscale(gt, factor), {k: down(v) for k, v in gb.items()}
       add(f"{group}/", gp, gt, gb)
     pred, target = add("", pred, target, base)
     examples += real

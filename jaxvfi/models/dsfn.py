@@ -48,9 +48,7 @@ level 1 / level 2 for the default):
   | levels=1, default otherwise | | | 5,383,184 |
 Initialisation (`conv_init`): "pytorch" (the authors' framework, §4.3: PyTorch's default conv init, weights and biases
 uniform in +-1/sqrt(fan_in)) or "flax" (lecun_normal weights, zero biases). The offset head (`offset_init`): "zeros"
-(each DCN starts as a plain conv; EDVR's and mmcv's DCN modules do this) or "conv_init" (as the other convs). The
-decoder's last conv (`decoder_init`): "conv_init" or "zeros" (every output then starts as its residual, the
-nearest-upsampled input; `configs/dsfn.py:runlocal` uses it).
+(each DCN starts as a plain conv; EDVR's and mmcv's DCN modules do this) or "conv_init" (as the other convs).
 
 Batch (`jaxvfi.input_pipeline`, the restoration sequence scheme): blurry (B, 4, h, w, 3) and sharp (B, 7, r h, r w, 3)
 at times 0, 0.5, ..., 3 in units of the blurry interval (B_{t-4} at 0). Predictions:
@@ -173,7 +171,6 @@ class DSFNLevel(nn.Module):
   offset_head: str = "conv"
   offset_init: str = "zeros"
   conv_init: str = "pytorch"
-  decoder_init: str = "conv_init"
   impl: str = "auto"
 
   @nn.compact
@@ -182,8 +179,6 @@ class DSFNLevel(nn.Module):
       raise ValueError(f"model.offset_head must be one of {OFFSET_HEADS}, got {self.offset_head!r}")
     if self.offset_init not in OFFSET_INITS:
       raise ValueError(f"model.offset_init must be one of {OFFSET_INITS}, got {self.offset_init!r}")
-    if self.decoder_init not in OFFSET_INITS:
-      raise ValueError(f"model.decoder_init must be one of {OFFSET_INITS}, got {self.decoder_init!r}")
     sub = lambda features, name: SubModule(features, self.conv_init, name=name)
     f_l = sub(128, "encoder_1")(sub(64, "encoder_0")(x))  # Eq. (2) / (3)
     f2 = f_l
@@ -209,8 +204,7 @@ class DSFNLevel(nn.Module):
       mask = jax.nn.sigmoid(head[..., n_off:]) if self.modulated else None
       warped.append(layer(f2, head[..., :n_off], mask))
     decoder = sub(64, "decoder")  # one decoder for the three maps (§3.5)
-    decoder_out = make_conv3x3(64, 3 * self.scale ** 2, "decoder_out",
-                               "zeros" if self.decoder_init == "zeros" else self.conv_init)
+    decoder_out = make_conv3x3(64, 3 * self.scale ** 2, "decoder_out", self.conv_init)
     out = [decoder_out(decoder(f)) for f in (warped[0], f2, warped[1])]
     return [o + res for o, res in zip(out, residuals)]  # Eqs. (7)-(8)
 
@@ -225,13 +219,12 @@ class DSFN(nn.Module):
   offset_head: str = "conv"
   offset_init: str = "zeros"
   conv_init: str = "pytorch"
-  decoder_init: str = "conv_init"
   impl: str = "auto"
 
   def _level(self, name: str) -> DSFNLevel:
     return DSFNLevel(scale=self.scale, offset_groups=self.offset_groups, modulated=self.modulated,
                      shared_dcn=self.shared_dcn, offset_head=self.offset_head, offset_init=self.offset_init,
-                     conv_init=self.conv_init, decoder_init=self.decoder_init, impl=self.impl, name=name)
+                     conv_init=self.conv_init, impl=self.impl, name=name)
 
   @nn.compact
   def __call__(self, batch: dict[str, jax.Array], train: bool = False) -> dict[str, jax.Array]:
@@ -270,9 +263,7 @@ def build(model_config) -> DSFN:
               shared_dcn=bool(model_config.get("shared_dcn", False)),
               offset_head=str(model_config.get("offset_head", "conv")),
               offset_init=str(model_config.get("offset_init", "zeros")),
-              conv_init=str(model_config.get("conv_init", "pytorch")),
-              decoder_init=str(model_config.get("decoder_init", "conv_init")),
-              impl=str(model_config.get("impl", "auto")))
+              conv_init=str(model_config.get("conv_init", "pytorch")), impl=str(model_config.get("impl", "auto")))
 
 
 # ----------------------------------------------------------------------------------------------------------------
