@@ -6,7 +6,8 @@ Interpolation presets ("clip", "refin", "sepconv", "sepconv_gan") read clip data
   frame1: float32 (B, h, w, 3), the last frame (time 1);
   target: float32 (B, h, w, 3), the frame at time t;
   t:      float32 (B,), the target time in units of the input interval.
-The DSFN preset reads the blur datasets (`adobe240`, `gopro`: blurry, blurry_times, sharp, sharp_times) and gives
+The DSFN preset reads the blur datasets (`adobe240`, `gopro` and the embedded `jaxvfi_synthetic_blur`: blurry,
+blurry_times, sharp, sharp_times) and gives
   blurry:       float32 (B, N, h, w, 3)    blurry inputs, bicubic x1/scale of the HR crop, plus noise (training);
   sharp:        float32 (B, 2N-1, H, W, 3) sharp HR targets at times sharp_times, H = scale h;
   blurry_times: float32 (B, N)             0, 1, ..., N-1;  sharp_times: float32 (B, 2N-1)  0, 0.5, ..., N-1.
@@ -66,8 +67,9 @@ Fields of the data config (an `ml_collections.ConfigDict`; `default_data_config(
   t: target time for "fixed" training and for evaluation (evaluation falls back to the middle frame if absent).
   num_threads / prefetch_buffer_size: grain read options (threads decoding examples, batches read ahead).
   synthetic_num_train / synthetic_num_val / synthetic_size / synthetic_num_frames / synthetic_seed: the build of
-    "jaxvfi_synthetic" (clip counts, frame side (int or (H, W)), frames per clip, render seed) and of
-    "jaxvfi_synthetic_zoom" (pair counts, target side, render seed).
+    "jaxvfi_synthetic" (clip counts, frame side (int or (H, W)), frames per clip, render seed), of
+    "jaxvfi_synthetic_zoom" (pair counts, target side, render seed) and of "jaxvfi_synthetic_blur" (example counts,
+    frame side, seed; builder_config "blurry2" ... "blurry4", default 4).
 The crop_size ... t fields are what the "clip" preset reads; the other presets take theirs from `PRESETS`.
 """
 from __future__ import annotations
@@ -86,6 +88,7 @@ import tensorflow_datasets as tfds
 from jaxvfi import augment
 from jaxvfi import datasets
 from jaxvfi.datasets import synthetic
+from jaxvfi.datasets import synthetic_blur
 
 Batch = dict[str, np.ndarray]
 T_SAMPLINGS = ("fixed", "uniform")
@@ -107,7 +110,8 @@ PRESET_PARAMS: dict[str, dict[str, Any] | None] = {
 
 FEATURES = {
     "clip": (("frames", "times"), datasets.CLIP_DATASETS),
-    "blur": (("blurry", "blurry_times", "sharp", "sharp_times"), frozenset({"adobe240", "gopro"})),
+    "blur": (("blurry", "blurry_times", "sharp", "sharp_times"),
+             frozenset({"adobe240", "gopro", "jaxvfi_synthetic_blur"})),
     "sr_raw": (("lr_raw", "black_level", "white_level", "lr_rgb", "hr_rgb"),
                frozenset({"sr_raw", "jaxvfi_synthetic_zoom"})),
 }
@@ -210,6 +214,8 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
         num_validation=data_config.get("synthetic_num_val", 64),
         size=data_config.get("synthetic_size", 128),
         seed=data_config.get("synthetic_seed", 0))
+  elif name == synthetic_blur.JaxvfiSyntheticBlur.name:
+    config = synthetic_blur.config_from_data(data_config)
   else:
     config = data_config.get("builder_config")
   tfds_dir = os.path.abspath(os.path.expanduser(data_config.tfds_dir))

@@ -6,7 +6,8 @@ elsewhere for "auto"; "pallas" on a CPU runs the same kernel in interpret mode. 
 
   sepconv, sepconv_composite              separable local convolution (SepConv; composite dilation, SepConv-GAN §7)
   backward_warp                           bilinear backward warping (Super-SloMo / ReFIn, PWC-Net)
-  deform_conv, squared_deform_conv        deformable convolution v1/v2 (DSFN) and squared offsets (SDAN)
+  deform_conv, squared_deform_conv        deformable convolution v1/v2 with deformable groups (DSFN) and squared
+                                          offsets (SDAN)
   squared_offset_mask                     SDAN's mask of windows that stay inside the image
 """
 from pallas_kernels.deform import deform_conv

@@ -8,16 +8,21 @@ with q_t = (i - r, j - r) for tap t = i * k + j (row-major) and S the bilinear s
 (each of the four corners outside contributes zero, as in torchvision's `deform_conv2d`).
 
 * `deform_conv`: DCN v1 (Dai et al. 2017, the `DefConv(f, Phi)` of Eq. (6), DSFN) with `mask=None`, DCN v2
-  (modulated) with a mask (N,H,W,K). `offset` (N,H,W,2K) holds (dy, dx) per tap: channel 2t is dy, 2t+1 is dx
-  (torchvision's convention).
+  (modulated) with a mask (N,H,W,G*K). `offset` (N,H,W,2*G*K) holds (dy, dx) per deformable group g and tap t:
+  channel g*2K + 2t is dy, g*2K + 2t + 1 is dx, and mask channel g*K + t modulates that tap; group g samples the
+  input channels [g*C/G, (g+1)*C/G) (`offset_groups=G`, torchvision's `deform_conv2d` convention in NHWC; G = 1 is
+  the plain DCN). DSFN's TFBFI uses G = 8 (`jaxvfi.models.dsfn`).
 * `squared_deform_conv`: SDAN's squared offsets (Eq. (5), SDAN): one (dy, dx) per window, `offset` (N,H,W,2), shared by
   every tap. All taps then share one fractional part, so a window reads a single (k+1) x (k+1) neighbourhood (4 x 4 for
   k = 3) instead of 4 corners per tap.
 * `squared_offset_mask`: the mask M of the SDAN loss (Eq. (6), SDAN).
 
 Pallas kernels (Triton lowering, see ../shared/notes/pallas.md), an implicit GEMM with no im2col buffer in HBM:
-  * forward: a program owns BP output pixels x BCO output channels; per tap and input-channel block it gathers the
-    bilinear samples (masked pointer loads) and `plt.dot`s them with the weight block.
+  * channel blocks: each deformable group's C/G channels are padded to a whole number of BCI-channel blocks, so a
+    block never straddles two groups and shares one set of bilinear corners (C/G = 16, DSFN's 128 / 8, is one block
+    with no padding).
+  * forward: a program owns BP output pixels x BCO output channels; per tap, group and input-channel block it gathers
+    the bilinear samples (masked pointer loads) and `plt.dot`s them with the weight block.
   * weight gradient: a program owns one (tap, BCI, BCO) weight block and one of `splits` strided slices of the pixel
     blocks; it recomputes the samples and reduces `samples^T @ g`. The partial sums are added in a fixed order.
   * input gradient: a program owns BP pixels; `dval = g @ weight[t]^T` gives the sample gradient, from which the offset
@@ -56,16 +61,23 @@ _WGRAD_PROGRAMS = 512  # target program count of the weight-gradient grid (a few
 
 
 class _Geom(NamedTuple):
-  """Static geometry shared by the kernels."""
+  """Static geometry shared by the kernels.
+
+  Input channels are laid out group-major and padded per group: padded channel q = grp * cpg_pad + l holds real
+  channel grp * cpg + l for l < cpg (the weight is padded the same way), so channel block cib belongs to group
+  cib // nbg alone.
+  """
   n: int
   h: int
   w: int
   cin: int
   cout: int
   k: int
+  groups: int
+  cpg: int  # real input channels per deformable group, cin // groups
+  cpg_pad: int  # padded to a multiple of bci
   bci: int
   bco: int
-  cin_pad: int
   cout_pad: int
   hw_pad: int
 
@@ -78,35 +90,46 @@ class _Geom(NamedTuple):
     return self.k * self.k
 
   @property
+  def cin_pad(self) -> int:
+    return self.groups * self.cpg_pad
+
+  @property
+  def nbg(self) -> int:
+    """Channel blocks per group."""
+    return self.cpg_pad // self.bci
+
+  @property
   def ncib(self) -> int:
-    return self.cin_pad // self.bci
+    return self.groups * self.nbg
 
   @property
   def ncob(self) -> int:
     return self.cout_pad // self.bco
 
 
-def _geom(x_shape, w_shape) -> _Geom:
+def _geom(x_shape, w_shape, groups: int = 1) -> _Geom:
   n, h, w, cin = x_shape
   k, _, _, cout = w_shape
-  bci = min(_BCI_MAX, max(_MIN_DOT, _common.next_pow2(cin)))
+  cpg = cin // groups
+  bci = min(_BCI_MAX, max(_MIN_DOT, _common.next_pow2(cpg)))
   bco = min(_BCO_MAX, max(_MIN_DOT, _common.next_pow2(cout)))
-  return _Geom(n=n, h=h, w=w, cin=cin, cout=cout, k=k, bci=bci, bco=bco,
-               cin_pad=_common.cdiv(cin, bci) * bci, cout_pad=_common.cdiv(cout, bco) * bco,
-               hw_pad=_common.cdiv(h * w, _BP) * _BP)
+  return _Geom(n=n, h=h, w=w, cin=cin, cout=cout, k=k, groups=groups, cpg=cpg, cpg_pad=_common.cdiv(cpg, bci) * bci,
+               bci=bci, bco=bco, cout_pad=_common.cdiv(cout, bco) * bco, hw_pad=_common.cdiv(h * w, _BP) * _BP)
 
 
-def _check(x, offset, weight, mask, squared: bool):
+def _check(x, offset, weight, mask, squared: bool, groups: int = 1):
   if x.ndim != 4 or weight.ndim != 4:
     raise ValueError(f"expected x (N,H,W,Cin) and weight (k,k,Cin,Cout), got {x.shape} and {weight.shape}")
   k = weight.shape[0]
   if weight.shape[1] != k or k % 2 != 1 or weight.shape[2] != x.shape[3]:
     raise ValueError(f"weight must be (k,k,Cin,Cout) with odd k and Cin={x.shape[3]}, got {weight.shape}")
-  n_off = 2 if squared else 2 * k * k
+  if int(groups) != groups or groups < 1 or x.shape[3] % groups:
+    raise ValueError(f"offset_groups must be a positive divisor of Cin={x.shape[3]}, got {groups}")
+  n_off = 2 if squared else 2 * groups * k * k
   if offset.shape != x.shape[:3] + (n_off,):
-    raise ValueError(f"offset must be {x.shape[:3] + (n_off,)}, got {offset.shape}")
-  if mask is not None and mask.shape != x.shape[:3] + (k * k,):
-    raise ValueError(f"mask must be {x.shape[:3] + (k * k,)}, got {mask.shape}")
+    raise ValueError(f"offset must be {x.shape[:3] + (n_off,)} (offset_groups={groups}), got {offset.shape}")
+  if mask is not None and mask.shape != x.shape[:3] + (groups * k * k,):
+    raise ValueError(f"mask must be {x.shape[:3] + (groups * k * k,)} (offset_groups={groups}), got {mask.shape}")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -115,8 +138,9 @@ def _check(x, offset, weight, mask, squared: bool):
 
 
 def _bilinear_zeros(x_flat, py, px, h: int, w: int):
-  """Samples x_flat (N, H*W, C) at (py, px) (N,H,W) with zeros outside the image; returns (N,H,W,C) float32."""
-  n, _, c = x_flat.shape
+  """Samples x_flat (N, H*W, G, C') at (py, px) (N,H,W,G), group g at its own positions, with zeros outside the image;
+  returns (N,H,W,G,C') float32."""
+  n, _, groups, c = x_flat.shape
   y0f = jnp.floor(py)
   x0f = jnp.floor(px)
   ly = py - y0f
@@ -129,24 +153,26 @@ def _bilinear_zeros(x_flat, py, px, h: int, w: int):
       yi = y0 + a
       xi = x0 + b
       ok = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
-      idx = (jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)).reshape(n, -1, 1)
+      idx = (jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)).reshape(n, -1, groups, 1)
       vals = jnp.take_along_axis(x_flat, idx, axis=1).reshape(py.shape + (c,))
       out = out + vals.astype(jnp.float32) * jnp.where(ok, wy * wx, 0.0)[..., None]
   return out
 
 
-def _reference(x, offset, weight, bias, mask, squared: bool):
+def _reference(x, offset, weight, bias, mask, squared: bool, groups: int = 1):
   n, h, w, cin = x.shape
   k, _, _, cout = weight.shape
   r = k // 2
-  x_flat = x.reshape(n, h * w, cin)
+  x_flat = x.reshape(n, h * w, groups, cin // groups)
   taps = jnp.arange(k * k, dtype=jnp.int32)
   offset = offset.astype(jnp.float32)
-  if not squared:  # taps-major so that the scan below slices one tap per step
-    offset = jnp.moveaxis(offset.reshape(n, h, w, k * k, 2), 3, 0)
-  mask = None if mask is None else jnp.moveaxis(mask, 3, 0)
-  ys = jnp.arange(h, dtype=jnp.float32)[None, :, None]
-  xs = jnp.arange(w, dtype=jnp.float32)[None, None, :]
+  if squared:  # one (dy, dx) per window, shared by the taps (and the one group)
+    offset = offset[..., None, :]
+  else:  # taps-major (K, N, H, W, G, 2) so that the scan below slices one tap per step
+    offset = jnp.moveaxis(offset.reshape(n, h, w, groups, k * k, 2), 4, 0)
+  mask = None if mask is None else jnp.moveaxis(mask.reshape(n, h, w, groups, k * k), 4, 0)
+  ys = jnp.arange(h, dtype=jnp.float32)[None, :, None, None]
+  xs = jnp.arange(w, dtype=jnp.float32)[None, None, :, None]
 
   # A scan over the k*k taps, each step rematerialised in the backward pass: only one tap's samples are live at a
   # time, never a (N,H,W,K,C) tensor (1.1 GB per intermediate at DSFN sizes, 4 x 180 x 320 x 9 x 128 floats).
@@ -159,7 +185,7 @@ def _reference(x, offset, weight, bias, mask, squared: bool):
     s = _bilinear_zeros(x_flat, py, px, h, w)
     if m_t is not None:
       s = s * m_t[..., None].astype(jnp.float32)
-    return jnp.einsum("nhwc,cd->nhwd", s, w_t.astype(jnp.float32))
+    return jnp.einsum("nhwc,cd->nhwd", s.reshape(n, h, w, cin), w_t.astype(jnp.float32))
 
   def step(acc, inputs):
     return acc + contribution(*inputs), None
@@ -172,10 +198,10 @@ def _reference(x, offset, weight, bias, mask, squared: bool):
 
 
 def deform_conv_reference(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None,
-                          mask: jax.Array | None = None) -> jax.Array:
+                          mask: jax.Array | None = None, *, offset_groups: int = 1) -> jax.Array:
   """`jnp` deformable convolution (see module docstring), differentiable by autodiff; loops over the k*k taps."""
-  _check(x, offset, weight, mask, squared=False)
-  return _reference(x, offset, weight, bias, mask, squared=False)
+  _check(x, offset, weight, mask, squared=False, groups=offset_groups)
+  return _reference(x, offset, weight, bias, mask, squared=False, groups=offset_groups)
 
 
 def squared_deform_conv_reference(x: jax.Array, offset: jax.Array, weight: jax.Array,
@@ -222,10 +248,28 @@ def _load_vec(ref, idx, ok):
   return plt.load(ref.at[idx], mask=ok, other=0.0).astype(jnp.float32)
 
 
-def _gather(x_ref, pix, ok, ci, g: _Geom):
-  """x[pix, ci] as a (BP, BCI) tile; zero where `ok` is false or ci >= Cin (masked pointer loads)."""
-  idx = pix[:, None] * g.cin + jnp.minimum(ci, g.cin - 1)[None, :]
-  return plt.load(x_ref.at[idx], mask=ok[:, None] & (ci < g.cin)[None, :], other=0.0).astype(jnp.float32)
+class _Channels(NamedTuple):
+  """Input-channel block cib: its group, its first padded channel, its real channels (clamped) and their validity."""
+  grp: jax.Array  # scalar group index
+  q0: jax.Array  # first padded channel, cib * bci: the block's rows of the padded weight
+  l0: jax.Array  # first channel within the group's padded range: the block's columns of the per-group buffers
+  ci: jax.Array  # (BCI,) real input channels, clamped into [0, Cin)
+  valid: jax.Array  # (BCI,) channel exists (not group padding)
+
+
+def _channels(cib, g: _Geom) -> _Channels:
+  grp = lax.div(cib, g.nbg)
+  l0 = pl.multiple_of(lax.rem(cib, g.nbg) * g.bci, g.bci)
+  local = l0 + jnp.arange(g.bci, dtype=jnp.int32)
+  valid = local < g.cpg
+  ci = grp * g.cpg + jnp.minimum(local, g.cpg - 1)
+  return _Channels(grp, pl.multiple_of(cib * g.bci, g.bci), l0, ci, valid)
+
+
+def _gather(x_ref, pix, ok, ch: _Channels, g: _Geom):
+  """x[pix, ch.ci] as a (BP, BCI) tile; zero where `ok` is false or the channel is padding (masked pointer loads)."""
+  idx = pix[:, None] * g.cin + ch.ci[None, :]
+  return plt.load(x_ref.at[idx], mask=ok[:, None] & ch.valid[None, :], other=0.0).astype(jnp.float32)
 
 
 def _floor_split(pos, lo: float, hi: float):
@@ -259,14 +303,20 @@ def _corners(n, py, px, ok, g: _Geom) -> list[_Corner]:
   return out
 
 
-def _tap_corners(n, t, off_ref, pc, ok, row, col, squared: bool, g: _Geom):
-  """The four corners of tap t for a block of pixels; squared offsets read the window's one (dy, dx)."""
+def _offset_index(n, pc, grp, t, g: _Geom):
+  """Flat index of tap t's dy in group grp's offsets (dx follows): torchvision's channel g*2K + 2t."""
+  return (n * g.hw + pc) * (2 * g.groups * g.taps) + grp * (2 * g.taps) + 2 * t
+
+
+def _mask_index(n, pc, grp, t, g: _Geom):
+  return (n * g.hw + pc) * (g.groups * g.taps) + grp * g.taps + t
+
+
+def _tap_corners(n, t, grp, off_ref, pc, ok, row, col, squared: bool, g: _Geom):
+  """The four corners of tap t in group grp for a block of pixels; squared offsets read the window's one (dy, dx)."""
   r = g.k // 2
   i, j = lax.div(t, g.k), lax.rem(t, g.k)
-  if squared:
-    base = (n * g.hw + pc) * 2
-  else:
-    base = (n * g.hw + pc) * (2 * g.taps) + 2 * t
+  base = (n * g.hw + pc) * 2 if squared else _offset_index(n, pc, grp, t, g)
   dy = _load_vec(off_ref, base, ok)
   dx = _load_vec(off_ref, base + 1, ok)
   py = (row + (i - r)).astype(jnp.float32) + dy
@@ -291,29 +341,32 @@ def _window(n, off_ref, pc, ok, row, col, g: _Geom):
   return row_ok, col_ok, row_pix, col_pix, ly[:, None], lx[:, None]
 
 
-def _dval(g_ref, w_ref, n, p0, t, ci0, bp: int, g: _Geom):
-  """Sample gradient of tap t: g[pixels, :] @ weight[t, ci-block, :]^T as a (BP, BCI) tile."""
+def _dval(g_ref, w_ref, n, p0, t, q0, bp: int, g: _Geom):
+  """Sample gradient of tap t: g[pixels, :] @ weight[t, channel block at q0, :]^T as a (BP, BCI) tile."""
   def body(cob, acc):
     co0 = pl.multiple_of(cob * g.bco, g.bco)
     gt = g_ref[n, pl.ds(p0, bp), pl.ds(co0, g.bco)]
-    wt = w_ref[t, pl.ds(ci0, g.bci), pl.ds(co0, g.bco)]
+    wt = w_ref[t, pl.ds(q0, g.bci), pl.ds(co0, g.bco)]
     return acc + plt.dot(gt, wt, trans_b=True)
   return lax.fori_loop(0, g.ncob, body, jnp.zeros((bp, g.bci), jnp.float32))
 
 
-def _scatter_x(dx_refs, n, slot: int, p0, pix, ok, ci0, contrib, bp: int, g: _Geom, atomic: bool):
-  """Adds `contrib` (BP, BCI) to dx[pix, ci0:ci0+BCI]: atomics on GPU, per-slot buffers + jnp scatter off-GPU."""
+def _scatter_x(dx_refs, n, slot, p0, pix, ok, ch: _Channels, contrib, bp: int, g: _Geom, atomic: bool):
+  """Adds `contrib` (BP, BCI) to dx[pix, ch.ci]: atomics on GPU, per-slot buffers + jnp scatter off-GPU.
+
+  Off-GPU, `slot` numbers the (group, tap or neighbour, corner) combinations: each slot holds one corner position
+  per pixel and its contributions to that group's (padded) channels.
+  """
   if atomic:
     (dx_ref,) = dx_refs
-    ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
-    idx = pix[:, None] * g.cin + jnp.minimum(ci, g.cin - 1)[None, :]
-    plt.atomic_add(dx_ref, (idx,), contrib, mask=ok[:, None] & (ci < g.cin)[None, :])
+    idx = pix[:, None] * g.cin + ch.ci[None, :]
+    plt.atomic_add(dx_ref, (idx,), contrib, mask=ok[:, None] & ch.valid[None, :])
   else:
     cx_ref, _ = dx_refs
-    cx_ref[n, slot, pl.ds(p0, bp), pl.ds(ci0, g.bci)] = jnp.where(ok[:, None], contrib, 0.0)
+    cx_ref[n, slot, pl.ds(p0, bp), pl.ds(ch.l0, g.bci)] = jnp.where(ok[:, None], contrib, 0.0)
 
 
-def _store_pix(dx_refs, n, slot: int, p0, pix, bp: int, atomic: bool):
+def _store_pix(dx_refs, n, slot, p0, pix, bp: int, atomic: bool):
   if not atomic:
     _, pix_ref = dx_refs
     pix_ref[n, slot, pl.ds(p0, bp)] = pix
@@ -330,18 +383,19 @@ def _fwd_kernel(x_ref, off_ref, m_ref, w_ref, b_ref, o_ref, *, g: _Geom, modulat
   pc, ok, row, col = _pixels(pb, _BP, g)
 
   def tap(t, acc):
-    corners = _tap_corners(n, t, off_ref, pc, ok, row, col, False, g)
-    wgts = [c.wgt for c in corners]
-    if modulated:
-      m = _load_vec(m_ref, (n * g.hw + pc) * g.taps + t, ok)
-      wgts = [wt * m for wt in wgts]
+    def group(grp, acc):
+      corners = _tap_corners(n, t, grp, off_ref, pc, ok, row, col, False, g)
+      wgts = [c.wgt for c in corners]
+      if modulated:
+        m = _load_vec(m_ref, _mask_index(n, pc, grp, t, g), ok)
+        wgts = [wt * m for wt in wgts]
 
-    def cblock(cib, acc):
-      ci0 = pl.multiple_of(cib * g.bci, g.bci)
-      ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
-      s = sum(wt[:, None] * _gather(x_ref, c.pix, c.ok, ci, g) for c, wt in zip(corners, wgts))
-      return acc + plt.dot(s, w_ref[t, pl.ds(ci0, g.bci), pl.ds(co0, g.bco)])
-    return lax.fori_loop(0, g.ncib, cblock, acc)
+      def cblock(b, acc):
+        ch = _channels(grp * g.nbg + b, g)
+        s = sum(wt[:, None] * _gather(x_ref, c.pix, c.ok, ch, g) for c, wt in zip(corners, wgts))
+        return acc + plt.dot(s, w_ref[t, pl.ds(ch.q0, g.bci), pl.ds(co0, g.bco)])
+      return lax.fori_loop(0, g.nbg, cblock, acc)
+    return lax.fori_loop(0, g.groups, group, acc)
   acc = lax.fori_loop(0, g.taps, tap, jnp.zeros((_BP, g.bco), jnp.float32))
   acc = acc + b_ref[pl.ds(co0, g.bco)][None, :]
   o_ref[n, pl.ds(pl.multiple_of(pb * _BP, _BP), _BP), pl.ds(co0, g.bco)] = acc
@@ -356,16 +410,15 @@ def _sq_fwd_kernel(x_ref, off_ref, w_ref, b_ref, o_ref, *, g: _Geom):
   hy, hx = 1.0 - ly, 1.0 - lx
 
   def body(cib, acc):
-    ci0 = pl.multiple_of(cib * g.bci, g.bci)
-    ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
+    ch = _channels(cib, g)
     prev = None
     for a in range(g.k + 1):
-      v = [_gather(x_ref, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ci, g) for b in range(g.k + 1)]
+      v = [_gather(x_ref, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ch, g) for b in range(g.k + 1)]
       cur = [hx * v[j] + lx * v[j + 1] for j in range(g.k)]
       if prev is not None:
         for j in range(g.k):
           s = hy * prev[j] + ly * cur[j]
-          acc = acc + plt.dot(s, w_ref[(a - 1) * g.k + j, pl.ds(ci0, g.bci), pl.ds(co0, g.bco)])
+          acc = acc + plt.dot(s, w_ref[(a - 1) * g.k + j, pl.ds(ch.q0, g.bci), pl.ds(co0, g.bco)])
       prev = cur
     return acc
   acc = lax.fori_loop(0, g.ncib, body, jnp.zeros((_BP_SMALL, g.bco), jnp.float32))
@@ -377,9 +430,8 @@ def _wgrad_kernel(x_ref, off_ref, m_ref, g_ref, dw_ref, *, g: _Geom, modulated: 
   """dW[t] partial sums: sum over this program's pixel blocks of samples_t^T @ g (no atomics)."""
   split, t, blk = pl.program_id(0), pl.program_id(1), pl.program_id(2)
   cib, cob = lax.div(blk, g.ncob), lax.rem(blk, g.ncob)
-  ci0 = pl.multiple_of(cib * g.bci, g.bci)
+  ch = _channels(cib, g)
   co0 = pl.multiple_of(cob * g.bco, g.bco)
-  ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
   npb = g.hw_pad // _BP
   nblocks = g.n * npb
 
@@ -390,51 +442,56 @@ def _wgrad_kernel(x_ref, off_ref, m_ref, g_ref, dw_ref, *, g: _Geom, modulated: 
     n, pb = lax.div(gb, npb), lax.rem(gb, npb)
     pc, ok, row, col = _pixels(pb, _BP, g)
     ok = ok & live
-    corners = _tap_corners(n, t, off_ref, pc, ok, row, col, squared, g)
+    corners = _tap_corners(n, t, ch.grp, off_ref, pc, ok, row, col, squared, g)
     wgts = [c.wgt for c in corners]
     if modulated:
-      m = _load_vec(m_ref, (n * g.hw + pc) * g.taps + t, ok)
+      m = _load_vec(m_ref, _mask_index(n, pc, ch.grp, t, g), ok)
       wgts = [wt * m for wt in wgts]
-    s = sum(wt[:, None] * _gather(x_ref, c.pix, c.ok, ci, g) for c, wt in zip(corners, wgts))
+    s = sum(wt[:, None] * _gather(x_ref, c.pix, c.ok, ch, g) for c, wt in zip(corners, wgts))
     gt = g_ref[n, pl.ds(pl.multiple_of(pb * _BP, _BP), _BP), pl.ds(co0, g.bco)]
     return acc + plt.dot(s, gt, trans_a=True)
   acc = lax.fori_loop(0, _common.cdiv(nblocks, splits), body, jnp.zeros((g.bci, g.bco), jnp.float32))
-  dw_ref[split, t, pl.ds(ci0, g.bci), pl.ds(co0, g.bco)] = acc
+  dw_ref[split, t, pl.ds(ch.q0, g.bci), pl.ds(co0, g.bco)] = acc
 
 
 def _ibwd_kernel(x_ref, off_ref, m_ref, w_ref, g_ref, *refs, g: _Geom, modulated: bool, atomic: bool):
-  """Per-point offsets: x, offset and mask gradients of BP pixels, all taps and channels."""
+  """Per-point offsets: x, offset and mask gradients of BP pixels, all groups, taps and channels."""
   *dx_refs, doff_ref, dm_ref = refs
   n, pb = pl.program_id(0), pl.program_id(1)
   p0 = pl.multiple_of(pb * _BP_SMALL, _BP_SMALL)
   pc, ok, row, col = _pixels(pb, _BP_SMALL, g)
-  def tap(t, carry):
-    corners = _tap_corners(n, t, off_ref, pc, ok, row, col, False, g)
-    m = _load_vec(m_ref, (n * g.hw + pc) * g.taps + t, ok) if modulated else None
-    for c_id, c in enumerate(corners):
-      _store_pix(dx_refs, n, 4 * t + c_id, p0, c.pix, _BP_SMALL, atomic)
+  zero = jnp.zeros((_BP_SMALL,), jnp.float32)
 
-    def cblock(cib, carry):
-      dm, dpy, dpx = carry
-      ci0 = pl.multiple_of(cib * g.bci, g.bci)
-      ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
-      dval = _dval(g_ref, w_ref, n, p0, t, ci0, _BP_SMALL, g)
-      vals = [_gather(x_ref, c.pix, c.ok, ci, g) for c in corners]
-      if modulated:
-        dm = dm + jnp.sum(sum(c.wgt[:, None] * v for c, v in zip(corners, vals)) * dval, axis=1)
-        dval = m[:, None] * dval
-      dpy = dpy + jnp.sum(sum(c.dwy[:, None] * v for c, v in zip(corners, vals)) * dval, axis=1)
-      dpx = dpx + jnp.sum(sum(c.dwx[:, None] * v for c, v in zip(corners, vals)) * dval, axis=1)
+  def tap(t, carry):
+    def group(grp, carry):
+      corners = _tap_corners(n, t, grp, off_ref, pc, ok, row, col, False, g)
+      m = _load_vec(m_ref, _mask_index(n, pc, grp, t, g), ok) if modulated else None
+      slot0 = (grp * g.taps + t) * 4
       for c_id, c in enumerate(corners):
-        _scatter_x(dx_refs, n, 4 * t + c_id, p0, c.pix, c.ok, ci0, c.wgt[:, None] * dval, _BP_SMALL, g, atomic)
-      return dm, dpy, dpx
-    dm, dpy, dpx = lax.fori_loop(0, g.ncib, cblock, (carry, carry, carry))
-    doff_ref[n, 2 * t, pl.ds(p0, _BP_SMALL)] = dpy
-    doff_ref[n, 2 * t + 1, pl.ds(p0, _BP_SMALL)] = dpx
-    if modulated:
-      dm_ref[n, t, pl.ds(p0, _BP_SMALL)] = dm
-    return carry
-  lax.fori_loop(0, g.taps, tap, jnp.zeros((_BP_SMALL,), jnp.float32))
+        _store_pix(dx_refs, n, slot0 + c_id, p0, c.pix, _BP_SMALL, atomic)
+
+      def cblock(b, acc):
+        dm, dpy, dpx = acc
+        ch = _channels(grp * g.nbg + b, g)
+        dval = _dval(g_ref, w_ref, n, p0, t, ch.q0, _BP_SMALL, g)
+        vals = [_gather(x_ref, c.pix, c.ok, ch, g) for c in corners]
+        if modulated:
+          dm = dm + jnp.sum(sum(c.wgt[:, None] * v for c, v in zip(corners, vals)) * dval, axis=1)
+          dval = m[:, None] * dval
+        dpy = dpy + jnp.sum(sum(c.dwy[:, None] * v for c, v in zip(corners, vals)) * dval, axis=1)
+        dpx = dpx + jnp.sum(sum(c.dwx[:, None] * v for c, v in zip(corners, vals)) * dval, axis=1)
+        for c_id, c in enumerate(corners):
+          _scatter_x(dx_refs, n, slot0 + c_id, p0, c.pix, c.ok, ch, c.wgt[:, None] * dval, _BP_SMALL, g, atomic)
+        return dm, dpy, dpx
+      dm, dpy, dpx = lax.fori_loop(0, g.nbg, cblock, (zero, zero, zero))
+      o = grp * (2 * g.taps) + 2 * t
+      doff_ref[n, o, pl.ds(p0, _BP_SMALL)] = dpy
+      doff_ref[n, o + 1, pl.ds(p0, _BP_SMALL)] = dpx
+      if modulated:
+        dm_ref[n, grp * g.taps + t, pl.ds(p0, _BP_SMALL)] = dm
+      return carry
+    return lax.fori_loop(0, g.groups, group, carry)
+  lax.fori_loop(0, g.taps, tap, 0)
 
 
 def _sq_ibwd_kernel(x_ref, off_ref, w_ref, g_ref, *refs, g: _Geom, atomic: bool):
@@ -457,12 +514,11 @@ def _sq_ibwd_kernel(x_ref, off_ref, w_ref, g_ref, *refs, g: _Geom, atomic: bool)
 
   def body(cib, carry):
     dpy, dpx = carry
-    ci0 = pl.multiple_of(cib * g.bci, g.bci)
-    ci = ci0 + jnp.arange(g.bci, dtype=jnp.int32)
+    ch = _channels(cib, g)
     prev = None
     for a in range(kk):
-      v = [_gather(x_ref, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ci, g) for b in range(kk)]
-      cur = [_dval(g_ref, w_ref, n, p0, a * g.k + j, ci0, _BP_SMALL, g) for j in range(g.k)] if a < g.k else None
+      v = [_gather(x_ref, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ch, g) for b in range(kk)]
+      cur = [_dval(g_ref, w_ref, n, p0, a * g.k + j, ch.q0, _BP_SMALL, g) for j in range(g.k)] if a < g.k else None
       dvh = []
       for j in range(g.k):
         hrow = hx * v[j] + lx * v[j + 1]
@@ -483,7 +539,7 @@ def _sq_ibwd_kernel(x_ref, off_ref, w_ref, g_ref, *refs, g: _Geom, atomic: bool)
           contrib = lx * dvh[g.k - 1]
         else:
           contrib = hx * dvh[b] + lx * dvh[b - 1]
-        _scatter_x(dx_refs, n, a * kk + b, p0, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ci0, contrib,
+        _scatter_x(dx_refs, n, a * kk + b, p0, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ch, contrib,
                    _BP_SMALL, g, atomic)
       prev = cur
     return dpy, dpx
@@ -499,8 +555,10 @@ def _sq_ibwd_kernel(x_ref, off_ref, w_ref, g_ref, *refs, g: _Geom, atomic: bool)
 
 
 def _pad_weight(weight, g: _Geom):
-  w = weight.astype(jnp.float32).reshape(g.taps, g.cin, g.cout)
-  return jnp.pad(w, ((0, 0), (0, g.cin_pad - g.cin), (0, g.cout_pad - g.cout)))
+  """(k,k,Cin,Cout) -> (K, G*cpg_pad, cout_pad): each group's input channels padded to whole channel blocks."""
+  w = weight.astype(jnp.float32).reshape(g.taps, g.groups, g.cpg, g.cout)
+  w = jnp.pad(w, ((0, 0), (0, 0), (0, g.cpg_pad - g.cpg), (0, g.cout_pad - g.cout)))
+  return w.reshape(g.taps, g.cin_pad, g.cout_pad)
 
 
 def _pad_bias(bias, g: _Geom):
@@ -513,8 +571,8 @@ def _flat(a):
   return jnp.zeros((1,), jnp.float32) if a is None else a.astype(jnp.float32).reshape(-1)
 
 
-def _forward(x, offset, weight, bias, mask, squared: bool, interpret: bool | None):
-  g = _geom(x.shape, weight.shape)
+def _forward(x, offset, weight, bias, mask, squared: bool, groups: int, interpret: bool | None):
+  g = _geom(x.shape, weight.shape, groups)
   out_shape = jax.ShapeDtypeStruct((g.n, g.hw_pad, g.cout_pad), jnp.float32)
   grid = (g.n, g.hw_pad // (_BP_SMALL if squared else _BP), g.ncob)
   args = [_flat(x), _flat(offset)]
@@ -541,15 +599,15 @@ def _weight_grad(x, offset, mask, gp, squared: bool, interpret: bool | None, g: 
   out_shape = jax.ShapeDtypeStruct((splits, g.taps, g.cin_pad, g.cout_pad), jnp.float32)
   parts = _common.triton_call(kernel, out_shape=out_shape, grid=(splits, g.taps, g.ncib * g.ncob),
                               interpret=interpret, name="deform_wgrad")(_flat(x), _flat(offset), _flat(mask), gp)
-  dw = jnp.sum(parts, axis=0)[:, :g.cin, :g.cout]
+  dw = jnp.sum(parts, axis=0).reshape(g.taps, g.groups, g.cpg_pad, g.cout_pad)[:, :, :g.cpg, :g.cout]
   return dw.reshape(g.k, g.k, g.cin, g.cout)
 
 
 def _input_grad(x, offset, weight, mask, gp, squared: bool, interpret: bool | None, g: _Geom):
   """x, offset and mask gradients. Returns (dx (N,H,W,Cin), doff NHWC, dmask NHWC or None)."""
   atomic = _common.on_gpu() if interpret is None else not interpret
-  slots = (g.k + 1) ** 2 if squared else 4 * g.taps
-  n_off = 2 if squared else 2 * g.taps
+  slots = (g.k + 1) ** 2 if squared else 4 * g.taps  # corner positions per group and pixel
+  n_off = 2 if squared else 2 * g.groups * g.taps
   modulated = mask is not None
   out_shape = []
   aliases = {}
@@ -562,13 +620,13 @@ def _input_grad(x, offset, weight, mask, gp, squared: bool, interpret: bool | No
     args.append(jnp.zeros((g.n * g.hw * g.cin,), jnp.float32))
     out_shape.append(jax.ShapeDtypeStruct((g.n * g.hw * g.cin,), jnp.float32))
   else:
-    out_shape.append(jax.ShapeDtypeStruct((g.n, slots, g.hw_pad, g.cin_pad), jnp.float32))
-    out_shape.append(jax.ShapeDtypeStruct((g.n, slots, g.hw_pad), jnp.int32))
+    out_shape.append(jax.ShapeDtypeStruct((g.n, g.groups * slots, g.hw_pad, g.cpg_pad), jnp.float32))
+    out_shape.append(jax.ShapeDtypeStruct((g.n, g.groups * slots, g.hw_pad), jnp.int32))
   out_shape.append(jax.ShapeDtypeStruct((g.n, n_off, g.hw_pad), jnp.float32))
   if squared:
     kernel = functools.partial(_sq_ibwd_kernel, g=g, atomic=atomic)
   else:
-    out_shape.append(jax.ShapeDtypeStruct((g.n, g.taps if modulated else 1, g.hw_pad), jnp.float32))
+    out_shape.append(jax.ShapeDtypeStruct((g.n, g.groups * g.taps if modulated else 1, g.hw_pad), jnp.float32))
     kernel = functools.partial(_ibwd_kernel, g=g, modulated=modulated, atomic=atomic)
   if atomic:
     kernel = _drop_aliased_input(kernel, len(args) - 1)
@@ -579,13 +637,16 @@ def _input_grad(x, offset, weight, mask, gp, squared: bool, interpret: bool | No
     dx, doff, *rest = outs
   else:
     contrib, pix, doff, *rest = outs
-    # Interpret-mode stand-in for the atomics: one scatter-add of the per-corner contributions.
-    dx = jnp.zeros((g.n * g.hw, g.cin), jnp.float32).at[pix.reshape(-1)].add(contrib[..., :g.cin].reshape(-1, g.cin))
+    # Interpret-mode stand-in for the atomics: one scatter-add of the per-corner contributions, slot s belonging to
+    # group s // slots.
+    grp = jnp.broadcast_to(jnp.repeat(jnp.arange(g.groups, dtype=jnp.int32), slots)[None, :, None], pix.shape)
+    dx = jnp.zeros((g.n * g.hw, g.groups, g.cpg_pad), jnp.float32)
+    dx = dx.at[pix.reshape(-1), grp.reshape(-1)].add(contrib.reshape(-1, g.cpg_pad))[..., :g.cpg]
   dx = dx.reshape(g.n, g.h, g.w, g.cin)
   doff = jnp.transpose(doff[:, :, :g.hw], (0, 2, 1)).reshape(g.n, g.h, g.w, n_off)
   dm = None
   if modulated:
-    dm = jnp.transpose(rest[0][:, :, :g.hw], (0, 2, 1)).reshape(g.n, g.h, g.w, g.taps)
+    dm = jnp.transpose(rest[0][:, :, :g.hw], (0, 2, 1)).reshape(g.n, g.h, g.w, g.groups * g.taps)
   return dx, doff, dm
 
 
@@ -596,19 +657,19 @@ def _drop_aliased_input(kernel, index: int):
   return wrapped
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
-def _deform_op(x, offset, weight, bias, mask, squared, interpret):
-  return _forward(x, offset, weight, bias, mask, squared, interpret).astype(x.dtype)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def _deform_op(x, offset, weight, bias, mask, squared, groups, interpret):
+  return _forward(x, offset, weight, bias, mask, squared, groups, interpret).astype(x.dtype)
 
 
-def _deform_op_fwd(x, offset, weight, bias, mask, squared, interpret):
-  out = _forward(x, offset, weight, bias, mask, squared, interpret).astype(x.dtype)
+def _deform_op_fwd(x, offset, weight, bias, mask, squared, groups, interpret):
+  out = _forward(x, offset, weight, bias, mask, squared, groups, interpret).astype(x.dtype)
   return out, (x, offset, weight, bias, mask)
 
 
-def _deform_op_bwd(squared, interpret, res, ct):
+def _deform_op_bwd(squared, groups, interpret, res, ct):
   x, offset, weight, bias, mask = res
-  g = _geom(x.shape, weight.shape)
+  g = _geom(x.shape, weight.shape, groups)
   gp = _pad_cotangent(ct, g)
   dw = _weight_grad(x, offset, mask, gp, squared, interpret, g)
   dx, doff, dm = _input_grad(x, offset, weight, mask, gp, squared, interpret, g)
@@ -627,11 +688,12 @@ def _check_int32(*arrays):
 
 
 def deform_conv_pallas(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None,
-                       mask: jax.Array | None = None, *, interpret: bool | None = None) -> jax.Array:
+                       mask: jax.Array | None = None, *, offset_groups: int = 1,
+                       interpret: bool | None = None) -> jax.Array:
   """Pallas deformable convolution (forward and backward kernels). `interpret=None`: interpret mode off-GPU."""
-  _check(x, offset, weight, mask, squared=False)
+  _check(x, offset, weight, mask, squared=False, groups=offset_groups)
   _check_int32(x, offset, mask)
-  return _deform_op(x, offset, weight, bias, mask, False, interpret)
+  return _deform_op(x, offset, weight, bias, mask, False, int(offset_groups), interpret)
 
 
 def squared_deform_conv_pallas(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *,
@@ -639,26 +701,30 @@ def squared_deform_conv_pallas(x: jax.Array, offset: jax.Array, weight: jax.Arra
   """Pallas squared deformable convolution. `interpret=None`: interpret mode off-GPU."""
   _check(x, offset, weight, None, squared=True)
   _check_int32(x, offset)
-  return _deform_op(x, offset, weight, bias, None, True, interpret)
+  return _deform_op(x, offset, weight, bias, None, True, 1, interpret)
 
 
 def deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None,
-                mask: jax.Array | None = None, *, impl: str = "auto") -> jax.Array:
-  """Deformable convolution, DCN v1 (`mask=None`) or v2 (modulated); see the module docstring.
+                mask: jax.Array | None = None, *, offset_groups: int = 1, impl: str = "auto") -> jax.Array:
+  """Deformable convolution, DCN v1 (`mask=None`) or v2 (modulated), with G deformable groups; module docstring.
 
   Args:
     x: (N,H,W,Cin) input.
-    offset: (N,H,W,2*k*k) per-tap (dy, dx) in pixels, channel 2t = dy and 2t+1 = dx of tap t (row-major).
+    offset: (N,H,W,2*G*k*k) (dy, dx) in pixels: channel g*2K + 2t is dy and g*2K + 2t + 1 is dx of tap t
+      (row-major) for the input channels of group g (torchvision's convention).
     weight: (k,k,Cin,Cout), odd k, as in Flax's `nn.Conv`.
     bias: optional (Cout,).
-    mask: optional (N,H,W,k*k) modulation (DCN v2).
+    mask: optional (N,H,W,G*k*k) modulation (DCN v2), channel g*K + t.
+    offset_groups: G, a divisor of Cin: group g samples channels [g*Cin/G, (g+1)*Cin/G) at its own offsets.
     impl: "pallas" (interpret mode off-GPU), "xla" (the `jnp` reference) or "auto" (Pallas on GPU).
   Returns:
     (N,H,W,Cout) in x's dtype; stride 1, "same" padding.
+  Raises:
+    ValueError: shapes that do not fit together, or G not a divisor of Cin.
   """
   if _common.resolve_impl(impl) == "xla":
-    return deform_conv_reference(x, offset, weight, bias, mask)
-  return deform_conv_pallas(x, offset, weight, bias, mask)
+    return deform_conv_reference(x, offset, weight, bias, mask, offset_groups=offset_groups)
+  return deform_conv_pallas(x, offset, weight, bias, mask, offset_groups=offset_groups)
 
 
 def squared_deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *,

@@ -32,6 +32,22 @@ TINY = {
     "data.synthetic_size": 32,
 }
 
+# Overrides that shrink configs/dsfn.py:runlocal to seconds: 4x4 inputs (16x16 crops) of 2 training examples of
+# 48x48, one 48x48 validation example (12x12 inputs, which SSIM's 11x11 window needs for the input-scale column).
+DSFN_TINY = {
+    "batch_size": 1,
+    "eval_batch_size": 1,
+    "num_train_steps": 2,
+    "checkpoint_every_steps": 1,
+    "eval_every_steps": 1000,
+    "log_every_steps": 1,
+    "progress_bar": False,
+    "data.synthetic_num_train": 2,
+    "data.synthetic_num_val": 1,
+    "data.synthetic_size": 48,
+    "data.augmentation_args.crop_size": 16,
+}
+
 
 def tiny_config(tfds_dir: str, arg: str = "runlocal", **overrides):
   return config_lib.load_config(os.path.join(ROOT, "configs", "refin.py"), arg,

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, TINY
+from conftest import DSFN_TINY, ROOT, TINY
 
 
 def run_notebook(path, overrides):
@@ -49,3 +49,18 @@ def test_sdan_notebook(tfds_dir, tmp_path, monkeypatch):
   assert ns["record"]["step"] == 1 and "bicubic_psnr" in ns["record"]["metrics"]
   assert ns["preds"]["image"].shape == (1, 128, 128, 3) and ns["preds"]["mask"].shape == (1, 32, 32, 1)
   assert len(ns["fig"].axes) == 6
+
+
+@pytest.mark.xdist_group("dsfn")
+def test_dsfn_notebook(tfds_dir, tmp_path, monkeypatch):
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  monkeypatch.chdir(ROOT)
+  ns = run_notebook(os.path.join(ROOT, "colabs", "dsfn.ipynb"), {
+      "WORKDIR": str(tmp_path / "colab"),
+      "OVERRIDES": {**DSFN_TINY, "data.tfds_dir": tfds_dir},  # test_dsfn_training's run: compiled programs cached
+  })
+  assert ns["counts"]["total"] == 10_899_424
+  assert ns["record"]["step"] == 2
+  assert ns["outputs"]["level1"].shape == (1, 5, 48, 48, 3) and ns["outputs"]["level2"].shape == (1, 3, 48, 48, 3)
+  assert len(ns["rows"]) == 4 and ns["step"] == 2

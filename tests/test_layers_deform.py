@@ -101,3 +101,21 @@ def test_mask_argument_must_match_modulated():
     layers.DeformConv(COUT, modulated=True).init(key, x, off)
   with pytest.raises(ValueError, match="needs no mask"):
     layers.DeformConv(COUT).init(key, x, off, jnp.ones((N, H, W, 9)))
+
+
+def test_offset_groups_shift_their_own_channels():
+  """G = 2: group 0 (channels 0-1) at offset 0 and group 1 (channels 2-3) shifted one row down are two `nn.Conv`s on
+  the channel halves, the second read one row lower; the parameters do not depend on G."""
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(rng.normal(size=(N, H, W, 4)), jnp.float32)
+  off = np.zeros((N, H, W, 36), np.float32)
+  off[..., 18::2] = 1.0  # dy of every tap of group 1
+  module = layers.DeformConv(COUT, offset_groups=2)
+  variables = module.init(jax.random.PRNGKey(0), x, jnp.asarray(off))
+  assert _n_params(module, x, jnp.asarray(off)) == _n_params(layers.DeformConv(COUT), x, jnp.zeros((N, H, W, 18)))
+  got = np.asarray(module.apply(variables, x, jnp.asarray(off)))
+  kernel, bias = variables["params"]["kernel"], variables["params"]["bias"]
+  half = lambda c: {"kernel": kernel[:, :, c], "bias": bias * 0}
+  want = np.asarray(_conv(half(slice(0, 2)), x[..., :2]))[:, :H - 1] + bias
+  want = want + np.asarray(_conv(half(slice(2, 4)), x[..., 2:]))[:, 1:]
+  np.testing.assert_allclose(got[:, :H - 1], want, rtol=1e-5, atol=1e-5)

@@ -47,22 +47,27 @@ def _np_sample(img, y, x):
   return out
 
 
-def _np_pixel(x, offset, weight, bias, mask, b, i, j):
-  """Output pixel (b, i, j): sum over taps (ti, tj) of m * sample(p + (ti - r, tj - r) + offset_t) @ W[ti, tj]."""
+def _np_pixel(x, offset, weight, bias, mask, b, i, j, groups=1):
+  """Output pixel (b, i, j): sum over groups g and taps (ti, tj) of m * sample(p + (ti - r, tj - r) + offset_gt) @
+  W[ti, tj] restricted to group g's input channels; offset channel g*2K + 2t is dy, mask channel g*K + t."""
   k = weight.shape[0]
   r = k // 2
+  cpg = x.shape[-1] // groups
   acc = np.zeros(weight.shape[-1]) if bias is None else np.array(bias, np.float64)
-  for ti in range(k):
-    for tj in range(k):
-      t = ti * k + tj
-      s = _np_sample(x[b], i + ti - r + offset[b, i, j, 2 * t], j + tj - r + offset[b, i, j, 2 * t + 1])
-      if mask is not None:
-        s = s * mask[b, i, j, t]
-      acc = acc + s @ weight[ti, tj]
+  for grp in range(groups):
+    chans = slice(grp * cpg, (grp + 1) * cpg)
+    for ti in range(k):
+      for tj in range(k):
+        t = ti * k + tj
+        o = grp * 2 * k * k + 2 * t
+        s = _np_sample(x[b][..., chans], i + ti - r + offset[b, i, j, o], j + tj - r + offset[b, i, j, o + 1])
+        if mask is not None:
+          s = s * mask[b, i, j, grp * k * k + t]
+        acc = acc + s @ weight[ti, tj][chans]
   return acc
 
 
-def np_deform_conv(x, offset, weight, bias=None, mask=None):
+def np_deform_conv(x, offset, weight, bias=None, mask=None, groups=1):
   x, offset, weight = (np.asarray(a, np.float64) for a in (x, offset, weight))
   bias = None if bias is None else np.asarray(bias, np.float64)
   mask = None if mask is None else np.asarray(mask, np.float64)
@@ -71,7 +76,7 @@ def np_deform_conv(x, offset, weight, bias=None, mask=None):
   for b in range(n):
     for i in range(h):
       for j in range(w):
-        out[b, i, j] = _np_pixel(x, offset, weight, bias, mask, b, i, j)
+        out[b, i, j] = _np_pixel(x, offset, weight, bias, mask, b, i, j, groups)
   return out
 
 
@@ -85,15 +90,16 @@ def np_tile_squared(offset, k):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _inputs(seed=0, n=2, h=9, w=8, cin=3, cout=5, k=3, off_scale=3.5, frac_away=False):
+def _inputs(seed=0, n=2, h=9, w=8, cin=3, cout=5, k=3, off_scale=3.5, frac_away=False, groups=1):
   """Random inputs; 9 x 8 = 72 pixels is not a multiple of the 64- and 32-pixel blocks, 3 and 5 not of 16."""
   rng = np.random.default_rng(seed)
   x = rng.normal(size=(n, h, w, cin)).astype(np.float32)
+  n_off = 2 * groups * k * k
   if frac_away:  # fractional parts in [0.15, 0.85]: finite differences never cross a grid line
-    off = rng.integers(-2, 2, size=(n, h, w, 2 * k * k)) + rng.uniform(0.15, 0.85, size=(n, h, w, 2 * k * k))
+    off = rng.integers(-2, 2, size=(n, h, w, n_off)) + rng.uniform(0.15, 0.85, size=(n, h, w, n_off))
   else:
-    off = rng.uniform(-off_scale, off_scale, size=(n, h, w, 2 * k * k))
-  mask = rng.uniform(0.0, 1.0, size=(n, h, w, k * k)).astype(np.float32)
+    off = rng.uniform(-off_scale, off_scale, size=(n, h, w, n_off))
+  mask = rng.uniform(0.0, 1.0, size=(n, h, w, groups * k * k)).astype(np.float32)
   weight = rng.normal(size=(k, k, cin, cout)).astype(np.float32)
   bias = rng.normal(size=(cout,)).astype(np.float32)
   cot = rng.normal(size=(n, h, w, cout)).astype(np.float32)
@@ -229,7 +235,7 @@ def test_kernel_size_five_and_many_channel_blocks():
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _fd_grads(d, modulated, squared, eps=1e-3):
+def _fd_grads(d, modulated, squared, eps=1e-3, groups=1):
   """Central finite differences of <out, cot> on the float64 oracle, for every input element.
 
   Offsets and masks only move their own output pixel, so their differences evaluate that pixel alone.
@@ -245,12 +251,14 @@ def _fd_grads(d, modulated, squared, eps=1e-3):
 
   def loss(**kw):
     a = {**base, **kw}
-    out = np_deform_conv(a["x"], off_full(a["offset"]), a["weight"], a["bias"], a["mask"] if modulated else None)
+    out = np_deform_conv(a["x"], off_full(a["offset"]), a["weight"], a["bias"], a["mask"] if modulated else None,
+                         groups)
     return np.sum(out * cot)
 
   def pixel_loss(b, i, j, **kw):
     a = {**base, **kw}
-    out = _np_pixel(a["x"], off_full(a["offset"]), a["weight"], a["bias"], a["mask"] if modulated else None, b, i, j)
+    out = _np_pixel(a["x"], off_full(a["offset"]), a["weight"], a["bias"], a["mask"] if modulated else None, b, i, j,
+                    groups)
     return np.sum(out * cot[b, i, j])
 
   grads = {}
@@ -310,6 +318,101 @@ def test_weight_gradient_with_strided_pixel_splits(monkeypatch):
     got = grad(d["weight"])
     want = _grad("xla", *variant)(d["cot"], *_args(d, *variant))[2]
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Deformable groups (offset_groups = G, torchvision's channel convention)
+# ----------------------------------------------------------------------------------------------------------------------
+
+GROUPS = (1, 2, 8)
+
+
+@functools.lru_cache(maxsize=None)
+def _grouped(impl, modulated, groups, grad=False):
+  if modulated:
+    fwd = lambda x, o, w, b, m: deform.deform_conv(x, o, w, b, m, offset_groups=groups, impl=impl)
+  else:
+    fwd = lambda x, o, w, b: deform.deform_conv(x, o, w, b, offset_groups=groups, impl=impl)
+  if not grad:
+    return jax.jit(fwd)
+  loss = lambda cot, *args: jnp.sum(fwd(*args) * cot)
+  return jax.jit(jax.grad(loss, argnums=tuple(range(1, 6 if modulated else 5))))
+
+
+@functools.lru_cache(maxsize=None)
+def _group_case(groups):
+  """Cin = 8 (1, 4 or 8 channels per group: one padded channel block each), offsets up to 6 px on a 9 x 8 image.
+
+  Besides the random offsets, which leave the image often, pixel (3, 3) sends group 0's taps far above the image
+  and pixel (4, 4) sends the last group's far to the right: those groups read only zeros there.
+  """
+  d = _inputs(seed=5, cin=8, off_scale=6.0, groups=groups)
+  off = d["offset"].copy()
+  off[:, 3, 3, 0:18] = (-20.0, 0.5) * 9
+  off[:, 4, 4, -18:] = (0.5, 30.0) * 9
+  d["offset"] = off
+  return d, {m: np_deform_conv(d["x"], d["offset"], d["weight"], d["bias"], d["mask"] if m else None, groups)
+             for m in (False, True)}
+
+
+@pytest.mark.parametrize("impl", ("pallas", "xla"))
+@pytest.mark.parametrize("modulated", (False, True), ids=("dcn_v1", "dcn_v2"))
+@pytest.mark.parametrize("groups", GROUPS)
+def test_groups_forward_matches_oracle(impl, modulated, groups):
+  d, want = _group_case(groups)
+  args = [d["x"], d["offset"], d["weight"], d["bias"]] + ([d["mask"]] if modulated else [])
+  got = np.asarray(_grouped(impl, modulated, groups)(*args))
+  np.testing.assert_allclose(got, want[modulated], rtol=1e-4, atol=1e-4)
+
+
+def test_groups_read_their_own_channels():
+  """A group whose taps all leave the image contributes nothing: the output equals the conv without its channels."""
+  d, want = _group_case(8)
+  cpg = 1
+  others = np.ones(8, bool)
+  others[0] = False  # group 0 (channel 0) is outside the image at pixel (3, 3)
+  ref = np_deform_conv(d["x"][..., others], np.delete(d["offset"], np.s_[0:18], axis=-1),
+                       d["weight"][:, :, others], d["bias"], None, 8 - cpg)
+  np.testing.assert_allclose(want[False][:, 3, 3], ref[:, 3, 3], rtol=1e-10, atol=1e-10)
+  got = np.asarray(_grouped("pallas", False, 8)(d["x"], d["offset"], d["weight"], d["bias"]))
+  np.testing.assert_allclose(got[:, 3, 3], ref[:, 3, 3], rtol=1e-4, atol=1e-4)
+
+
+@functools.lru_cache(maxsize=None)
+def _group_fd_case():
+  d = _inputs(seed=6, n=1, h=3, w=4, cin=4, cout=2, frac_away=True, groups=2)
+  return d, _fd_grads(d, True, False, groups=2)
+
+
+@pytest.mark.parametrize("impl", ("pallas", "xla"))
+def test_groups_gradients_match_finite_differences(impl):
+  """G = 2, DCN v2 on a 3 x 4 image where most taps of the border pixels leave it: x, offset, weight, bias, mask."""
+  d, want = _group_fd_case()
+  got = _grouped(impl, True, 2, grad=True)(d["cot"], d["x"], d["offset"], d["weight"], d["bias"], d["mask"])
+  for name, g, w in zip(["x", "offset", "weight", "bias", "mask"], got, want):
+    np.testing.assert_allclose(np.asarray(g), w, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("modulated", (False, True), ids=("dcn_v1", "dcn_v2"))
+def test_groups_pallas_gradients_match_reference(modulated):
+  """G = 8 with one channel per group (each padded to a 16-channel block) on the 9 x 8, batch-2 case."""
+  d, _ = _group_case(8)
+  args = [d["x"], d["offset"], d["weight"], d["bias"]] + ([d["mask"]] if modulated else [])
+  got = _grouped("pallas", modulated, 8, grad=True)(d["cot"], *args)
+  want = _grouped("xla", modulated, 8, grad=True)(d["cot"], *args)
+  for name, g, w in zip(["x", "offset", "weight", "bias", "mask"], got, want):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_group_shape_errors():
+  x = jnp.zeros((1, 4, 4, 6))
+  w = jnp.zeros((3, 3, 6, 2))
+  with pytest.raises(ValueError, match="offset_groups"):
+    deform.deform_conv(x, jnp.zeros((1, 4, 4, 72)), w, offset_groups=4)  # 6 channels do not split into 4 groups
+  with pytest.raises(ValueError, match=r"offset must be \(1, 4, 4, 36\)"):
+    deform.deform_conv(x, jnp.zeros((1, 4, 4, 18)), w, offset_groups=2)
+  with pytest.raises(ValueError, match=r"mask must be \(1, 4, 4, 27\)"):
+    deform.deform_conv(x, jnp.zeros((1, 4, 4, 54)), w, mask=jnp.zeros((1, 4, 4, 9)), offset_groups=3)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -374,6 +477,13 @@ _SQ_OFF = _S((_N, _H, _W, 2), jnp.float32)
 _MASK = _S((_N, _H, _W, 9), jnp.float32)
 _WGT = _S((3, 3, _CIN, _COUT), jnp.float32)
 _BIAS = _S((_COUT,), jnp.float32)
+# DSFN's TFBFI deformable conv: 128 channels in 8 groups of 16 (one unpadded channel block per group).
+_X128 = _S((1, 6, 5, 128), jnp.float32)
+_OFF_G8 = _S((1, 6, 5, 144), jnp.float32)
+_W128 = _S((3, 3, 128, 128), jnp.float32)
+# Two groups of two channels: padded channel blocks.
+_OFF_G2 = _S((_N, _H, _W, 36), jnp.float32)
+_MASK_G2 = _S((_N, _H, _W, 18), jnp.float32)
 
 
 def _gpu_grad(fn, nargs):
@@ -390,6 +500,14 @@ LOWERING_CASES = {
                (_X, _OFF, _WGT, _BIAS, _MASK), 3),
     "fwd_squared": (lambda x, o, w, b: deform.squared_deform_conv_pallas(x, o, w, b, interpret=False),
                     (_X, _SQ_OFF, _WGT, _BIAS), 1),
+    "fwd_v1_g8_dsfn": (lambda x, o, w: deform.deform_conv_pallas(x, o, w, offset_groups=8, interpret=False),
+                       (_X128, _OFF_G8, _W128), 1),
+    "bwd_v1_g8_dsfn": (_gpu_grad(lambda x, o, w: deform.deform_conv_pallas(x, o, w, offset_groups=8,
+                                                                            interpret=False), 3),
+                       (_X128, _OFF_G8, _W128), 3),
+    "bwd_v2_g2": (_gpu_grad(lambda x, o, w, b, m: deform.deform_conv_pallas(x, o, w, b, m, offset_groups=2,
+                                                                             interpret=False), 5),
+                  (_X, _OFF_G2, _WGT, _BIAS, _MASK_G2), 3),
     "bwd_squared": (_gpu_grad(lambda x, o, w, b: deform.squared_deform_conv_pallas(x, o, w, b, interpret=False), 4),
                     (_X, _SQ_OFF, _WGT, _BIAS), 3),
 }

@@ -9,12 +9,13 @@ from jaxvfi.datasets import gopro
 from jaxvfi.datasets import middlebury
 from jaxvfi.datasets import sr_raw
 from jaxvfi.datasets import synthetic
+from jaxvfi.datasets import synthetic_blur
 from jaxvfi.datasets import ucf101
 from jaxvfi.datasets import vimeo90k
 
-_BUILDER_CLASSES = (synthetic.JaxvfiSynthetic, synthetic.JaxvfiSyntheticZoom, vimeo90k.Vimeo90kTriplet,
-                    vimeo90k.Vimeo90kSeptuplet, ucf101.Ucf101Triplet, middlebury.MiddleburyOther, adobe240.Adobe240,
-                    gopro.Gopro, sr_raw.SrRaw)
+_BUILDER_CLASSES = (synthetic.JaxvfiSynthetic, synthetic.JaxvfiSyntheticZoom, synthetic_blur.JaxvfiSyntheticBlur,
+                    vimeo90k.Vimeo90kTriplet, vimeo90k.Vimeo90kSeptuplet, ucf101.Ucf101Triplet,
+                    middlebury.MiddleburyOther, adobe240.Adobe240, gopro.Gopro, sr_raw.SrRaw)
 
 BUILDERS = {cls.name: cls for cls in _BUILDER_CLASSES}
 """Dataset name (as given to `tfds.builder`) -> builder class."""

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Mapping
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvfi import augment
 from jaxvfi import metrics as metrics_lib
 from jaxvfi import utils
 
@@ -37,10 +38,20 @@ def _frames(x: np.ndarray) -> np.ndarray:
   return x.reshape((-1,) + x.shape[-3:]) if x.ndim == 5 else x
 
 
+def frame_group(spec) -> tuple[list[int], int]:
+  """A frame group of an entry: a list of indices along T, or {"frames": [...], "downscale": factor}."""
+  if hasattr(spec, "items"):  # a dict or a ConfigDict
+    spec = dict(spec.items())
+    if set(spec) - {"frames", "downscale"} or "frames" not in spec:
+      raise ValueError(f"frame group {spec}: expected indices or {{frames: [...], downscale: factor}}")
+    return [int(i) for i in spec["frames"]], int(spec.get("downscale") or 1)
+  return [int(i) for i in spec], 1
+
+
 def score(predict_fn: Callable, params, batches: Iterable[dict], batch_size: int, *,
           select: Callable[[dict, dict], tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]],
           context: Callable[[dict, dict], np.ndarray] | None = None, names=("psnr", "ssim"), color: str = "rgb",
-          crop_border: int = 0, groups: Mapping[str, list[int]] | None = None, lpips: Callable | None = None,
+          crop_border: int = 0, groups: Mapping[str, Any] | None = None, lpips: Callable | None = None,
           limit: int = -1, keep: int = 0, desc: str = "eval", progress: bool = True) -> Scores:
   """Means over frames of the model's metrics (`names`, keyed by name) and of the baselines (`<baseline>_<name>`).
 
@@ -51,8 +62,11 @@ def score(predict_fn: Callable, params, batches: Iterable[dict], batch_size: int
     select: (predictions, batch) of the real examples -> (prediction frames, target frames, {baseline: frames});
       each (B, H, W, 3) or sequences (B, T, H, W, 3), scored frame by frame.
     context: (predictions, batch) -> frames shown left of the prediction in the image grid (default the target).
-    groups: {name: indices along T}: each group of a sequence's frames is also scored alone, as <name>/<metric>
-      and <name>/<baseline>_<metric>.
+    groups: {name: indices along T, or {"frames": indices, "downscale": factor}}: each group of a sequence's frames
+      is also scored alone, as <name>/<metric> and <name>/<baseline>_<metric>. With `downscale`, the prediction
+      (quantised to 8 bits, as a saved frame), the baselines (likewise) and the target are first bicubic-downscaled
+      by that factor (antialiased, MATLAB-like: `augment.bicubic_downscale`, as the inputs of restoration datasets
+      are made): e.g. restored frames scored at their inputs' scale.
     lpips: `metrics.lpips_fn(path)` when "lpips" is among `names` (else it is left out).
     limit: > 0 stops after that many examples. keep: the first `keep` examples are returned for image grids.
   """
@@ -86,8 +100,13 @@ def score(predict_fn: Callable, params, batches: Iterable[dict], batch_size: int
     preds = {k: np.asarray(v)[:real] for k, v in preds.items()}
     batch = {k: np.asarray(v)[:real] for k, v in batch.items()}
     pred, target, base = select(preds, batch)
-    for group, idx in (groups or {}).items():
-      add(f"{group}/", pred[:, idx], target[:, idx], {k: v[:, idx] for k, v in base.items()})
+    for group, spec in (groups or {}).items():
+      idx, factor = frame_group(spec)
+      gp, gt, gb = pred[:, idx], target[:, idx], {k: v[:, idx] for k, v in base.items()}
+      if factor > 1:
+        down = lambda x: augment.bicubic_downscale(np.asarray(metrics_lib.quantize(jnp.asarray(x))), factor)
+        gp, gt, gb = down(gp), augment.bicubic_downscale(gt, factor), {k: down(v) for k, v in gb.items()}
+      add(f"{group}/", gp, gt, gb)
     pred, target = add("", pred, target, base)
     examples += real
     sizes.add(f"{target.shape[2]}x{target.shape[1]}")

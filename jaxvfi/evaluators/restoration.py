@@ -5,17 +5,26 @@ of `config.evals` with `type="restoration"` scores the config's eval split (no `
 (`dataset`, `dir`, `builder_config`). Options (besides those of `jaxvfi.evaluators.common`):
   pred_key:   the prediction compared with the ground truth (default "image"), (B, H, W, 3) or (B, T, H, W, 3);
   target_key: the batch's ground truth in the same layout (required);
+  target_frames: optional indices along T of target_key: the ground-truth frames the prediction's T frames are
+              (e.g. DSFN predicts 3 of the 7 sharp frames of an example);
   input_key:  a low-resolution input in the same layout at 1/`scale` the size: its bicubic upsampling
               (`jax.image.resize`, "bicubic") is the "bicubic" baseline, unless the family has `baselines`;
   scale:      the upsampling factor of input_key (default: target size / input size);
-  frames:     optional {group name: [indices along T]}: the model and the baselines are also scored on each group of
-              a sequence, reported as <group>/<metric> (e.g. DSFN's key frames and interpolated frames);
+  frames:     optional {group name: [indices along T] or {"frames": [...], "downscale": factor}}: the model and the
+              baselines are also scored on each group of a sequence, reported as <group>/<metric> (e.g. DSFN's key
+              frames and interpolated frames); with `downscale`, after a bicubic x1/factor of prediction, baselines
+              and ground truth alike (`common.score`; e.g. DSFN's "deblurred at input scale");
+  group_means: optional {name: [group names]}: <name>/<metric> is the mean of those groups' values (e.g. a video
+              that alternates key and interpolated frames scores their mean, DSFN's "enhanced video");
+  reference:  optional {row name: {column: value}}: published numbers printed in the table beside ours (columns as
+              in `scores`, e.g. "interpolated/psnr"); they are never computed, only shown;
   name, dataset, dir, builder_config, split, batch_size.
 Baselines: the family's `baselines(batch, config) -> {name: frames}` (`jaxvfi.models` docstring) when it has one,
 else the bicubic upsampling of input_key when given, else none.
 
 `format_table(results)` lays the results of several entries out as one markdown table: a row per method (the model,
-then each baseline) and a column per entry and metric.
+then each baseline, then the reference rows) and a column per entry and metric, with the colour space and border
+crop of each entry in the caption.
 """
 from __future__ import annotations
 
@@ -31,7 +40,7 @@ from jaxvfi.evaluators import common
 
 ENTRY_KEYS = frozenset({"name", "dataset", "dir", "builder_config", "split", "batch_size", "metrics", "color",
                         "crop_border", "num_examples", "num_images", "every_steps", "type", "pred_key", "target_key",
-                        "input_key", "scale", "frames"})
+                        "input_key", "scale", "frames", "target_frames", "group_means", "reference"})
 
 
 def bicubic_upsample(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -68,7 +77,20 @@ class Evaluator:
     self.target_key = entry["target_key"]
     self.input_key = entry.get("input_key")
     self.scale = entry.get("scale")
-    self.groups = {str(k): [int(i) for i in v] for k, v in dict(entry.get("frames") or {}).items()}
+    frames = entry.get("target_frames")
+    self.target_frames = None if frames is None else [int(i) for i in frames]
+    self.groups = {}
+    for k, v in dict(entry.get("frames") or {}).items():
+      idx, factor = common.frame_group(v)
+      self.groups[str(k)] = {"frames": idx, "downscale": factor}
+    self.group_means = {str(k): [str(g) for g in v] for k, v in dict(entry.get("group_means") or {}).items()}
+    for name, parts in self.group_means.items():
+      missing = [g for g in parts if g not in self.groups]
+      if missing or not parts:
+        raise ValueError(f"config.evals entry {self.name!r}: group_means.{name} names groups {missing or parts} that "
+                         f"are not frame groups ({', '.join(self.groups) or 'none'})")
+    self.reference = {str(row): {str(k): float(v) for k, v in dict(values).items()}
+                      for row, values in dict(entry.get("reference") or {}).items()}
     default_limit = -1 if self.dataset else int(config.get("num_eval_examples", -1))
     self.limit = int(entry["num_examples"]) if entry.get("num_examples") is not None else default_limit
     self.num_images = int(entry["num_images"]) if entry.get("num_images") is not None else (
@@ -97,6 +119,11 @@ class Evaluator:
     if self.target_key not in batch:
       raise ValueError(f"the eval batches have no {self.target_key!r} (they have {', '.join(sorted(batch))})")
     pred, target = np.asarray(preds[self.pred_key]), np.asarray(batch[self.target_key])
+    if self.target_frames is not None:
+      if target.ndim != 5 or max(self.target_frames) >= target.shape[1]:
+        raise ValueError(f"target_frames {self.target_frames} do not index the frames of {self.target_key} "
+                         f"{target.shape}")
+      target = target[:, self.target_frames]
     if pred.shape != target.shape:
       raise ValueError(f"prediction {self.pred_key} {pred.shape} and ground truth {self.target_key} {target.shape} "
                        "differ in shape")
@@ -121,27 +148,43 @@ class Evaluator:
       part = {k[len(group) + 1:]: v for k, v in result.means.items() if k.startswith(f"{group}/")}
       for method, values in common.split_scores(part, self.metrics, baselines).items():
         scores[method].update({f"{group}/{k}": v for k, v in values.items()})
+    means = dict(result.means)
+    for name, parts in self.group_means.items():  # the mean of the groups' means, not of their frames
+      for method, values in scores.items():
+        prefix = "" if method == "model" else f"{method}_"
+        for metric in self.metrics:
+          keys = [f"{g}/{metric}" for g in parts]
+          if all(k in values for k in keys):
+            values[f"{name}/{metric}"] = means[f"{name}/{prefix}{metric}"] = float(np.mean([values[k] for k in keys]))
     grid = common.grid(result.examples)
     return {"name": self.name, "dataset": self.dataset or self.data.name, "split": self.split,
             "batch_size": self.batch_size, "num_examples": result.count, "frame_sizes": result.frame_sizes,
-            "scores": scores, "metrics": result.means,
-            "notes": list(self.notes),
+            "color": self.color, "crop_border": self.crop_border, "scores": scores, "metrics": means,
+            "reference": self.reference, "notes": list(self.notes),
             "images": {} if grid is None else {"context_prediction_target_error": grid}}
 
 
 def format_table(results: Mapping[str, Any]) -> str:
-  """One markdown table: a row per method (the model, then the baselines), a column per entry and metric."""
+  """One markdown table: a row per method (the model, the baselines, then the entries' reference rows), a column per
+  entry and metric; the caption gives each entry's frame count, colour space and border crop."""
   benchmarks = results["benchmarks"]
   columns = [(b, key) for b in benchmarks for key in b["scores"]["model"]]
   header = ["Method"] + [f"{b['name']} {key}" for b, key in columns]
   lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * len(columns)) + "|"]
+  fmt = lambda key, value: "" if value is None else (f"{value:.3f}" if "psnr" in key else f"{value:.4f}")
   methods = ["model"] + sorted({m for b in benchmarks for m in b["scores"] if m != "model"})
   for method in methods:
     cells = [results["method"] if method == "model" else method]
-    for b, key in columns:
-      value = b["scores"].get(method, {}).get(key)
-      cells.append("" if value is None else (f"{value:.3f}" if "psnr" in key else f"{value:.4f}"))
+    cells += [fmt(key, b["scores"].get(method, {}).get(key)) for b, key in columns]
+    lines.append("| " + " | ".join(cells) + " |")
+  for row in dict.fromkeys(r for b in benchmarks for r in b.get("reference") or {}):
+    cells = [row] + [fmt(key, (b.get("reference") or {}).get(row, {}).get(key)) for b, key in columns]
     lines.append("| " + " | ".join(cells) + " |")
   counts = ", ".join(f"{b['name']} {b['num_examples']} frames" for b in benchmarks)
-  lines += ["", f"At step {results['step']}; {counts}."]
+  crop = lambda b: f"{b['crop_border']} px border crop" if b.get("crop_border") else "no border crop"
+  space = lambda b: "RGB" if b.get("color", "rgb") == "rgb" else "Y (BT.601)"
+  scoring = "; ".join(f"{b['name']}: {space(b)}, {crop(b)}" for b in benchmarks)
+  lines += ["", f"At step {results['step']}; {counts}. Scored on {scoring}."]
+  if any(b.get("reference") for b in benchmarks):
+    lines.append("Rows after the baselines are published numbers, copied, not computed.")
   return "\n".join(lines) + "\n"

@@ -22,15 +22,22 @@ Initializer = Callable[..., jax.Array]
 class DeformConv(nn.Module):
   """Deformable convolution, stride 1, "same" padding (Dai et al. 2017; DSFN's `DefConv(f, Phi)`, Eq. (6)).
 
+  `__call__(x, offset, mask=None)`: x (N,H,W,Cin); offset (N,H,W,2*G*k*k); mask (N,H,W,G*k*k) for DCN v2. Returns
+  (N,H,W,features).
+
   Attributes:
     features: output channels.
-    kernel_size: odd k; the offsets carry 2*k*k channels, (dy, dx) per tap in row-major tap order.
+    kernel_size: odd k; the offsets carry 2*G*k*k channels, (dy, dx) per group and tap in row-major tap order
+      (channel g*2K + 2t is dy of tap t in group g: torchvision's convention).
+    offset_groups: G deformable groups, a divisor of Cin: group g samples input channels [g*Cin/G, (g+1)*Cin/G) at
+      its own offsets (and mask). The parameters do not depend on G.
     use_bias: add a learned bias.
-    modulated: DCN v2: `__call__` then needs a (N,H,W,k*k) modulation mask (usually a sigmoid).
+    modulated: DCN v2: `__call__` then needs a (N,H,W,G*k*k) modulation mask (usually a sigmoid).
     impl: "auto" (Pallas on GPU, the `jnp` reference elsewhere), "pallas" or "xla".
   """
   features: int
   kernel_size: int = 3
+  offset_groups: int = 1
   use_bias: bool = True
   modulated: bool = False
   impl: str = "auto"
@@ -45,7 +52,7 @@ class DeformConv(nn.Module):
     k = self.kernel_size
     kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), self.param_dtype)
     bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
-    return deform_ops.deform_conv(x, offset, kernel, bias, mask, impl=self.impl)
+    return deform_ops.deform_conv(x, offset, kernel, bias, mask, offset_groups=self.offset_groups, impl=self.impl)
 
 
 class SquaredDeformConv(nn.Module):
