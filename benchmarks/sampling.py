@@ -94,10 +94,10 @@ def bench_deform(args: argparse.Namespace) -> list[dict]:
   reference's output (forward) or gradients (forward+backward), relative to the reference's largest entry.
   """
   rng = np.random.default_rng(0)
-  n, c, k = args.deform_batch, args.deform_channels, 3
+  n, c, k, g = args.deform_batch, args.deform_channels, 3, args.deform_groups
   ops = {
-      "v1": lambda impl: lambda x, o, m, w, b: deform.deform_conv(x, o, w, b, impl=impl),
-      "v2": lambda impl: lambda x, o, m, w, b: deform.deform_conv(x, o, w, b, m, impl=impl),
+      "v1": lambda impl: lambda x, o, m, w, b: deform.deform_conv(x, o, w, b, offset_groups=g, impl=impl),
+      "v2": lambda impl: lambda x, o, m, w, b: deform.deform_conv(x, o, w, b, m, offset_groups=g, impl=impl),
       "squared": lambda impl: lambda x, o, m, w, b: deform.squared_deform_conv(x, o[..., :2], w, b, impl=impl),
   }
   impl_names = {"pallas": "pallas", "reference": "xla"}
@@ -105,8 +105,8 @@ def bench_deform(args: argparse.Namespace) -> list[dict]:
   for size in args.deform_sizes:
     h, w = (int(v) for v in size.lower().split("x"))
     x = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
-    off = jnp.asarray(rng.normal(scale=args.deform_offset_scale, size=(n, h, w, 2 * k * k)), jnp.float32)
-    mask = jnp.asarray(rng.uniform(size=(n, h, w, k * k)), jnp.float32)
+    off = jnp.asarray(rng.normal(scale=args.deform_offset_scale, size=(n, h, w, 2 * g * k * k)), jnp.float32)
+    mask = jnp.asarray(rng.uniform(size=(n, h, w, g * k * k)), jnp.float32)
     wgt = jnp.asarray(rng.normal(scale=(k * k * c) ** -0.5, size=(k, k, c, c)), jnp.float32)
     bias = jnp.asarray(rng.normal(size=(c,)), jnp.float32)
     cot = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
@@ -135,7 +135,8 @@ def bench_deform(args: argparse.Namespace) -> list[dict]:
     key = (r["size"], r["variant"], r["mode"])
     rows.append([r["size"], r["variant"], r["mode"], r["impl"], f"{r['ms']:.3f}", f"{r['tflops']:.2f}",
                  f"{ref[key] / r['ms']:.2f}x" if key in ref else "-", r["diff"]])
-  _print_table(f"deform_conv  N={n} C={c} k={k} float32 offsets ~N(0, {args.deform_offset_scale}^2) "
+  _print_table(f"deform_conv  N={n} C={c} k={k} G={g} (squared: 1) float32 offsets ~N(0, "
+               f"{args.deform_offset_scale}^2) "
                f"(median of {args.iters})",
                ["HxW", "variant", "mode", "impl", "ms", "TFLOP/s", "speed-up vs ref", "max rel diff"], rows)
   return results
@@ -158,6 +159,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
   p.add_argument("--deform-sizes", nargs="+", default=["64x64", "180x320"], help="HxW of the deform section")
   p.add_argument("--deform-batch", type=int, default=4)
   p.add_argument("--deform-channels", type=int, default=128, help="Cin = Cout of the deformable conv")
+  p.add_argument("--deform-groups", type=int, default=8, help="deformable groups of v1 and v2 (DSFN: 8)")
   p.add_argument("--deform-variants", nargs="+", default=["v1", "v2", "squared"], choices=["v1", "v2", "squared"])
   p.add_argument("--deform-offset-scale", type=float, default=2.0, help="standard deviation of the offsets, pixels")
   p.add_argument("--warmup", type=int, default=2)

@@ -141,3 +141,23 @@ def test_eq12_loss_by_hand():
   single, _ = models.make_loss_fn(config_lib.load_config(os.path.join(ROOT, "configs", "dsfn.py"), "levels=1"))
   total, metrics = single({"level1": preds["level1"]}, {"sharp": jnp.asarray(sharp)})
   assert float(total) == pytest.approx(0.3, rel=1e-6) and "loss_level2_l1" not in metrics
+
+
+def test_config_recipe_and_variants():
+  load = lambda arg=None: config_lib.load_config(os.path.join(ROOT, "configs", "dsfn.py"), arg)
+  c = load()
+  assert (c.batch_size, c.num_train_steps, c.model.scale, c.model.offset_groups) == (8, 300_000, 4, 8)
+  assert c.data.name == "jaxvfi_synthetic_blur" and c.data.augmentation == "dsfn" and c.data.builder_config == "blurry4"
+  assert dict(c.loss.weights) == {"level1_l1": 1.0, "level2_l1": 1.0}
+  assert c.optimizer.name == "adam" and c.optimizer.schedule.name == "cosine"
+  assert set(c.evals) == {"validation", "adobe240", "gopro"}
+  assert list(c.evals.adobe240.reference) == ["DSFN, paper Table 1"]
+  single = load("levels=1,data=gopro")
+  assert single.model.levels == 1 and single.loss.weights.level2_l1 == 0.0
+  assert single.data.name == "gopro" and single.data.eval_split == "test"
+  assert list(single.evals.gopro.reference) == ["DSFN single-level, paper Table 2"]
+  local = load("runlocal")
+  assert local.data.augmentation_args.noise_std == 0.01 and local.num_train_steps == 600
+  for bad, message in (("levels=3", "levels must be 1 or 2"), ("data=vimeo", "data must be one of")):
+    with pytest.raises(ValueError, match=message):
+      load(bad)
