@@ -61,15 +61,15 @@ terms `level1_l1` and `level2_l1` (`make_loss_fn`).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import einops
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
+from jaxvfi import losses
 from jaxvfi.layers import deform
 
 NUM_INPUTS = 4  # B_{t-4}, B_{t-2}, B_t, B_{t+2}
@@ -270,8 +270,6 @@ def build(model_config) -> DSFN:
 # The family protocol (`jaxvfi.models`): batch, loss (Eq. (12)), baselines.
 
 EVALUATOR = "restoration"
-
-
 TRAIN_CROP = 256  # HR training crop (§4.2), the `dsfn` augmentation preset's crop_size
 
 
@@ -279,7 +277,8 @@ def _scale_and_crop(config) -> tuple[int, int]:
   """(r, HR training side): config.model.scale and the `dsfn` preset's crop (`data.augmentation_args.crop_size`, else
   the preset's 256). Read without importing the input pipeline, so that inference needs neither grain nor TFDS."""
   scale = int(config.model.get("scale", 4))
-  args = config.data.get("augmentation_args") or {} if config.get("data") is not None else {}
+  data = config.get("data")
+  args = (data.get("augmentation_args") if data is not None else None) or {}
   crop = args.get("crop_size") or TRAIN_CROP
   side = int(crop) if np.isscalar(crop) else int(crop[0])
   if side % scale:
@@ -325,7 +324,6 @@ LOSS_TERMS = {"level1_l1": level1_l1, "level2_l1": level2_l1}
 
 def make_loss_fn(config):
   """Eq. (12) as the weighted terms `config.loss.weights` (level1_l1: 1, level2_l1: 1 in configs/dsfn.py)."""
-  from jaxvfi import losses  # pylint: disable=g-import-not-at-top
   return losses.weighted_loss(config.loss.weights, LOSS_TERMS), []
 
 
