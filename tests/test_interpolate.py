@@ -138,7 +138,7 @@ def test_read_frame_converts_every_kind_of_png_to_rgb8(tmp_path, caplog):
 
   np.testing.assert_array_equal(interpolate.read_frame(str(tmp_path / "rgb.png")), rgb)
   np.testing.assert_array_equal(interpolate.read_frame(str(tmp_path / "gray.png")), np.stack([gray] * 3, -1))
-  with caplog.at_level("INFO"):
+  with caplog.at_level("INFO", logger="absl"):
     got = interpolate.read_frame(str(tmp_path / "rgba.png"))
   np.testing.assert_array_equal(got, rgb)
   assert "rgba.png: alpha channel dropped" in caplog.text
