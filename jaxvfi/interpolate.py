@@ -106,7 +106,7 @@ from jaxvfi.video_io import read_frame
 
 MAX_BISECTION_DEPTH = 8  # t = k / 256 at the finest
 
-SCENE_THRESHOLD = 0.12  # scene_score above which a pair is a cut (module docstring)
+SCENE_THRESHOLD = video_io.SCENE_THRESHOLD  # scene_score above which a pair is a cut (module docstring)
 DEFAULT_DYADIC_DEPTH = 4
 DEFAULT_TILE_OVERLAP = 32
 ALPHA_MODES = ("model", "blend", "drop")
@@ -353,38 +353,7 @@ class Options:
   dyadic_depth: int = DEFAULT_DYADIC_DEPTH
 
 
-def scene_score(frame0: np.ndarray, frame1: np.ndarray) -> float:
-  """How unlike two frames are, in [0, 1]: min(mean |I0 - I1| / 255, colour-histogram distance).
-
-  The first term is the mean absolute difference over pixels and R, G, B (FFmpeg's `scdet`/`select` scene score
-  starts from the same mean absolute frame difference); the second is the total-variation distance
-  0.5 * sum_b |h0(b) - h1(b)| of the normalised histograms, averaged over R, G, B. Motion moves pixels but keeps the
-  histograms, a cut changes both; the smaller of the two is high only for a cut (module docstring for measured
-  values). Histograms have 16 bins, fewer for frames under 5,600 pixels: the distance between two histograms of the
-  same content sampled at N pixels with B bins is about 0.56 sqrt(B / N), which is kept under 0.03; frames under
-  700 pixels get one bin, so they never score above 0 (too small to tell a cut from motion). Takes uint8 (H, W, 3)
-  frames, or (H, W, 4) RGBA whose colour is premultiplied by alpha first (colour under transparent pixels is not
-  seen, so it does not count).
-  """
-  a, b = (_visible_colour(f) for f in (frame0, frame1))
-  mad = float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean()) / 255.0
-  pixels = a.shape[0] * a.shape[1]
-  bins = 1 << max(0, min(4, int(np.log2(max(pixels // 350, 1)))))
-  shift = 8 - int(np.log2(bins))
-  dist = 0.0
-  for c in range(3):
-    h0 = np.bincount((a[..., c] >> shift).ravel(), minlength=bins) / a[..., c].size
-    h1 = np.bincount((b[..., c] >> shift).ravel(), minlength=bins) / b[..., c].size
-    dist += 0.5 * float(np.abs(h0 - h1).sum()) / 3.0
-  return min(mad, dist)
-
-
-def _visible_colour(frame: np.ndarray) -> np.ndarray:
-  frame = np.asarray(frame)
-  if frame.shape[-1] == 3:
-    return frame
-  premultiplied = frame[..., :3].astype(np.uint16) * frame[..., 3:] + 127
-  return (premultiplied // 255).astype(np.uint8)
+scene_score = video_io.scene_score
 
 
 def tile_windows(height: int, width: int, tile: int, overlap: int) -> list[tuple[slice, slice, slice, slice]]:

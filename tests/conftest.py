@@ -16,7 +16,8 @@ CACHE = os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(ROOT, ".
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
-# Overrides that shrink configs/refin.py:runlocal to seconds: 32x32 crops of a 8-clip, 32x32 embedded dataset.
+# Overrides that shrink configs/refin.py:runlocal,data=rendered to seconds: 32x32 crops of a 8-clip, 32x32 embedded
+# dataset.
 TINY = {
     "batch_size": 2,
     "eval_batch_size": 2,
@@ -49,7 +50,7 @@ DSFN_TINY = {
 }
 
 
-def tiny_config(tfds_dir: str, arg: str = "runlocal", **overrides):
+def tiny_config(tfds_dir: str, arg: str = "runlocal,data=rendered", **overrides):
   return config_lib.load_config(os.path.join(ROOT, "configs", "refin.py"), arg,
                                 {**TINY, "data.tfds_dir": tfds_dir, **overrides})
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, cli_args, multi_device_flags, run_main, tiny_config
 from jaxvfi import train
 
-CONFIG = "--config=configs/refin.py:runlocal"
+CONFIG = "--config=configs/refin.py:runlocal,data=rendered"
 # The end-to-end runs each hold several GB: one xdist worker runs them one after another (`--dist loadgroup`).
 pytestmark = pytest.mark.xdist_group("trainer")
 

@@ -11,15 +11,17 @@ from jaxvfi.datasets import sr_raw
 from jaxvfi.datasets import synthetic
 from jaxvfi.datasets import synthetic_blur
 from jaxvfi.datasets import ucf101
+from jaxvfi.datasets import video_clips
 from jaxvfi.datasets import vimeo90k
 
 _BUILDER_CLASSES = (synthetic.JaxvfiSynthetic, synthetic.JaxvfiSyntheticZoom, synthetic_blur.JaxvfiSyntheticBlur,
                     vimeo90k.Vimeo90kTriplet, vimeo90k.Vimeo90kSeptuplet, ucf101.Ucf101Triplet,
-                    middlebury.MiddleburyOther, adobe240.Adobe240, gopro.Gopro, sr_raw.SrRaw)
+                    middlebury.MiddleburyOther, adobe240.Adobe240, gopro.Gopro, sr_raw.SrRaw,
+                    video_clips.VideoClips)
 
 BUILDERS = {cls.name: cls for cls in _BUILDER_CLASSES}
 """Dataset name (as given to `tfds.builder`) -> builder class."""
 
 CLIP_DATASETS = frozenset({"jaxvfi_synthetic", "vimeo90k_triplet", "vimeo90k_septuplet", "ucf101_triplet",
-                           "middlebury_other"})
+                           "middlebury_other", "video_clips"})
 """Datasets with the interpolation clip features (frames, times, id) that `jaxvfi.input_pipeline` reads."""
