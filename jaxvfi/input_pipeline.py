@@ -240,11 +240,28 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
   return _PREPARED[key]
 
 
+def _check_split(builder: tfds.core.DatasetBuilder, data_config: ml_collections.ConfigDict, split: str) -> None:
+  """One clear error for a split the dataset lacks (e.g. the train split of a folder with one video)."""
+  names = set(builder.info.splits)
+  if not {part.split("[")[0] for part in split.split("+")} <= names:
+    where = f" built from data.dir {data_config.dir}" if data_config.get("dir") else ""
+    raise ValueError(f"dataset {data_config.name}{where} has no split {split!r} (its splits: "
+                     f"{', '.join(sorted(names))})" + (": nothing to train on" if split == data_config.train_split
+                                                       else ""))
+
+
+def data_source(data_config: ml_collections.ConfigDict, split: str):
+  """Random-access examples of `split` (TFDS split syntax, e.g. "train+validation") of the built dataset."""
+  builder = get_builder(data_config)
+  _check_split(builder, data_config, split)
+  return builder.as_data_source(split=split)
+
+
 def num_examples(data_config: ml_collections.ConfigDict, split: str) -> int:
   """Number of examples in `split`; of the training split of a mixture, the sum over its components."""
   if data_config.get("mixture") and split == data_config.train_split:
-    return sum(get_builder(c).info.splits[c.train_split].num_examples for c, _ in mixture_components(data_config))
-  return get_builder(data_config).info.splits[split].num_examples
+    return sum(num_examples(c, c.train_split) for c, _ in mixture_components(data_config))
+  return len(data_source(data_config, split))
 
 
 def mixture_components(data_config: ml_collections.ConfigDict) -> list[tuple[ml_collections.ConfigDict, float]]:
@@ -549,9 +566,9 @@ def create_train_iterator(data_config: ml_collections.ConfigDict, global_batch_s
   """
   import jax  # pylint: disable=g-import-not-at-top  # Only for the process layout.
   if data_config.get("mixture"):
-    source = [(get_builder(c).as_data_source(split=c.train_split), c, w) for c, w in mixture_components(data_config)]
+    source = [(data_source(c, c.train_split), c, w) for c, w in mixture_components(data_config)]
   else:
-    source = get_builder(data_config).as_data_source(split=data_config.train_split)
+    source = data_source(data_config, data_config.train_split)
   dataset = make_train_dataset(source, data_config, global_batch_size, seed, process_index=jax.process_index(),
                                process_count=jax.process_count())
   return iter(dataset[start_step:].to_iter_dataset(_read_options(data_config)))
@@ -592,5 +609,5 @@ def create_eval_batches(data_config: ml_collections.ConfigDict, batch_size: int,
   (index T // 2). DSFN and SDAN: the batch keys of the module docstring, without crops, flips or noise.
   """
   split = data_config.eval_split if split is None else split
-  source = get_builder(data_config).as_data_source(split=split)
+  source = data_source(data_config, split)
   return _EvalBatches(make_eval_dataset(source, data_config, batch_size), _read_options(data_config))

