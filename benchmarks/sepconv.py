@@ -1,4 +1,4 @@
-"""Benchmark of the local separable convolution: Pallas kernel vs the `jnp` reference, forward and forward+backward.
+"""Benchmark of the local separable convolution: Pallas kernel and "cpu" formulation vs the `jnp` reference.
 
   python benchmarks/sepconv.py                      # 256x256, 1280x720, 1920x1080; fp32 and bf16; K = 51
   python benchmarks/sepconv.py --sizes 256x256      # quick; what CPU runs are for
@@ -72,7 +72,7 @@ def main(argv=None):
   parser.add_argument("--sizes", default="256x256,1280x720,1920x1080", help="comma-separated WxH")
   parser.add_argument("--dtypes", default="float32,bfloat16", help=f"comma-separated, from {list(DTYPES)}")
   parser.add_argument("--modes", default="fwd,fwd+bwd", help="fwd and/or fwd+bwd")
-  parser.add_argument("--impls", default="pallas,xla", help="pallas and/or xla (xla = the jnp reference)")
+  parser.add_argument("--impls", default="pallas,cpu,xla", help="pallas, cpu and/or xla (xla = the jnp reference)")
   parser.add_argument("--kernel-size", type=int, default=51)
   parser.add_argument("--batch", type=int, default=1)
   parser.add_argument("--channels", type=int, default=3)

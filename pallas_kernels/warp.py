@@ -72,12 +72,98 @@ def backward_warp(image: jax.Array, flow: jax.Array, *, padding: str = "zeros", 
   """Backward warp of `image` (N,H,W,C) by `flow` (N,H,W,2) = (dx, dy) in pixels; see the module docstring.
 
   `impl`: "pallas" (`backward_warp_pallas`, which documents what is not bit-deterministic), "xla" (the reference,
-  differentiated by autodiff) or "auto" (Pallas on a GPU backend, the reference elsewhere).
+  differentiated by autodiff), "cpu" (the reference's forward with a hand-written backward, below) or "auto" (Pallas
+  on a GPU backend, "cpu" elsewhere).
   """
-  impl = _common.resolve_impl(impl)
+  impl = _common.resolve_impl(impl, has_cpu_impl=True)
   if impl == "xla":
     return backward_warp_reference(image, flow, padding)
+  if impl == "cpu":
+    _check(image, flow, padding)
+    return _warp_cpu(image, flow.astype(jnp.float32), padding)
   return backward_warp_pallas(image, flow, padding)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# "cpu": the reference's forward (four gathers) with a hand-written backward. Autodiff of the reference reduces
+# g * (corner differences) over the channels with a `reduce` that XLA:CPU hands to YNNPACK, which is ~20x slower than
+# the whole forward for C = 3 (BENCHMARKS.md); here the channel sum is unrolled into one elementwise fusion for small C.
+# The image gradient is the same scatter-add of g * corner weight that autodiff produces (a warp's image gradient is
+# a scatter by nature); when the image needs no gradient (warping input frames) XLA drops it, so the flow gradient is
+# gathers and elementwise work only.
+# ---------------------------------------------------------------------------------------------------------------------
+
+_UNROLL_CHANNELS = 8
+
+
+def _channel_sum(a):
+  """Σ over the last axis; unrolled for few channels (see above)."""
+  if a.shape[-1] > _UNROLL_CHANNELS:
+    return jnp.sum(a, axis=-1)
+  return sum(a[..., c] for c in range(a.shape[-1]))
+
+
+def _cpu_corners(image, flow, padding):
+  """The reference's sample geometry: four corners (flat index, bilinear weight), fractions, clamp derivatives."""
+  n, h, w, c = image.shape
+  ys, xs = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+  x = xs[None] + flow[..., 0]
+  y = ys[None] + flow[..., 1]
+  if padding == "border":
+    # d clip / d position as autodiff of `jnp.clip` gives it: 1 inside, 1/2 on the bound, 0 outside.
+    dclamp = lambda v, hi: jnp.where((v > 0) & (v < hi), 1.0, jnp.where((v == 0) | (v == hi), 0.5, 0.0))
+    dcx, dcy = dclamp(x, w - 1.0), dclamp(y, h - 1.0)
+    x = jnp.clip(x, 0.0, w - 1.0)
+    y = jnp.clip(y, 0.0, h - 1.0)
+  else:
+    dcx = dcy = None
+  x0 = jnp.floor(x)
+  y0 = jnp.floor(y)
+  wx1, wy1 = x - x0, y - y0
+  x0i, y0i = x0.astype(jnp.int32), y0.astype(jnp.int32)
+  corners = []
+  for dy, wy in ((0, 1.0 - wy1), (1, wy1)):
+    for dx, wx in ((0, 1.0 - wx1), (1, wx1)):
+      xi, yi = x0i + dx, y0i + dy
+      valid = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+      idx = jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)
+      corners.append((idx.reshape(n, h * w, 1), jnp.where(valid, wy * wx, 0.0), valid))
+  return corners, (wx1, wy1), (dcx, dcy)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _warp_cpu(image, flow, padding):
+  return backward_warp_reference(image, flow, padding)
+
+
+def _warp_cpu_fwd(image, flow, padding):
+  return backward_warp_reference(image, flow, padding), (image, flow)
+
+
+def _warp_cpu_bwd(padding, res, g):
+  """d out / d x = wy0 (v01 - v00) + wy1 (v11 - v10), d out / d y = wx0 (v10 - v00) + wx1 (v11 - v01) with invalid
+  corners read as 0 (the reference's zero weights), times the clamp derivative; image gradient scattered."""
+  image, flow = res
+  n, h, w, c = image.shape
+  g = g.astype(jnp.float32)
+  flat = image.reshape(n, h * w, c)
+  corners, (wx1, wy1), (dcx, dcy) = _cpu_corners(image, flow, padding)
+  v = []
+  for idx, _, valid in corners:
+    vals = jnp.take_along_axis(flat, idx, axis=1).reshape(n, h, w, c).astype(jnp.float32)
+    v.append(jnp.where(valid[..., None], vals, 0.0))
+  v00, v01, v10, v11 = v
+  gx = _channel_sum(g * ((1.0 - wy1)[..., None] * (v01 - v00) + wy1[..., None] * (v11 - v10)))
+  gy = _channel_sum(g * ((1.0 - wx1)[..., None] * (v10 - v00) + wx1[..., None] * (v11 - v01)))
+  if dcx is not None:
+    gx, gy = gx * dcx, gy * dcy
+  gimg = jnp.zeros((n, h * w, c), jnp.float32)
+  for idx, weight, _ in corners:
+    gimg = gimg.at[jnp.arange(n)[:, None], idx[..., 0]].add((g * weight[..., None]).reshape(n, h * w, c))
+  return gimg.reshape(n, h, w, c).astype(image.dtype), jnp.stack([gx, gy], axis=-1)
+
+
+_warp_cpu.defvjp(_warp_cpu_fwd, _warp_cpu_bwd)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

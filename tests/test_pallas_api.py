@@ -18,7 +18,7 @@ def test_public_names_are_the_tested_functions():
   assert pallas_kernels.squared_offset_mask is deform.squared_offset_mask
 
 
-@pytest.mark.parametrize("impl", ["pallas", "auto", "xla"])
+@pytest.mark.parametrize("impl", ["pallas", "auto", "xla", "cpu"])
 def test_sepconv_through_the_package_name(impl):
   rng = np.random.default_rng(0)
   k, h, w = 3, 5, 6

@@ -117,6 +117,7 @@ def _forward_fns():
       "pallas": lambda im, fl, pad: warp.backward_warp_pallas(im, fl, pad, block=SMALL_BLOCK),
       "pallas-default-block": lambda im, fl, pad: warp.backward_warp(im, fl, padding=pad, impl="pallas"),
       "auto": lambda im, fl, pad: warp.backward_warp(im, fl, padding=pad, impl="auto"),
+      "cpu": lambda im, fl, pad: warp.backward_warp(im, fl, padding=pad, impl="cpu"),
   }
 
 
@@ -150,7 +151,7 @@ def test_integer_flow_is_a_shift():
   np.testing.assert_array_equal(np.asarray(got), expected_border)
 
 
-@pytest.mark.parametrize("impl", ["reference", "pallas"])
+@pytest.mark.parametrize("impl", ["reference", "pallas", "cpu"])
 def test_bfloat16(impl):
   image, flow = _make("fractional")
   image_bf16 = jnp.asarray(image, jnp.bfloat16)
@@ -173,11 +174,12 @@ def _grad_fns():
   return {
       "reference": lambda im, fl, pad: warp.backward_warp(im, fl, padding=pad, impl="xla"),
       "pallas": lambda im, fl, pad: warp.backward_warp_pallas(im, fl, pad, block=SMALL_BLOCK),
+      "cpu": lambda im, fl, pad: warp.backward_warp(im, fl, padding=pad, impl="cpu"),
   }
 
 
 @pytest.mark.parametrize("padding", PADDINGS)
-@pytest.mark.parametrize("impl", ["reference", "pallas"])
+@pytest.mark.parametrize("impl", ["reference", "pallas", "cpu"])
 def test_gradients_match_analytic_oracle(impl, padding):
   image, flow = _make("fractional")
   cot = np.random.default_rng(2).normal(size=image.shape).astype(np.float32)
@@ -228,7 +230,7 @@ def test_pallas_gradient_vs_finite_differences(padding):
   np.testing.assert_allclose(float(fd), float(jnp.sum(gimg * u)), rtol=1e-4)
 
 
-@pytest.mark.parametrize("impl", ["reference", "pallas"])
+@pytest.mark.parametrize("impl", ["reference", "pallas", "cpu"])
 def test_image_gradient_with_duplicate_indices(impl):
   """Every output pixel samples (x, y) = (2.25, 1.5): 128 pixels, 8 pixel blocks, all hitting the same 4 inputs.
 
@@ -251,6 +253,23 @@ def test_image_gradient_with_duplicate_indices(impl):
   np.testing.assert_allclose(np.asarray(gflow), want_gflow, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_cpu_backward_equals_reference_autodiff(padding):
+  """12 channels (the summed, not unrolled, channel path), flows with ties on the border, and a flow-only gradient."""
+  rng = np.random.default_rng(9)
+  image = jnp.asarray(rng.normal(size=(2, 7, 9, 12)), jnp.float32)
+  flow = rng.normal(size=(2, 7, 9, 2)) * 4
+  flow[0, 0, :, 0] = -np.arange(9)  # x lands exactly on the left border: the clamp's tie
+  flow = jnp.asarray(flow, jnp.float32)
+  cot = jnp.asarray(rng.normal(size=image.shape), jnp.float32)
+  grads = {impl: jax.vjp(lambda a, b: warp.backward_warp(a, b, padding=padding, impl=impl), image, flow)[1](cot)
+           for impl in ("xla", "cpu")}
+  for got, want in zip(grads["cpu"], grads["xla"]):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+  flow_only = jax.vjp(lambda b: warp.backward_warp(image, b, padding=padding, impl="cpu"), flow)[1](cot)[0]
+  np.testing.assert_allclose(np.asarray(flow_only), np.asarray(grads["xla"][1]), rtol=1e-5, atol=1e-5)
+
+
 def test_argument_checks():
   image = jnp.zeros((1, 4, 4, 3))
   flow = jnp.zeros((1, 4, 4, 2))
@@ -262,6 +281,8 @@ def test_argument_checks():
     warp.backward_warp_pallas(image, flow, block=(24, 4))
   with pytest.raises(ValueError, match="impl"):
     warp.backward_warp(image, flow, impl="cuda")
+  with pytest.raises(ValueError, match="same N,H,W"):
+    warp.backward_warp(image, flow[:, :3], impl="cpu")
 
 
 @pytest.mark.parametrize("dtype,c,padding", [(jnp.float32, 3, "zeros"), (jnp.bfloat16, 64, "border")])
