@@ -126,4 +126,4 @@ def set_data(c, data: str) -> None:
   c.data.name = "video_clips"
   if data == "mixture":
     c.data.mixture = {"rendered": {"name": "jaxvfi_synthetic", "weight": 1.0},
-                      "real": {"name": "video_clips", "weight": 2.0}}
+                      "real": {"name": "video_clips", "weight": 2.0, "dir": None}}  # None: data.dir

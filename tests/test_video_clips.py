@@ -218,6 +218,12 @@ def test_mixture_components_and_their_errors():
   assert (rendered.name, w0, rendered.crop_size) == ("jaxvfi_synthetic", 1.0, 4)
   assert (real.name, w1, real.crop_size) == ("video_clips", 2.0, 8)
   assert not real.mixture and data.mixture  # the components hold no mixture; the data config is unchanged
+  data.dir = "/my/videos"
+  data.mixture.real.dir = None  # None inherits data.dir
+  assert input_pipeline.mixture_components(data)[0][0].dir == "/my/videos"
+  data.mixture.real.dir = "/other"
+  assert input_pipeline.mixture_components(data)[0][0].dir == "/other"
+  data.dir = None
   source = [(_clips(1, 5), rendered, w0), (_clips(2, 5), real, w1)]
   with pytest.raises(ValueError, match="same crop size"):
     input_pipeline.make_train_dataset(source, data, 4, 0)
