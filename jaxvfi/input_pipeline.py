@@ -262,7 +262,9 @@ def num_examples(data_config: ml_collections.ConfigDict, split: str) -> int:
   """Number of examples in `split`; of the training split of a mixture, the sum over its components."""
   if data_config.get("mixture") and split == data_config.train_split:
     return sum(num_examples(c, c.train_split) for c, _ in mixture_components(data_config))
-  return len(data_source(data_config, split))
+  builder = get_builder(data_config)
+  _check_split(builder, data_config, split)
+  return builder.info.splits[split].num_examples
 
 
 def mixture_components(data_config: ml_collections.ConfigDict) -> list[tuple[ml_collections.ConfigDict, float]]:
@@ -295,7 +297,7 @@ def mixture_components(data_config: ml_collections.ConfigDict) -> list[tuple[ml_
     for k, v in fields.items():
       if v is None:  # None inherits the data config's value
         continue
-      if k in ("name", "dir") or component[k] is None:
+      if component[k] is None:  # a placeholder (e.g. dir) takes any value
         with component.ignore_type():
           component[k] = v
       else:
@@ -521,44 +523,54 @@ def _examples(source: Sequence[dict[str, Any]], data_config: ml_collections.Conf
   return dataset.random_map(PRESETS[preset].train(params), seed=map_seed)
 
 
-def make_train_dataset(source: Sequence[dict[str, Any]] | Sequence[tuple[Sequence[dict[str, Any]],
-                                                                         ml_collections.ConfigDict, float]],
-                       data_config: ml_collections.ConfigDict, global_batch_size: int, seed: int, *,
-                       process_index: int = 0, process_count: int = 1) -> grain.MapDataset:
-  """Infinite `MapDataset` whose element s is this process's part of the global training batch of step s.
-
-  Args:
-    source: random-access examples (a TFDS data source, or any sequence of example dicts); or, for a mixture, a
-      list of (source, component data config, weight) (`mixture_components`, module docstring).
-    data_config: see the module docstring.
-    global_batch_size: examples per step over all processes; divisible by `process_count`.
-    seed: the only source of randomness (shuffle, augmentation and the mixture's draws).
-    process_index: this host's index; it gets rows [i * B / P, (i + 1) * B / P) of each global batch.
-    process_count: number of hosts P.
-
-  Raises:
-    ValueError: a fixed t the clips lack, a batch that does not split over the processes, or mixture components
-      whose examples differ in keys or shapes (e.g. different crop sizes).
-  """
+def _per_process_batches(dataset: grain.MapDataset, global_batch_size: int, process_index: int,
+                         process_count: int) -> grain.MapDataset:
   if global_batch_size % process_count:
     raise ValueError(f"global batch size {global_batch_size} is not divisible by {process_count} processes")
-  is_mixture = (len(source) and isinstance(source[0], tuple) and len(source[0]) == 3
-                and isinstance(source[0][1], ml_collections.ConfigDict))
-  if not is_mixture:
-    dataset = _examples(source, data_config, seed)
-  else:
-    parts = [_examples(src, cfg, int(np.random.SeedSequence([seed, k]).generate_state(1)[0]))
-             for k, (src, cfg, _) in enumerate(source)]
-    specs = [{k: np.shape(v) for k, v in part[0].items()} for part in parts]
-    for (_, cfg, _), spec in zip(source[1:], specs[1:]):
-      if spec != specs[0]:
-        raise ValueError(f"data.mixture: examples of {cfg.name} have shapes {spec}, those of {source[0][1].name} "
-                         f"{specs[0]}; give the components the same crop size and frames")
-    dataset = grain.MapDataset.mix(parts, [w for _, _, w in source])
   # Batch i of size B/P holds global examples i*B/P ...; host p takes batches p, p + P, ..., which makes host p's
   # part of step s exactly rows [p B/P, (p + 1) B/P) of the global batch s.
   dataset = dataset.batch(global_batch_size // process_count, drop_remainder=True)
   return dataset[process_index::process_count]
+
+
+def make_train_dataset(source: Sequence[dict[str, Any]], data_config: ml_collections.ConfigDict,
+                       global_batch_size: int, seed: int, *, process_index: int = 0,
+                       process_count: int = 1) -> grain.MapDataset:
+  """Infinite `MapDataset` whose element s is this process's part of the global training batch of step s.
+
+  Args:
+    source: random-access examples (a TFDS data source, or any sequence of example dicts).
+    data_config: see the module docstring.
+    global_batch_size: examples per step over all processes; divisible by `process_count`.
+    seed: the only source of randomness (shuffle and augmentation).
+    process_index: this host's index; it gets rows [i * B / P, (i + 1) * B / P) of each global batch.
+    process_count: number of hosts P.
+
+  Raises:
+    ValueError: a fixed t the clips lack, or a batch that does not split over the processes.
+  """
+  return _per_process_batches(_examples(source, data_config, seed), global_batch_size, process_index, process_count)
+
+
+def make_mixture_dataset(components: Sequence[tuple[Sequence[dict[str, Any]], ml_collections.ConfigDict, float]],
+                         global_batch_size: int, seed: int, *, process_index: int = 0,
+                         process_count: int = 1) -> grain.MapDataset:
+  """`make_train_dataset` for `data.mixture`: components [(source, component data config, weight)] (sources and
+  configs as `mixture_components` gives them). Each component is shuffled, repeated and augmented with its own seed
+  drawn from `seed`; `grain.MapDataset.mix` draws each example's component, a pure function of its index.
+
+  Raises:
+    ValueError: as `make_train_dataset`, or components whose examples differ in keys or shapes (e.g. crop sizes).
+  """
+  parts = [_examples(src, cfg, int(np.random.SeedSequence([seed, k]).generate_state(1)[0]))
+           for k, (src, cfg, _) in enumerate(components)]
+  specs = [{k: np.shape(v) for k, v in part[0].items()} for part in parts]
+  for (_, cfg, _), spec in zip(components[1:], specs[1:]):
+    if spec != specs[0]:
+      raise ValueError(f"data.mixture: examples of {cfg.name} have shapes {spec}, those of {components[0][1].name} "
+                       f"{specs[0]}; give the components the same crop size and frames")
+  dataset = grain.MapDataset.mix(parts, [w for _, _, w in components])
+  return _per_process_batches(dataset, global_batch_size, process_index, process_count)
 
 
 def create_train_iterator(data_config: ml_collections.ConfigDict, global_batch_size: int, seed: int,
@@ -568,12 +580,13 @@ def create_train_iterator(data_config: ml_collections.ConfigDict, global_batch_s
   Multi-host: each process gets its `global_batch_size / jax.process_count()` rows of every global batch.
   """
   import jax  # pylint: disable=g-import-not-at-top  # Only for the process layout.
+  layout = dict(process_index=jax.process_index(), process_count=jax.process_count())
   if data_config.get("mixture"):
-    source = [(data_source(c, c.train_split), c, w) for c, w in mixture_components(data_config)]
+    components = [(data_source(c, c.train_split), c, w) for c, w in mixture_components(data_config)]
+    dataset = make_mixture_dataset(components, global_batch_size, seed, **layout)
   else:
-    source = data_source(data_config, data_config.train_split)
-  dataset = make_train_dataset(source, data_config, global_batch_size, seed, process_index=jax.process_index(),
-                               process_count=jax.process_count())
+    dataset = make_train_dataset(data_source(data_config, data_config.train_split), data_config, global_batch_size,
+                                 seed, **layout)
   return iter(dataset[start_step:].to_iter_dataset(_read_options(data_config)))
 
 

@@ -188,7 +188,7 @@ def _mixture_data(**weights):
 def _mixture_dataset(data, seed=3, sizes=(5, 7)):
   components = input_pipeline.mixture_components(data)
   source = [(_clips(k + 1, n), c, w) for k, ((c, w), n) in enumerate(zip(components, sizes))]
-  return input_pipeline.make_train_dataset(source, data, 4, seed)
+  return input_pipeline.make_mixture_dataset(source, 4, seed)
 
 
 def test_mixture_is_deterministic_resumes_exactly_and_follows_the_weights():
@@ -226,7 +226,7 @@ def test_mixture_components_and_their_errors():
   data.dir = None
   source = [(_clips(1, 5), rendered, w0), (_clips(2, 5), real, w1)]
   with pytest.raises(ValueError, match="same crop size"):
-    input_pipeline.make_train_dataset(source, data, 4, 0)
+    input_pipeline.make_mixture_dataset(source, 4, 0)
   data.mixture.real.weight = 0.0
   with pytest.raises(ValueError, match="weight must be positive"):
     input_pipeline.mixture_components(data)
