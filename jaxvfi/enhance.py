@@ -225,7 +225,6 @@ def main(args: argparse.Namespace) -> None:
     for path in run(args):
       logging.info("wrote %s", path)
   except _USER_ERRORS as e:
-    logging.error("%s: %s", type(e).__name__, e)
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)
 

@@ -904,6 +904,9 @@ def check_args(args: argparse.Namespace) -> Request:
     _ntsc_hint(fps)
   input_fps = None
   if args.input_fps is not None:
+    if pair:
+      raise ValueError("--input_fps is the rate of a --frames folder; two frames (--frames A B) take --times or "
+                       "--factor")
     if not folder:
       raise ValueError("--input_fps is the rate of a --frames folder; a video has its own")
     input_fps = video_io.parse_rate(args.input_fps, "--input_fps")
@@ -993,7 +996,6 @@ def main(args: argparse.Namespace) -> None:
     for path in run(args):
       logging.info("wrote %s", path)
   except _USER_ERRORS as e:
-    logging.error("%s: %s", type(e).__name__, e)
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt:

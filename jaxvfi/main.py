@@ -13,7 +13,6 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/<paper>.py file, optionally :arg.",
@@ -51,7 +50,6 @@ def main(argv):
     else:
       train.train_and_evaluate(config, workdir)
   except (train.TrainingError,) + _USER_ERRORS as e:
-    logging.error("%s: %s", type(e).__name__, e)
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)
 

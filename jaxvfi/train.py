@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import logging as py_logging
 import os
+import re
 import time
 from typing import Any, Callable
 
@@ -239,12 +240,14 @@ def _describe(result: dict[str, Any]) -> str:
 
 
 def run_evals(predict_fn: Callable, params, config, workdir: str, step: int, notes: list[str], eval_entries,
-              writer=None, split: str | None = None) -> dict[str, Any]:
-  """Runs validation-type entries and writes eval_<step>.json, samples/eval_<step>_<name>.png and scalars.
+              writer=None, split: str | None = None, tag: str = "") -> dict[str, Any]:
+  """Runs validation-type entries and writes eval_<step>[_<tag>].json, samples/eval_<step>[_<tag>][_<name>].png and
+  scalars (under eval[_<tag>]/).
 
   Returns the record written: {step, split, num_examples, metrics (of the entry named "validation", else the
   first), notes, evals: {name: {split, num_examples, metrics}}}.
   """
+  stem = f"eval_{int(step)}" + (f"_{tag}" if tag else "")
   results = {}
   for entry in eval_entries:
     entry = dict(entry, split=split) if split else entry
@@ -261,12 +264,13 @@ def run_evals(predict_fn: Callable, params, config, workdir: str, step: int, not
                       for name, r in results.items()}}
   if not _primary():
     return record
-  utils.atomic_write_json(os.path.join(workdir, f"eval_{int(step)}.json"), record)
+  utils.atomic_write_json(os.path.join(workdir, f"{stem}.json"), record)
   for name, result in results.items():
-    prefix = "eval" if name == "validation" else f"eval/{name}"
+    top = "eval" + (f"_{tag}" if tag else "")
+    prefix = top if name == "validation" else f"{top}/{name}"
     for image_name, image in result["images"].items():
       suffix = "" if name == "validation" else f"_{name}"
-      utils.atomic_write_png(os.path.join(workdir, "samples", f"eval_{int(step)}{suffix}.png"), image)
+      utils.atomic_write_png(os.path.join(workdir, "samples", f"{stem}{suffix}.png"), image)
       if writer is not None:
         writer.add_image(f"{prefix}/{image_name}", image, int(step), dataformats="HWC")
     if writer is not None:
@@ -450,9 +454,21 @@ def _train_and_evaluate(config, workdir):
   return record
 
 
+def eval_tag(data_config, split: str | None = None) -> str:
+  """`<data.name>_<split>[_<basename of data.dir>]`, file-name safe: names what `--mode=eval` scored."""
+  parts = [data_config.name, split or data_config.eval_split]
+  if data_config.get("dir"):
+    parts.append(os.path.basename(os.path.normpath(data_config.dir)))
+  return re.sub(r"[^A-Za-z0-9._+-]+", "-", "_".join(str(p) for p in parts))
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None = None) -> dict:
   """Evaluates the latest checkpoint in `workdir`: validation entries on `split` (default their own) and the
-  benchmarks whose folders are given."""
+  benchmarks whose folders are given.
+
+  The record goes to `eval_<step>_<data>_<split>[_<folder>].json` (`eval_tag`), never over the training run's own
+  `eval_<step>.json`: evaluating on other data or another split keeps what training measured.
+  """
   ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
   if checkpoints.latest_step(ckpt_dir) is None:
     raise TrainingError(f"no checkpoint to evaluate in {ckpt_dir}")
@@ -462,7 +478,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   predict_fn = make_predict_fn(model)
   periodic, benchmarks = _split_entries(config)
   writer = utils.summary_writer(workdir) if _primary() else _NullWriter()
-  record = run_evals(predict_fn, params, config, workdir, step, notes, periodic, writer, split=split)
+  record = run_evals(predict_fn, params, config, workdir, step, notes, periodic, writer, split=split,
+                     tag=eval_tag(config.data, split))
   _run_benchmarks(predict_fn, params, config, workdir, step, writer, benchmarks)
   writer.close()
   return record

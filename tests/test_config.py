@@ -26,6 +26,9 @@ def test_variants():
   assert c.model.interpolation_backbone == "gridnet4" and not c.model.use_refinement
   c = get("runlocal")
   assert c.num_train_steps > 0 and c.data.crop_size == 64
+  assert (c.model.unet_width, c.batch_size) == (1.0, 4)
+  c = get("cpu")  # the quickstart's data with half-width UNets at batch 8 (BENCHMARKS.md)
+  assert (c.model.unet_width, c.batch_size, c.num_train_steps, c.data.crop_size) == (0.5, 8, 6000, 64)
   with pytest.raises(ValueError, match="unknown config arg 'bakbone'"):
     get("bakbone=unet")
   s = _load("superslomo")()

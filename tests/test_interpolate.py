@@ -646,6 +646,7 @@ def test_refusals_are_one_line_before_the_model_and_lose_nothing(tmp_path, capsy
       (["--video", video, "--output", f"{p}/o.mp4", "--codec=nonsense"], "no video encoder of that name"),
       (["--video", video, "--output", f"{p}/o.webm", "--codec=libx264"], "cannot write a 16x16 video"),
       (["--video", video, "--output", f"{p}/o.mp4", "--input_fps=24"], "--input_fps is the rate of a --frames"),
+      (["--frames", *pair, "--output", f"{p}/m.png", "--input_fps=24"], "two frames (--frames A B) take --times"),
       (["--video", f"{p}/alpha.mov", "--output", f"{p}/o.mp4", "--codec=libx264"], "has transparency (alpha)"),
       (["--video", f"{p}/garbage.mp4", "--output", f"{p}/o.mp4"], "cannot read video"),
       (["--video", f"{p}/a.png", "--output", f"{p}/o.mp4"], "has one frame"),

@@ -67,11 +67,14 @@ class FlowUNet(nn.Module):
   """Super-SloMo's flow computation: a UNet 6->4 giving (F0->1, F1->0) in pixels."""
   input_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
   output_leaky_relu: bool = False
+  width: float = 1.0
 
   @nn.compact
   def __call__(self, frame0, frame1):
     mean = jnp.asarray(self.input_mean, frame0.dtype)
     options = {"output_leaky_relu": True} if self.output_leaky_relu else {}
+    if self.width != 1.0:
+      options["width"] = self.width
     out = backbones.build("unet", 4, "unet", **options)(jnp.concatenate([frame0 - mean, frame1 - mean], axis=-1))
     return out[..., :2], out[..., 2:]
 
@@ -102,6 +105,8 @@ class FlowInterpolator(nn.Module):
     warp_impl: "auto" | "pallas" | "xla".
     unet_output_leaky_relu, warp_sample_shift, input_mean, warp_centered: ours vs. the Super-SloMo release (module
       docstring); `unet_output_leaky_relu` applies to every UNet of the model and needs UNet backbones.
+    unet_width: channel multiplier of the model's UNets, the flow UNet and UNet backbones
+      (`jaxvfi.models.unet.UNet.width`; 1.0 is the papers' network); other backbones keep their size.
   """
   variant: str = "refin"
   flow: str = "unet"
@@ -114,6 +119,7 @@ class FlowInterpolator(nn.Module):
   warp_sample_shift: float = 0.0
   input_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
   warp_centered: bool = False
+  unet_width: float = 1.0
 
   def _warp(self, image, flow):
     """bw(image, flow) of [0, 1] frames; with `warp_centered` the mean-subtracted frame is warped (module docstring)."""
@@ -126,6 +132,8 @@ class FlowInterpolator(nn.Module):
 
   def _backbone(self, name, out_channels, module_name):
     options = {"output_leaky_relu": True} if self.unet_output_leaky_relu else {}
+    if self.unet_width != 1.0 and name == "unet":
+      options["width"] = self.unet_width
     return backbones.build(name, out_channels, module_name, **options)
 
   def alignment(self) -> int:
@@ -155,7 +163,7 @@ class FlowInterpolator(nn.Module):
     frame1, _ = pad_to_multiple(frame1, align)
 
     if self.flow == "unet":
-      flow_module = FlowUNet(tuple(self.input_mean), self.unet_output_leaky_relu, name="flow")
+      flow_module = FlowUNet(tuple(self.input_mean), self.unet_output_leaky_relu, self.unet_width, name="flow")
     else:
       flow_module = FLOWS[self.flow](name="flow")
     flow_01, flow_10 = flow_module(frame0, frame1)
@@ -206,7 +214,8 @@ def build(model_config, variant: str = VARIANT) -> FlowInterpolator:
       unet_output_leaky_relu=model_config.get("unet_output_leaky_relu", False),
       warp_sample_shift=float(model_config.get("warp_sample_shift", 0.0)),
       input_mean=tuple(float(m) for m in model_config.get("input_mean", (0.5, 0.5, 0.5))),
-      warp_centered=model_config.get("warp_centered", False))
+      warp_centered=model_config.get("warp_centered", False),
+      unet_width=float(model_config.get("unet_width", 1.0)))
 
 
 def _untrained_pwcnet(config) -> bool:
