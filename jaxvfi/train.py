@@ -265,8 +265,8 @@ def run_evals(predict_fn: Callable, params, config, workdir: str, step: int, not
   if not _primary():
     return record
   utils.atomic_write_json(os.path.join(workdir, f"{stem}.json"), record)
+  top = "eval" + (f"_{tag}" if tag else "")
   for name, result in results.items():
-    top = "eval" + (f"_{tag}" if tag else "")
     prefix = top if name == "validation" else f"{top}/{name}"
     for image_name, image in result["images"].items():
       suffix = "" if name == "validation" else f"_{name}"
