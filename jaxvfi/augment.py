@@ -13,6 +13,7 @@ Which paper uses which op (presets in `jaxvfi.input_pipeline`):
   random_aligned_crop, random_flip,               DSFN (paper 002, Sec. 4.1): 256x256 HR crops, flips, colour
   color_jitter, bicubic_downscale, gaussian_noise jittering, 1/4 bicubic inputs, N(0, 0.01) noise.
   random_aligned_crop, random_flip, normalize_raw SDAN (paper 004, Sec. 4.1): 64x64 RAW / 128x128 RGB / 512x512 HR.
+  random_downscale                                ours (preset "clip", data.random_downscale; the CPU recipe).
 """
 from __future__ import annotations
 
@@ -105,6 +106,28 @@ def random_resize(frames: np.ndarray, rng: np.random.Generator, min_height: int,
   width = height * w // h
   return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.Resampling.BILINEAR))
                    for f in frames])
+
+
+def random_downscale(frames: np.ndarray, rng: np.random.Generator, min_scale: float,
+                     min_size: tuple[int, int]) -> np.ndarray:
+  """Shrink every uint8 frame of (T, H, W, C) by one random factor, keeping the aspect ratio (`random_resize`).
+
+  The new height is uniform in the integers [max(ceil(min_scale * H), min_size h, ceil(min_size w * H / W)), H] and
+  the width height * W // H, so the result still covers `min_size` (the training crop) and is never enlarged. Ours,
+  not a paper's: training clips cut at up to 448x256 then show the motion and detail of smaller footage too (the CPU
+  recipe's validation video is 176x144). `min_scale` = 1, or frames already at the floor: returned unchanged, and
+  nothing is drawn.
+
+  Raises:
+    ValueError: `min_scale` outside (0, 1].
+  """
+  if not 0.0 < min_scale <= 1.0:
+    raise ValueError(f"random downscale: min_scale must be in (0, 1], got {min_scale}")
+  h, w = _hw(frames)
+  low = max(int(np.ceil(min_scale * h - 1e-9)), int(min_size[0]), int(np.ceil(min_size[1] * h / w - 1e-9)))
+  if low >= h:
+    return frames
+  return random_resize(frames, rng, low)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,7 +26,8 @@ not repeating, the example order on resume). Every augmentation op (`jaxvfi.augm
 
 Augmentation presets (`data.augmentation`; the values of each are in `PRESETS`, and `data.augmentation_args`, a dict,
 overrides any of them, e.g. smaller crops for a laptop run):
-  "clip" (default): the switches crop_size, random_flip_h, random_flip_v, temporal_swap, t_sampling, t below.
+  "clip" (default): the switches crop_size, random_downscale, random_flip_h, random_flip_v, temporal_swap,
+    t_sampling, t below.
   "refin" (paper 000, Sec. 4): Vimeo triplets whole (no crop, no flips, no swap), t = 0.5 for training and eval.
   "sepconv" (paper 001, Sec. 3): 128x128 crops (one window for all frames), random horizontal and vertical flips.
   "sepconv_gan" (paper 003, "Data augmentation"): random resize of the clip keeping the aspect ratio, height uniform
@@ -60,6 +61,9 @@ Fields of the data config (an `ml_collections.ConfigDict`; `default_data_config(
   train_split / eval_split: split names ("train" / "validation").
   augmentation / augmentation_args: the preset and its overrides (above).
   crop_size: training crop side (int, or (h, w)); the same window for all frames of an example; None or 0: no crop.
+  random_downscale: before the crop, shrink all frames of an example by one factor drawn from [random_downscale, 1]
+    (height uniform in the integers between, aspect kept, never below the crop; `augment.random_downscale`); 1.0
+    (default): off. Needs a crop_size, so that the batch's examples keep one size.
   random_flip_h / random_flip_v: flip all frames of an example left-right / up-down with probability 1/2.
   temporal_swap: with probability 1/2 swap frame0 and frame1 and replace t by 1 - t.
   t_sampling: "fixed" (the frame whose time is `t`; it must exist) or "uniform" (a uniformly chosen interior frame,
@@ -102,13 +106,13 @@ from jaxvfi.datasets import video_clips
 
 Batch = dict[str, np.ndarray]
 T_SAMPLINGS = ("fixed", "uniform")
-_CLIP_FIELDS = ("crop_size", "random_flip_h", "random_flip_v", "temporal_swap", "t_sampling", "t")
+_CLIP_FIELDS = ("crop_size", "random_downscale", "random_flip_h", "random_flip_v", "temporal_swap", "t_sampling", "t")
 _FIXED_HALF = dict(t_sampling="fixed", t=0.5)  # The papers below train and test the middle frame only.
 
 PRESET_PARAMS: dict[str, dict[str, Any] | None] = {
     "clip": None,  # The data config's own fields `_CLIP_FIELDS`.
-    "refin": dict(crop_size=None, random_flip_h=False, random_flip_v=False, temporal_swap=False, **_FIXED_HALF),
-    "sepconv": dict(crop_size=128, random_flip_h=True, random_flip_v=True, temporal_swap=False, **_FIXED_HALF),
+    "refin": dict(crop_size=None, random_downscale=1.0, random_flip_h=False, random_flip_v=False, temporal_swap=False, **_FIXED_HALF),
+    "sepconv": dict(crop_size=128, random_downscale=1.0, random_flip_h=True, random_flip_v=True, temporal_swap=False, **_FIXED_HALF),
     "sepconv_gan": dict(crop_size=160, max_offset=12, independent_offsets=False, random_resize=True, max_height=720,
                         random_flip_h=True, random_flip_v=True, temporal_swap=True, flip_mode="independent",
                         motion_filter=False, motion_filter_mse=220.0, motion_filter_std=16.0,
@@ -143,6 +147,7 @@ def default_data_config() -> ml_collections.ConfigDict:
       "augmentation": "clip",
       "augmentation_args": {},
       "crop_size": 64,
+      "random_downscale": 1.0,
       "random_flip_h": True,
       "random_flip_v": True,
       "temporal_swap": True,
@@ -339,6 +344,14 @@ class _ClipTransform:
     self.flip_v = bool(params["random_flip_v"])
     self.swap = bool(params["temporal_swap"])
     self.flow_crop = flow_crop
+    # sepconv_gan resizes by its own rule (`_resize`), so its preset has no random_downscale.
+    min_scale = params.get("random_downscale")
+    self.min_scale = 1.0 if min_scale is None else float(min_scale)  # None: a config written before the field
+    if not 0.0 < self.min_scale <= 1.0:
+      raise ValueError(f"data.random_downscale must be in (0, 1] (1: off), got {self.min_scale}")
+    if self.min_scale < 1.0 and self.crop is None:
+      raise ValueError("data.random_downscale needs a data.crop_size: downscaled whole frames would differ in size "
+                       "within a batch")
     if flow_crop:
       if self.crop is None or self.crop[0] != self.crop[1]:
         raise ValueError(f"preset 'sepconv_gan' needs a square crop, got crop_size={params['crop_size']!r}")
@@ -368,6 +381,8 @@ class _ClipTransform:
   def __call__(self, element: dict[str, Any], rng: np.random.Generator) -> Batch:
     stack, t = _triplet(element["frames"], element["times"], self._target_index(element, rng))
     if not self.flow_crop:
+      if self.min_scale < 1.0:
+        stack = augment.random_downscale(stack, rng, self.min_scale, self.crop)
       if self.crop is not None:
         stack = augment.random_crop(stack, rng, self.crop)
       return self._flip_and_swap(stack, t, rng)

@@ -115,6 +115,28 @@ def test_random_resize_paper_bounds_and_aspect():
     augment.random_resize(frames, np.random.default_rng(0), 31)
 
 
+class _NoDraw:
+  def integers(self, low, high):
+    raise AssertionError("drew a number")
+
+
+def test_random_downscale_bounds_floor_and_identity():
+  frames = np.random.default_rng(1).integers(0, 256, (3, 256, 448, 3), dtype=np.uint8)
+  # Floor max(ceil(0.5 * 256), 64, ceil(64 * 256 / 448)) = 128 rows, width 128 * 448 // 256 = 224.
+  assert augment.random_downscale(frames, _Edge(highest=False), 0.5, (64, 64)).shape == (3, 128, 224, 3)
+  assert augment.random_downscale(frames, _Edge(highest=True), 0.5, (64, 64)) is frames  # Height 256: unchanged.
+  # A wide crop raises the floor to ceil(300 * 256 / 448) = 172 rows: 172 x 301 still covers 300 columns.
+  assert augment.random_downscale(frames, _Edge(highest=False), 0.2, (64, 300)).shape == (3, 172, 301, 3)
+  assert augment.random_downscale(frames, _NoDraw(), 1.0, (64, 64)) is frames
+  assert augment.random_downscale(frames[:, :64], _NoDraw(), 0.5, (64, 64)).shape == (3, 64, 448, 3)
+  # One draw: the same as random_resize from the floor with the same generator.
+  out = augment.random_downscale(frames, np.random.default_rng(7), 0.5, (64, 64))
+  np.testing.assert_array_equal(out, augment.random_resize(frames, np.random.default_rng(7), 128))
+  for bad in (0.0, -1.0, 1.5):
+    with pytest.raises(ValueError, match="min_scale"):
+      augment.random_downscale(frames, np.random.default_rng(0), bad, (64, 64))
+
+
 @pytest.mark.parametrize("independent", [False, True])
 def test_flow_crop_offsets_shift_frame0_and_frame1_by_the_drawn_amounts(independent):
   stack = coordinate_frames(3, size=(190, 200))

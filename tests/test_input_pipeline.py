@@ -189,6 +189,28 @@ def test_flips_flip_all_frames():
   assert states == set(itertools.product([False, True], repeat=2))
 
 
+def test_random_downscale_shrinks_all_frames_alike_before_the_crop():
+  clips = _coordinate_clips(size=(40, 48))
+  config = _plain(input_pipeline.default_data_config(), crop_size=8, random_downscale=0.5)
+  batch = input_pipeline.make_train_dataset(clips, config, 32, seed=5)[0]
+  assert batch["frame0"].shape == (32, 8, 8, 3)
+  np.testing.assert_array_equal(batch["frame0"], input_pipeline.make_train_dataset(clips, config, 32, seed=5)[0][
+      "frame0"])
+  spacings = []
+  for example in range(32):
+    coords = [np.rint(batch[k][example] * 255).astype(int) for k in ("frame0", "target", "frame1")]
+    for image in coords[1:]:  # One resize and one window for all three frames.
+      np.testing.assert_array_equal(image[..., :2], coords[0][..., :2])
+    rows = coords[0][:, 0, 0]  # The source row of each output row: 1 / scale apart, scale in [0.5, 1].
+    spacings.append((rows[-1] - rows[0]) / 7)
+  assert min(spacings) >= 0.85 and max(spacings) <= 2.15, spacings
+  assert max(spacings) > 1.5 and min(spacings) < 1.15, spacings  # Both ends of the range are drawn.
+  with pytest.raises(ValueError, match="random_downscale needs a data.crop_size"):
+    input_pipeline.make_train_dataset(clips, _plain(config, crop_size=None), 4, seed=0)[0]
+  with pytest.raises(ValueError, match="random_downscale must be in"):
+    input_pipeline.make_train_dataset(clips, _plain(config, random_downscale=0.0), 4, seed=0)[0]
+
+
 def test_temporal_swap_swaps_frames_and_maps_t():
   clips = _coordinate_clips()
   config = _plain(input_pipeline.default_data_config(), temporal_swap=True, t_sampling="uniform")
@@ -318,8 +340,9 @@ def _locate(crop, full, step=1):
 
 def test_preset_parameters_and_errors():
   config = input_pipeline.default_data_config()
-  assert input_pipeline.augmentation_params(config) == dict(crop_size=64, random_flip_h=True, random_flip_v=True,
-                                                            temporal_swap=True, t_sampling="fixed", t=0.5)
+  assert input_pipeline.augmentation_params(config) == dict(crop_size=64, random_downscale=1.0, random_flip_h=True,
+                                                            random_flip_v=True, temporal_swap=True,
+                                                            t_sampling="fixed", t=0.5)
   config.augmentation = "sepconv"
   assert input_pipeline.augmentation_params(config)["crop_size"] == 128  # The preset's, not the field's 64.
   config.augmentation_args = dict(crop_size=32)
