@@ -9,6 +9,11 @@ import pytest
 
 from jaxvfi import config_lib
 
+# Two glibc malloc arenas per process instead of up to 8 per core: the same test modules peak 10% lower in RSS
+# (4.40 GB against 4.88 GB, equal time). Set here, before pytest-xdist starts its workers, so that the workers and
+# every test's subprocess inherit it: a CI run's two workers and a subprocess once reached 21.3 of 24 GiB.
+os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every process of the test run shares one persistent compilation cache, so the entry-point subprocesses and the
 # in-process runs compile each distinct program once.
