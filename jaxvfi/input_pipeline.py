@@ -111,8 +111,10 @@ _FIXED_HALF = dict(t_sampling="fixed", t=0.5)  # The papers below train and test
 
 PRESET_PARAMS: dict[str, dict[str, Any] | None] = {
     "clip": None,  # The data config's own fields `_CLIP_FIELDS`.
-    "refin": dict(crop_size=None, random_downscale=1.0, random_flip_h=False, random_flip_v=False, temporal_swap=False, **_FIXED_HALF),
-    "sepconv": dict(crop_size=128, random_downscale=1.0, random_flip_h=True, random_flip_v=True, temporal_swap=False, **_FIXED_HALF),
+    "refin": dict(crop_size=None, random_downscale=1.0, random_flip_h=False, random_flip_v=False, temporal_swap=False,
+                  **_FIXED_HALF),
+    "sepconv": dict(crop_size=128, random_downscale=1.0, random_flip_h=True, random_flip_v=True, temporal_swap=False,
+                    **_FIXED_HALF),
     "sepconv_gan": dict(crop_size=160, max_offset=12, independent_offsets=False, random_resize=True, max_height=720,
                         random_flip_h=True, random_flip_v=True, temporal_swap=True, flip_mode="independent",
                         motion_filter=False, motion_filter_mse=220.0, motion_filter_std=16.0,

@@ -73,7 +73,8 @@ class FlowUNet(nn.Module):
   def __call__(self, frame0, frame1):
     mean = jnp.asarray(self.input_mean, frame0.dtype)
     options = {"output_leaky_relu": True} if self.output_leaky_relu else {}
-    out = backbones.build("unet", 4, "unet", width=self.width, **options)(jnp.concatenate([frame0 - mean, frame1 - mean], axis=-1))
+    unet = backbones.build("unet", 4, "unet", width=self.width, **options)
+    out = unet(jnp.concatenate([frame0 - mean, frame1 - mean], axis=-1))
     return out[..., :2], out[..., 2:]
 
 
