@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 from fractions import Fraction
 import os
-import sys
 import warnings
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -221,12 +220,7 @@ def run(args: argparse.Namespace) -> list[str]:
 def main(args: argparse.Namespace) -> None:
   # ffmpeg is started by fork + exec (no Python runs in the child), which Python flags once JAX has started threads.
   warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
-  try:
-    for path in run(args):
-      logging.info("wrote %s", path)
-  except _USER_ERRORS as e:
-    print(f"jaxvfi: error: {e}", file=sys.stderr)
-    sys.exit(1)
+  utils.run_tool(run, args, _USER_ERRORS)
 
 
 if __name__ == "__main__":

@@ -992,15 +992,7 @@ def run(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> None:
-  try:
-    for path in run(args):
-      logging.info("wrote %s", path)
-  except _USER_ERRORS as e:
-    print(f"jaxvfi: error: {e}", file=sys.stderr)
-    sys.exit(1)
-  except KeyboardInterrupt:
-    print("jaxvfi: interrupted: the output was not written (temporary files removed)", file=sys.stderr)
-    sys.exit(130)
+  utils.run_tool(run, args, _USER_ERRORS)
 
 
 if __name__ == "__main__":

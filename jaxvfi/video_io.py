@@ -481,6 +481,7 @@ class VideoReader:
     self._container = _open_input(path)
     self._stream = _video_stream(self._container, path)
     self._stream.thread_type = "AUTO"  # frame and slice threads in the decoder
+    self._iterators = []  # frames() generators, closed before the container (see close)
     if self.info.bits > 8:
       logging.info("%s: %d-bit %s decoded to 8-bit RGB", path, self.info.bits, self.info.pix_fmt)
     if self.info.rotation:
@@ -497,6 +498,11 @@ class VideoReader:
       yield image
 
   def frames(self) -> Iterator[tuple[Fraction, np.ndarray]]:
+    iterator = self._frames()
+    self._iterators.append(iterator)
+    return iterator
+
+  def _frames(self) -> Iterator[tuple[Fraction, np.ndarray]]:
     info, start_ticks = self.info, self.info.start / self.info.time_base
     fmt = "rgba" if self.alpha else "rgb24"
     colour = _src_colour(info)
@@ -518,6 +524,11 @@ class VideoReader:
       raise ValueError(f"cannot read video {self.path}: {first_line(e)}") from e
 
   def close(self) -> None:
+    # A decoding generator left suspended (a run stopped mid-video) must finish while its container is open: freed
+    # later, at interpreter exit, it touches the closed container and crashes the process (SIGSEGV).
+    for iterator in self._iterators:
+      iterator.close()
+    self._iterators.clear()
     self._container.close()
 
 
@@ -973,26 +984,32 @@ class VideoWriter:
     except BaseException:
       self.abort()
       raise
-    if self._src is not None:
-      self._src.close()
+    self._close_source()
     os.chmod(self.tmp, 0o666 & ~_UMASK)  # mkstemp made it private; the video gets the mode of any new file
     os.replace(self.tmp, self.path)
 
   def abort(self) -> None:
     self._cleanup()
 
-  def _cleanup(self) -> None:
-    for c in (getattr(self, "_out", None), self._src):
-      if c is not None and not getattr(self, "_closed", False):
-        try:
-          c.close()
-        except Exception:  # pylint: disable=broad-except  (the first error is the one to report)
-          pass
+  def _close_source(self) -> None:
+    # The audio demuxer, suspended when a run stops early, ends before its container closes (see VideoReader.close).
+    packets, self._audio_packets = getattr(self, "_audio_packets", None), None
+    if packets is not None and hasattr(packets, "close"):
+      packets.close()
     if self._src is not None:
+      self._src.close()
+
+  def _cleanup(self) -> None:
+    out = getattr(self, "_out", None)
+    if out is not None and not getattr(self, "_closed", False):
       try:
-        self._src.close()
-      except Exception:  # pylint: disable=broad-except
+        out.close()
+      except Exception:  # pylint: disable=broad-except  (the first error is the one to report)
         pass
+    try:
+      self._close_source()
+    except Exception:  # pylint: disable=broad-except
+      pass
     if os.path.exists(self.tmp):
       os.remove(self.tmp)
 

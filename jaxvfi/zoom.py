@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from typing import Any, Sequence
 
 from absl import app
@@ -191,12 +190,7 @@ def run(args: argparse.Namespace) -> list[str]:
 
 def main(args: argparse.Namespace) -> None:
   utils.quiet_library_info_logs()
-  try:
-    for path in run(args):
-      logging.info("wrote %s", path)
-  except interpolate._USER_ERRORS as e:
-    print(f"jaxvfi: error: {e}", file=sys.stderr)
-    sys.exit(1)
+  utils.run_tool(run, args, interpolate._USER_ERRORS)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":

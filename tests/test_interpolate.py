@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 
 from fractions import Fraction
@@ -798,3 +800,36 @@ def test_video_interrupted_or_bad_leaves_no_temp_file_and_keeps_the_old_output(s
   with pytest.raises(ValueError, match="integer >= 2"):
     interpolate.interpolate_video(sepconv_interp, str(src), str(tmp_path / "o.mkv"), factor=1)
   assert sorted(os.listdir(tmp_path)) == ["broken.mp4", "in.mkv", "one.mkv", "out.mkv", "pngs"]
+
+
+@pytest.mark.parametrize("signum, output", [(signal.SIGTERM, "out.mkv"), (signal.SIGHUP, "pngs")])
+def test_cli_killed_by_sigterm_or_sighup_removes_its_temp_files_and_keeps_the_old_output(tmp_path, sepconv_workdir,
+                                                                                         signum, output):
+  """`kill`, a closed terminal or a job scheduler's stop: the same cleanup as Ctrl-C, one line, status 128 + signum."""
+  rng = np.random.default_rng(3)
+  src = tmp_path / "in.mkv"
+  media.encode(src, [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(40)], rate=Fraction(10),
+               codec="ffv1", pix_fmt="bgr0", audio_seconds=Fraction(4))  # the video's writer copies audio as it goes
+  (tmp_path / "out.mkv").write_bytes(b"an earlier result")
+  os.makedirs(tmp_path / "pngs")
+  (tmp_path / "pngs" / "frame_000000.png").write_bytes(b"an earlier frame")
+  proc = subprocess.Popen([sys.executable, "-m", "jaxvfi.interpolate", f"--workdir={sepconv_workdir}", "--video",
+                           str(src), "--output", str(tmp_path / output), "--factor=8", "--no_progress"],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    deadline = time.monotonic() + 300
+    while (not any(n.startswith(".tmp_") for n in os.listdir(tmp_path)) and proc.poll() is None
+           and time.monotonic() < deadline):
+      time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before its output was staged: " + proc.stderr.read()[-2000:]
+    time.sleep(0.5)  # into the frame loop, past the writer's setup
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 128 + signum, err[-3000:]
+  assert f"jaxvfi: interrupted ({signal.Signals(signum).name})" in err and "Traceback" not in err, err[-3000:]
+  assert sorted(os.listdir(tmp_path)) == ["in.mkv", "out.mkv", "pngs"]
+  assert (tmp_path / "out.mkv").read_bytes() == b"an earlier result"
+  assert os.listdir(tmp_path / "pngs") == ["frame_000000.png"]
