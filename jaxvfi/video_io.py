@@ -804,6 +804,11 @@ def plan_video_output(path: str, width: int, height: int, *, time_base: Fraction
     notes.append(f"{fmt_name} does not take {source.codec} from {os.path.basename(source.path)}: writing {name}")
   if alpha and not kept_alpha:
     notes.append(f"{name} in {fmt_name} holds no alpha: the alpha channel is not written")
+  if kept_alpha and fmt_name == "mp4" and not codec:
+    # MP4's usual codecs (H.264, HEVC, AV1) hold no alpha. PNG or ProRes in MP4 is read back by ffmpeg, but browsers
+    # and most players do not play it.
+    notes.append(f"alpha kept in MP4 with {name}, which few players play (write .mov, .mkv or .webm, or pass "
+                 "--alpha=drop for an H.264 MP4 without alpha)")
   if stored_tb and (time_base / stored_tb).denominator != 1:
     notes.append(f"{fmt_name} stores times in units of {stored_tb} s: frame times are rounded to it, so the rate "
                  f"read back from {os.path.basename(path)} may differ from {format_rate(rate) if rate else 'exact'}")

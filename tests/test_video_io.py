@@ -208,6 +208,15 @@ def test_alpha_survives_lossless_and_webm(tmp_path):
   assert back[0].shape == (16, 16, 4)
   assert np.abs(back[0][..., 3].astype(int) - rgba[0][..., 3]).mean() < 8  # lossy, but the alpha is there
 
+  # MP4 keeps alpha only with a fallback encoder that most players do not play: the plan says so.
+  plan = video_io.plan_video_output(str(tmp_path / "a.mp4"), 16, 16, time_base=Fraction(1, 24), rate=Fraction(24),
+                                    source=info, alpha=True, alpha_required=True)
+  assert plan.alpha and plan.codec in video_io._ALPHA_ENCODERS  # pylint: disable=protected-access
+  assert any("few players play" in n and "--alpha=drop" in n for n in plan.notes), plan.notes
+  webm = video_io.plan_video_output(str(tmp_path / "b.webm"), 16, 16, time_base=Fraction(1, 24), rate=Fraction(24),
+                                    source=info, alpha=True, alpha_required=True)
+  assert webm.alpha and not any("few players play" in n for n in webm.notes), webm.notes
+
 
 def test_staged_folder_replaces_an_earlier_run_whole_and_refuses_foreign_files(tmp_path):
   own = r"frame_\d{6}\.png"
