@@ -128,7 +128,8 @@ def progress(it: Iterable, desc: str, enabled: bool = True, total: int | None = 
 
 
 class _LibraryInfoFilter(py_logging.Filter):
-  """Drops INFO records of orbax (every stage of every save) so the run's own log lines stay readable."""
+  """Drops INFO records of orbax (every stage of every save and restore, with its options' repr) so the run's own
+  log lines stay readable."""
 
   def filter(self, record: py_logging.LogRecord) -> bool:
     return record.levelno > py_logging.INFO or "orbax" not in record.pathname
@@ -138,6 +139,10 @@ def quiet_library_info_logs() -> None:
   logger = py_logging.getLogger("absl")
   if not any(isinstance(f, _LibraryInfoFilter) for f in logger.filters):
     logger.addFilter(_LibraryInfoFilter())
+  # JAX logs through its own loggers, which a filter on absl's does not see.
+  xla_bridge = py_logging.getLogger("jax._src.xla_bridge")
+  if xla_bridge.getEffectiveLevel() < py_logging.WARNING:
+    xla_bridge.setLevel(py_logging.WARNING)
 
 
 class Terminated(KeyboardInterrupt):
@@ -193,6 +198,7 @@ def run_tool(run: Callable[..., Iterable[str]], args, user_errors: tuple[type[Ba
   """The command-line tools' `main`: runs `run(args)` and logs each path it wrote. A user error (`user_errors`)
   prints one line and exits 1; Ctrl-C, SIGTERM and SIGHUP print one line after the temporary files are removed and
   exit 130, 143 and 129 (128 + the signal number, as a shell reports a process killed by it)."""
+  quiet_library_info_logs()
   try:
     with termination_as_interrupt():
       for path in run(args):

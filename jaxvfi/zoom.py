@@ -189,7 +189,6 @@ def run(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> None:
-  utils.quiet_library_info_logs()
   utils.run_tool(run, args, interpolate._USER_ERRORS)  # pylint: disable=protected-access
 
 

@@ -698,6 +698,8 @@ def test_cli_video_progress_bar_and_summary_line(tmp_path, sepconv_workdir):
   r = _cli(f"--workdir={sepconv_workdir}", "--video", str(tmp_path / "in.mp4"), "--output", str(tmp_path / "o.mp4"))
   assert r.returncode == 0, r.stderr[-3000:]
   assert "frame/s" in r.stderr and "Traceback" not in r.stderr  # tqdm: frames per second and the time left
+  # The log is the tool's own: no INFO lines of orbax's restore or of JAX's backend probe.
+  assert "checkpoint_manager.py" not in r.stderr and "Unable to initialize backend" not in r.stderr, r.stderr[-3000:]
   assert ("frames 4 -> 8, duration 0.167 s -> 0.167 s, fps 23.976 (24000/1001) -> 47.952 (48000/1001), "
           "0 scene cut(s)") in r.stdout
   got = media.facts(tmp_path / "o.mp4")
