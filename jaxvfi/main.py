@@ -43,15 +43,19 @@ def main(argv):
     train.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
-    if _MODE.value == "summary":
-      train.summarize(config, workdir)
-    elif _MODE.value == "eval":
-      train.evaluate(config, workdir, split=_SPLIT.value)
-    else:
-      train.train_and_evaluate(config, workdir)
+    with utils.termination_as_interrupt():
+      if _MODE.value == "summary":
+        train.summarize(config, workdir)
+      elif _MODE.value == "eval":
+        train.evaluate(config, workdir, split=_SPLIT.value)
+      else:
+        train.train_and_evaluate(config, workdir)
   except (train.TrainingError,) + _USER_ERRORS as e:
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)
+  except KeyboardInterrupt as e:
+    utils.exit_interrupted(e, "training stopped at its last finished step, which is saved (the log line above says "
+                              "which): the same command resumes from it" if _MODE.value == "train" else "stopped")
 
 
 if __name__ == "__main__":

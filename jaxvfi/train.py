@@ -442,6 +442,9 @@ def _train_and_evaluate(config, workdir):
         if done % config.checkpoint_every_steps == 0 or done == total_steps:
           save_checkpoint(mngr, runner.get(dstate), train_rng)
         record = evaluate_now(done, final=done == total_steps) or record
+    except KeyboardInterrupt:
+      _checkpoint_on_interrupt(mngr, runner.get(dstate), train_rng, start)
+      raise
     finally:
       bar.close()
       writer.flush()
@@ -452,6 +455,24 @@ def _train_and_evaluate(config, workdir):
   writer.close()
   mngr.close()
   return record
+
+
+def _checkpoint_on_interrupt(mngr, state, rng: jax.Array, start: int) -> None:
+  """Ctrl-C, SIGTERM or SIGHUP (`utils.termination_as_interrupt`) during training: saves the state of the last
+  finished step, so that the same command resumes exactly there (the input position is the step). The state is the
+  one the loop holds, which only ever moves from one finished step to the next. A multi-process run keeps its last
+  scheduled checkpoint: saving is collective, and a signal may reach one process only."""
+  step = int(jax.device_get(state.step))
+  if jax.process_count() > 1:
+    logging.warning("interrupted at step %d: a multi-process run resumes from its last scheduled checkpoint (step "
+                    "%s)", step, mngr.latest_step())
+  elif step == start or step == mngr.latest_step():
+    logging.warning("interrupted at step %d, which is already saved%s", step,
+                    "" if mngr.latest_step() == step else " (nothing trained yet)")
+  else:
+    save_checkpoint(mngr, state, rng)
+    logging.warning("interrupted at step %d: checkpoint saved in %s; the same command resumes from it", step,
+                    mngr.directory)
 
 
 def eval_tag(data_config, split: str | None = None) -> str:

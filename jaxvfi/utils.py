@@ -207,7 +207,11 @@ def run_tool(run: Callable[..., Iterable[str]], args, user_errors: tuple[type[Ba
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt as e:
-    signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
-    print(f"jaxvfi: interrupted ({signal.Signals(signum).name}): nothing was left half-written (temporary files "
-          "removed; earlier outputs kept)", file=sys.stderr)
-    sys.exit(128 + int(signum))
+    exit_interrupted(e, "nothing was left half-written (temporary files removed; earlier outputs kept)")
+
+
+def exit_interrupted(e: KeyboardInterrupt, what: str) -> None:
+  """Prints `jaxvfi: interrupted (SIGNAL): what` and exits 128 + the signal's number (130 for Ctrl-C)."""
+  signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
+  print(f"jaxvfi: interrupted ({signal.Signals(signum).name}): {what}", file=sys.stderr)
+  sys.exit(128 + int(signum))

@@ -11,14 +11,15 @@ import pytest
 
 from conftest import ROOT, cli_args, multi_device_flags, run_main, tiny_config
 from jaxvfi import train
+from jaxvfi import utils
 
 CONFIG = "--config=configs/refin.py:runlocal,data=rendered"
 # The end-to-end runs each hold several GB: one xdist worker runs them one after another (`--dist loadgroup`).
 pytestmark = pytest.mark.xdist_group("trainer")
 
 
-def _params(workdir):
-  config_template = tiny_config("unused")
+def _params(workdir, **overrides):
+  config_template = tiny_config("unused", **overrides)
   model = train.build_model(config_template.model)
   template = train.init_params(model, config_template, jax.random.PRNGKey(1))
   return train.restore_params(workdir, template)
@@ -113,6 +114,50 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tfds_dir, tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1"]
   assert not glob.glob(str(tmp_path / "eval_*.json"))
+
+
+class _BarStoppedAfter:
+  """A progress bar that raises KeyboardInterrupt (as Ctrl-C or a SIGTERM through `utils.termination_as_interrupt`
+  would) when the loop reports step `stop` done: between steps, where the signal handler runs."""
+
+  def __init__(self, stop, initial=0, **kwargs):  # pylint: disable=unused-argument
+    self.n, self.stop = initial, stop
+
+  def update(self, k):
+    self.n += k
+    if self.n == self.stop:
+      raise KeyboardInterrupt
+
+  def set_postfix(self, **kwargs):
+    pass
+
+  def close(self):
+    pass
+
+
+def test_interrupted_training_saves_its_last_step_and_resumes_from_it(tfds_dir, tmp_path, monkeypatch):
+  # A constant rate: the first steps of a 2-step and of a 3-step run are the same steps. Quarter-width UNets: fast.
+  overrides = {"checkpoint_every_steps": 100, "optimizer.schedule": dict(name="constant", init_value=1e-4),
+               "model.unet_width": 0.25}
+  train.train_and_evaluate(tiny_config(tfds_dir, num_train_steps=2, **overrides), str(tmp_path / "straight"))
+
+  monkeypatch.setattr(utils, "progress_bar", lambda total, initial=0, **kw: _BarStoppedAfter(2, initial))
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(tiny_config(tfds_dir, num_train_steps=3, **overrides), str(tmp_path / "stopped"))
+  assert sorted(os.listdir(tmp_path / "stopped" / "checkpoints")) == ["2"]  # not scheduled: saved on the interrupt
+  assert "interrupted at step 2: checkpoint saved" in (tmp_path / "stopped" / "train.log").read_text()
+  (pa, sa), (pb, sb) = _params(tmp_path / "straight", **overrides), _params(tmp_path / "stopped", **overrides)
+  assert sa == sb == 2
+  for a, b in zip(jax.tree.leaves(pa), jax.tree.leaves(pb)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+  # Stopped again before a step finishes: nothing new to save, and the checkpoint stays.
+  monkeypatch.setattr(utils, "progress_bar", lambda total, initial=0, **kw: _BarStoppedAfter(initial + 1, initial))
+  monkeypatch.setattr(train.StepRunner, "__call__", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(tiny_config(tfds_dir, num_train_steps=3, **overrides), str(tmp_path / "stopped"))
+  assert sorted(os.listdir(tmp_path / "stopped" / "checkpoints")) == ["2"]
+  assert "interrupted at step 2, which is already saved" in (tmp_path / "stopped" / "train.log").read_text()
 
 
 def test_bad_inputs_give_one_clear_error(tfds_dir, tmp_path):
