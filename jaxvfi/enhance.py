@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> list[str]:
 def main(args: argparse.Namespace) -> None:
   # ffmpeg is started by fork + exec (no Python runs in the child), which Python flags once JAX has started threads.
   warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
-  utils.run_tool(run, args, _USER_ERRORS)
+  utils.run_tool(run, args, _USER_ERRORS, hard_exit=True)
 
 
 if __name__ == "__main__":

@@ -992,7 +992,7 @@ def run(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> None:
-  utils.run_tool(run, args, _USER_ERRORS)
+  utils.run_tool(run, args, _USER_ERRORS, hard_exit=True)
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ def main(argv):
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt as e:
-    utils.exit_interrupted(e, "training stopped at its last finished step, which is saved (the log line above says "
-                              "which): the same command resumes from it" if _MODE.value == "train" else "stopped")
+    what = ("training stopped at its last finished step, which is saved (the log line above says which): the same "
+            "command resumes from it") if _MODE.value == "train" else "stopped"
+    utils.exit_interrupted(e, what, hard_exit=True)
 
 
 if __name__ == "__main__":

@@ -194,10 +194,12 @@ def termination_as_interrupt(
       signal.signal(s, h)
 
 
-def run_tool(run: Callable[..., Iterable[str]], args, user_errors: tuple[type[BaseException], ...]) -> None:
+def run_tool(run: Callable[..., Iterable[str]], args, user_errors: tuple[type[BaseException], ...],
+             hard_exit: bool = False) -> None:
   """The command-line tools' `main`: runs `run(args)` and logs each path it wrote. A user error (`user_errors`)
   prints one line and exits 1; Ctrl-C, SIGTERM and SIGHUP print one line after the temporary files are removed and
-  exit 130, 143 and 129 (128 + the signal number, as a shell reports a process killed by it)."""
+  exit 130, 143 and 129 (128 + the signal number, as a shell reports a process killed by it); `hard_exit`: see
+  `exit_interrupted`."""
   quiet_library_info_logs()
   try:
     with termination_as_interrupt():
@@ -207,11 +209,21 @@ def run_tool(run: Callable[..., Iterable[str]], args, user_errors: tuple[type[Ba
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt as e:
-    exit_interrupted(e, "nothing was left half-written (temporary files removed; earlier outputs kept)")
+    exit_interrupted(e, "nothing was left half-written (temporary files removed; earlier outputs kept)", hard_exit)
 
 
-def exit_interrupted(e: KeyboardInterrupt, what: str) -> None:
-  """Prints `jaxvfi: interrupted (SIGNAL): what` and exits 128 + the signal's number (130 for Ctrl-C)."""
+def exit_interrupted(e: KeyboardInterrupt, what: str, hard_exit: bool = False) -> None:
+  """Prints `jaxvfi: interrupted (SIGNAL): what` and exits 128 + the signal's number (130 for Ctrl-C).
+
+  With `hard_exit` (the command-line entry points, once every cleanup has run) the process ends through `os._exit`
+  after the logs and standard streams are flushed, skipping the interpreter's teardown: stopped in the middle of
+  work, that teardown crashed now and then (SIGSEGV in a native thread, after our line was printed) on a busy
+  machine. In-process callers (tests, notebooks) get SystemExit."""
   signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
   print(f"jaxvfi: interrupted ({signal.Signals(signum).name}): {what}", file=sys.stderr)
+  if hard_exit:
+    py_logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + int(signum))  # pylint: disable=protected-access
   sys.exit(128 + int(signum))

@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> None:
-  utils.run_tool(run, args, interpolate._USER_ERRORS)  # pylint: disable=protected-access
+  utils.run_tool(run, args, interpolate._USER_ERRORS, hard_exit=True)  # pylint: disable=protected-access
 
 
 if __name__ == "__main__":
