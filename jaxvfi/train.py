@@ -466,9 +466,10 @@ def _checkpoint_on_interrupt(mngr, state, rng: jax.Array, start: int) -> None:
   if jax.process_count() > 1:
     logging.warning("interrupted at step %d: a multi-process run resumes from its last scheduled checkpoint (step "
                     "%s)", step, mngr.latest_step())
-  elif step == start or step == mngr.latest_step():
-    logging.warning("interrupted at step %d, which is already saved%s", step,
-                    "" if mngr.latest_step() == step else " (nothing trained yet)")
+  elif step == mngr.latest_step():
+    logging.warning("interrupted at step %d, which is already saved", step)
+  elif step == start:
+    logging.warning("interrupted before the first step finished: nothing to save")
   else:
     save_checkpoint(mngr, state, rng)
     logging.warning("interrupted at step %d: checkpoint saved in %s; the same command resumes from it", step,

@@ -145,6 +145,10 @@ def quiet_library_info_logs() -> None:
     xla_bridge.setLevel(py_logging.WARNING)
 
 
+def _signum(e: KeyboardInterrupt) -> int:
+  return e.signum if isinstance(e, Terminated) else signal.SIGINT
+
+
 class Terminated(KeyboardInterrupt):
   """SIGTERM or SIGHUP turned into an exception, so that the cleanups that run for Ctrl-C (removing temporary files
   and staging folders) run for `kill`, a closed terminal or a job scheduler too. `args[0]` is the signal's name."""
@@ -177,7 +181,7 @@ def termination_as_interrupt(
   def unraisable_hook(unraisable):
     e = unraisable.exc_value
     if isinstance(e, KeyboardInterrupt):
-      signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
+      signum = _signum(e)
       if signum in signums:
         # From another thread, so that it is handled after the callback that swallowed it.
         threading.Timer(0.005, os.kill, (os.getpid(), signum)).start()
@@ -219,7 +223,7 @@ def exit_interrupted(e: KeyboardInterrupt, what: str, hard_exit: bool = False) -
   after the logs and standard streams are flushed, skipping the interpreter's teardown: stopped in the middle of
   work, that teardown crashed now and then (SIGSEGV in a native thread, after our line was printed) on a busy
   machine. In-process callers (tests, notebooks) get SystemExit."""
-  signum = e.signum if isinstance(e, Terminated) else signal.SIGINT
+  signum = _signum(e)
   print(f"jaxvfi: interrupted ({signal.Signals(signum).name}): {what}", file=sys.stderr)
   if hard_exit:
     py_logging.shutdown()
