@@ -14,6 +14,7 @@ Which paper uses which op (presets in `jaxvfi.input_pipeline`):
   color_jitter, bicubic_downscale, gaussian_noise jittering, 1/4 bicubic inputs, N(0, 0.01) noise.
   random_aligned_crop, random_flip, normalize_raw SDAN (paper 004, Sec. 4.1): 64x64 RAW / 128x128 RGB / 512x512 HR.
   random_downscale                                ours (preset "clip", data.random_downscale; the CPU recipe).
+  random_channel_reverse                          RIFE's training loader (preset "clip", data.random_channel_reverse).
 """
 from __future__ import annotations
 
@@ -71,6 +72,18 @@ def random_flip(arrays: Sequence[np.ndarray], rng: np.random.Generator, horizont
   if vertical and rng.random() < 0.5:
     arrays = [a[..., ::-1, :, :] for a in arrays]
   return arrays
+
+
+def random_channel_reverse(stack: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """With probability 1/2 reverse the channel axis of every frame of `stack` (..., C): RGB -> BGR.
+
+  Not in the five papers: RIFE's Vimeo-90K loader (github.com/hzwer/ECCV2022-RIFE, dataset.py) reverses the channels
+  of all three frames with probability 0.5, beside its flips and time reversal. It shows the model colours its
+  training videos lack; the motion, and so the target, is unchanged.
+  """
+  if rng.random() < 0.5:
+    return stack[..., ::-1]
+  return stack
 
 
 def random_temporal_swap(stack: np.ndarray, t: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:

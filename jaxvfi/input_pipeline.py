@@ -27,7 +27,7 @@ not repeating, the example order on resume). Every augmentation op (`jaxvfi.augm
 Augmentation presets (`data.augmentation`; the values of each are in `PRESETS`, and `data.augmentation_args`, a dict,
 overrides any of them, e.g. smaller crops for a laptop run):
   "clip" (default): the switches crop_size, random_downscale, random_flip_h, random_flip_v, temporal_swap,
-    t_sampling, t below.
+    random_channel_reverse, t_sampling, t below.
   "refin" (paper 000, Sec. 4): Vimeo triplets whole (no crop, no flips, no swap), t = 0.5 for training and eval.
   "sepconv" (paper 001, Sec. 3): 128x128 crops (one window for all frames), random horizontal and vertical flips.
   "sepconv_gan" (paper 003, "Data augmentation"): random resize of the clip keeping the aspect ratio, height uniform
@@ -66,6 +66,8 @@ Fields of the data config (an `ml_collections.ConfigDict`; `default_data_config(
     (default): off. Needs a crop_size, so that the batch's examples keep one size.
   random_flip_h / random_flip_v: flip all frames of an example left-right / up-down with probability 1/2.
   temporal_swap: with probability 1/2 swap frame0 and frame1 and replace t by 1 - t.
+  random_channel_reverse: with probability 1/2 reverse the colour channels (RGB -> BGR) of all frames of an example,
+    after the flips and the swap (RIFE's loader; `augment.random_channel_reverse`); False (default): off.
   t_sampling: "fixed" (the frame whose time is `t`; it must exist) or "uniform" (a uniformly chosen interior frame,
     Super-SloMo's arbitrary-time training).
   t: target time for "fixed" training and for evaluation (evaluation falls back to the middle frame if absent).
@@ -106,7 +108,8 @@ from jaxvfi.datasets import video_clips
 
 Batch = dict[str, np.ndarray]
 T_SAMPLINGS = ("fixed", "uniform")
-_CLIP_FIELDS = ("crop_size", "random_downscale", "random_flip_h", "random_flip_v", "temporal_swap", "t_sampling", "t")
+_CLIP_FIELDS = ("crop_size", "random_downscale", "random_flip_h", "random_flip_v", "temporal_swap",
+                "random_channel_reverse", "t_sampling", "t")
 _FIXED_HALF = dict(t_sampling="fixed", t=0.5)  # The papers below train and test the middle frame only.
 
 PRESET_PARAMS: dict[str, dict[str, Any] | None] = {
@@ -153,6 +156,7 @@ def default_data_config() -> ml_collections.ConfigDict:
       "random_flip_h": True,
       "random_flip_v": True,
       "temporal_swap": True,
+      "random_channel_reverse": False,
       "t_sampling": "fixed",
       "t": 0.5,
       "num_threads": 2,
@@ -345,6 +349,8 @@ class _ClipTransform:
     self.flip_h = bool(params["random_flip_h"])
     self.flip_v = bool(params["random_flip_v"])
     self.swap = bool(params["temporal_swap"])
+    # Presets other than "clip" and configs written before the field: off.
+    self.channel_reverse = bool(params.get("random_channel_reverse"))
     self.flow_crop = flow_crop
     # sepconv_gan resizes by its own rule (`_resize`), so its preset has no random_downscale.
     min_scale = params.get("random_downscale")
@@ -414,6 +420,8 @@ class _ClipTransform:
     (stack,) = augment.random_flip([stack], rng, self.flip_h, self.flip_v)
     if self.swap:
       stack, t = augment.random_temporal_swap(stack, t, rng)
+    if self.channel_reverse:  # Drawn last, so turning it on leaves the other draws of a seed as they were.
+      stack = augment.random_channel_reverse(stack, rng)
     return _to_batch_element(stack, t)
 
 

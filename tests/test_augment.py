@@ -73,6 +73,17 @@ def test_random_flip_flips_every_frame_and_array_alike():
   np.testing.assert_array_equal(unflipped, frames)
 
 
+def test_random_channel_reverse_reverses_every_frame_or_none():
+  stack = np.arange(3 * 4 * 5 * 3, dtype=np.uint8).reshape(3, 4, 5, 3)
+  outcomes = []
+  for seed in range(40):
+    out = augment.random_channel_reverse(stack, np.random.default_rng(seed))
+    reversed_ = bool(out[0, 0, 0, 0] == stack[0, 0, 0, 2])
+    outcomes.append(reversed_)
+    np.testing.assert_array_equal(out, stack[..., [2, 1, 0]] if reversed_ else stack)
+  assert 5 < sum(outcomes) < 35
+
+
 def test_random_temporal_swap_swaps_and_maps_t():
   stack = coordinate_frames(3)
   outcomes = set()

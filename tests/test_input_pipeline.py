@@ -189,6 +189,23 @@ def test_flips_flip_all_frames():
   assert states == set(itertools.product([False, True], repeat=2))
 
 
+def test_channel_reverse_reverses_all_frames_of_an_example_and_leaves_the_other_draws():
+  clips = _coordinate_clips()
+  config = _plain(input_pipeline.default_data_config(), crop_size=8, random_flip_h=True, temporal_swap=True)
+  before = input_pipeline.make_train_dataset(clips, config, 32, seed=4)[0]
+  config.random_channel_reverse = True
+  after = input_pipeline.make_train_dataset(clips, config, 32, seed=4)[0]
+  reversed_ = []
+  for example in range(32):
+    flipped = not np.array_equal(after["frame0"][example], before["frame0"][example])
+    reversed_.append(flipped)
+    for key in ("frame0", "target", "frame1"):  # Same crop, flip and swap; channels reversed or not, all alike.
+      np.testing.assert_array_equal(after[key][example],
+                                    before[key][example][..., ::-1] if flipped else before[key][example])
+  np.testing.assert_array_equal(after["t"], before["t"])
+  assert 4 < sum(reversed_) < 28  # Each example's coin: about half of 32.
+
+
 def test_random_downscale_shrinks_all_frames_alike_before_the_crop():
   clips = _coordinate_clips(size=(40, 48))
   config = _plain(input_pipeline.default_data_config(), crop_size=8, random_downscale=0.5)
@@ -342,7 +359,8 @@ def test_preset_parameters_and_errors():
   config = input_pipeline.default_data_config()
   assert input_pipeline.augmentation_params(config) == dict(crop_size=64, random_downscale=1.0, random_flip_h=True,
                                                             random_flip_v=True, temporal_swap=True,
-                                                            t_sampling="fixed", t=0.5)
+                                                            random_channel_reverse=False, t_sampling="fixed",
+                                                            t=0.5)
   config.augmentation = "sepconv"
   assert input_pipeline.augmentation_params(config)["crop_size"] == 128  # The preset's, not the field's 64.
   config.augmentation_args = dict(crop_size=32)
