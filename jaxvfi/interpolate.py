@@ -888,7 +888,8 @@ def check_args(args: argparse.Namespace) -> Request:
   if len(given) > 1:
     raise ValueError(f"give one of --factor, --fps and --times, not {' and '.join('--' + g for g in given)}")
   if args.factor is not None and args.factor < 2:
-    raise ValueError(f"--factor must be an integer >= 2, got {args.factor} (N: N x the frame rate)")
+    raise ValueError(f"--factor must be an integer >= 2, got {args.factor}: --factor=N makes N frames per input "
+                     "interval (N x the frame rate; 2 adds one frame between each pair)")
   times = None
   if args.times is not None:
     if not pair:
