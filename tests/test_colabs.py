@@ -21,8 +21,8 @@ def run_notebook(path, overrides):
   return namespace
 
 
-# In the trainer group, after test_train.py's entry-point runs of the same tiny model: its training step is then
-# read from the persistent compilation cache instead of compiled again.
+# In the trainer group, on one worker with test_train.py's runs of the same tiny model, whose programs it may share
+# through the persistent compilation cache (this file is collected first, so the notebook compiles).
 @pytest.mark.xdist_group("trainer")
 def test_quickstart_notebook(tfds_dir, tmp_path, monkeypatch):
   import matplotlib  # pylint: disable=g-import-not-at-top
