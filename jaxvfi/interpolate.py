@@ -720,17 +720,21 @@ def interpolate_video(interp, path: str, output: str, factor: int | None = 2, re
 
 
 def frame_output_paths(output: str, times: Sequence[float]) -> list[str]:
-  """`output` itself for one time (a .png), else t0.2500.png, t0.5000.png, ... in the folder `output`."""
-  is_png = os.path.splitext(output)[1].lower() == ".png"
+  """`output` itself for one time (a .png), else t0.2500.png, t0.5000.png, ... in the folder `output`.
+
+  Raises ValueError for a name with an extension where frames go to a folder (a video name included: two frames
+  never make a video), and for one time into anything but a .png."""
+  hint = "; for a video, put the frames in a folder and pass --input_fps"
   if len(times) == 1 and not os.path.isdir(output):
-    if not is_png:
-      raise ValueError(f"--output {output} must end in .png (one time gives one PNG)")
+    if os.path.splitext(output)[1].lower() != ".png":
+      raise ValueError(f"--output {output} must end in .png (one time gives one PNG{hint})")
     return [output]
-  if is_png:
-    raise ValueError(f"--output {output} names a PNG but {len(times)} times give {len(times)} frames: name a folder")
   if os.path.exists(output) and not os.path.isdir(output):
     raise ValueError(f"--output {output} is an existing file but {len(times)} times give {len(times)} frames: name "
                      "a folder")
+  if video_io.output_is_video(output):  # The rule that sends a frames folder to a video file or a folder.
+    raise ValueError(f"--output {output} names a file but {len(times)} times give {len(times)} frames: name a "
+                     f"folder{hint}")
   return [os.path.join(output, f"t{t:.4f}.png") for t in times]
 
 

@@ -4,7 +4,9 @@ r"""Zoom your own photos 4x with a trained SDAN model (paper 004): a small libra
   python -m jaxvfi.zoom --workdir=W --input photos/ --output zoomed/           (every image of a folder, as PNGs)
 
 W is the workdir of an SDAN run with RGB input (`configs/sdan.py:input=rgb`; a RAW-input model needs the camera's
-mosaic, which a photo file does not have). Library use:
+mosaic, which a photo file does not have).
+
+Library use:
 
   zoomer = zoom.load_model("/tmp/sdan_rgb")
   big = zoomer.zoom(photo)               # uint8 HxWx3 in, uint8 (4H)x(4W)x3 out

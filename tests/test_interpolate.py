@@ -226,9 +226,11 @@ def test_frame_files_several_times_go_to_a_folder(sepconv_interp, tmp_path):
   assert sorted(os.listdir(out)) == ["t0.2500.png", "t0.5000.png", "t0.7500.png"]
   for path, t in zip(paths, (0.25, 0.5, 0.75)):
     np.testing.assert_array_equal(np.asarray(Image.open(path)), _blend(f0, gray1, t))
-  with pytest.raises(ValueError, match="names a PNG"):
-    interpolate.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
-                                        str(tmp_path / "x.png"), times=(0.25, 0.5))
+  for name in ("x.png", "x.mp4"):  # several frames never go to a file, nor to a folder named like a video
+    with pytest.raises(ValueError, match=f"--output .*{name} names a file but 2 times give 2 frames: name a folder"):
+      interpolate.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                                          str(tmp_path / name), times=(0.25, 0.5))
+    assert not (tmp_path / name).exists()
   paths = interpolate.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
                                               str(tmp_path / "one" / "mid.png"))
   assert paths == [str(tmp_path / "one" / "mid.png")]
