@@ -191,7 +191,10 @@ class Interpolator:
     # The one t the model saw in training, or None for arbitrary-time training (data.t_sampling = "uniform").
     self.trained_t = float(data.get("t", 0.5)) if data.get("t_sampling", "fixed") == "fixed" else None
     self.num_traces = 0  # frame sizes compiled so far
-    self._warned_time = False
+    # Every time asked that is not trained_t, and those the one warning of check_times named: a video run names the
+    # rest at its end (`_report_extrapolation`).
+    self.extrapolated_times: set[float] = set()
+    self.warned_times: set[float] = set()
     self._predict = jax.jit(self._apply)
 
   def _apply(self, params, batch):
@@ -215,10 +218,13 @@ class Interpolator:
         raise ValueError(f"{self.name} has no time input: it makes t = 0.5 and, by recursive bisection, t = k/2^n "
                          f"(k/{2 ** MAX_BISECTION_DEPTH} at the finest; video factors 2, 4, 8, ...); cannot make "
                          f"t = {', '.join(f'{t:g}' for t in odd)}")
-    elif self.trained_t is not None and not self._warned_time and any(abs(t - self.trained_t) > 1e-9 for t in times):
-      self._warned_time = True
-      logging.warning("this %s model was trained at t = %g only; t = %s extrapolates what it learnt", self.name,
-                      self.trained_t, ", ".join(f"{t:g}" for t in times if abs(t - self.trained_t) > 1e-9))
+    elif self.trained_t is not None:
+      untrained = sorted({t for t in times if abs(t - self.trained_t) > 1e-9})
+      if untrained and not self.warned_times:
+        self.warned_times.update(untrained)
+        logging.warning("this %s model was trained at t = %g only; t = %s extrapolates what it learnt", self.name,
+                        self.trained_t, ", ".join(f"{t:g}" for t in untrained))
+      self.extrapolated_times.update(untrained)
     return times
 
   def _middle(self, frame0: jax.Array, frame1: jax.Array, t: float) -> jax.Array:
@@ -556,6 +562,18 @@ class Stats:
     return line + f", {self.seconds:.1f} s"
 
 
+def _report_extrapolation(interp) -> None:
+  """Names every untrained t a sequence run used, unless the one warning of check_times already did: that warning
+  names the first pair's times only, and with --fps the phase, so t, changes from pair to pair."""
+  used = set(getattr(interp, "extrapolated_times", ()))
+  if used <= set(getattr(interp, "warned_times", ())):
+    return
+  ts = sorted(used)
+  named = ", ".join(f"{t:g}" for t in ts) if len(ts) <= 8 else f"{ts[0]:g} to {ts[-1]:g}"
+  logging.warning("this %s model was trained at t = %g only; this run extrapolated to %d times: t = %s", interp.name,
+                  interp.trained_t, len(ts), named)
+
+
 @dataclasses.dataclass
 class VideoJob:
   """Everything about a sequence run that can be checked before the model loads (`prepare_video_job`)."""
@@ -571,6 +589,7 @@ class VideoJob:
     source, retiming = self.source, self.retiming
     # Alpha is read (and made: a second model call per frame) only when the output keeps it.
     reader = source.open(source.alpha and (self.plan is None or self.plan.alpha))
+    getattr(interp, "extrapolated_times", set()).clear()  # this run's, for _report_extrapolation
     try:
       sink = video_io.open_sink(self.output, self.plan, source.width, source.height,
                                 time_base=retiming.time_base, rate=retiming.rate, source=source.info)
@@ -587,6 +606,7 @@ class VideoJob:
     finally:
       reader.close()
     stats.seconds = time_lib.time() - started
+    _report_extrapolation(interp)
     return stats
 
   def _retime(self, interp, frames: Iterator[tuple[Fraction, np.ndarray]], sink, bar) -> Stats:

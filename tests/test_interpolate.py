@@ -403,6 +403,43 @@ def test_video_variable_frame_rate_keeps_timestamps_or_converts_on_purpose(tmp_p
   np.testing.assert_array_equal(np.stack(got["frames"]), np.stack(want))
 
 
+class _BlendInterpolator(interpolate.Interpolator):
+  """The real Interpolator's time checks (trained at t = 0.5 only, like ReFIn) around an exact blend."""
+
+  def __init__(self):  # pylint: disable=super-init-not-called  (no network: _middle is the blend)
+    self.name, self.time_free, self.trained_t, self.pixel_shader = "blend", False, 0.5, None
+    self.extrapolated_times, self.warned_times = set(), set()
+
+  def _middle(self, frame0, frame1, t):
+    return (1 - t) * frame0 + t * frame1
+
+
+def test_video_run_names_every_untrained_t_it_used(tmp_path, caplog):
+  frames = media.frames_rgb(5, 16, 24, seed=12)
+  media.encode(tmp_path / "in.mov", frames, rate=Fraction(12), codec="png", pix_fmt="rgb24")
+  off = interpolate.Options(scene_threshold=None)
+  interp = _BlendInterpolator()
+  # 12 -> 30 fps: output frame k falls at t = frac(2k / 5); the first pair makes t = 0.4 and 0.8 only.
+  with caplog.at_level("INFO", logger="absl"):
+    job = interpolate.prepare_video_job(interpolate.open_video_source(str(tmp_path / "in.mov")),
+                                        str(tmp_path / "30"), fps=Fraction(30), options=off)
+    job.run(interp, progress_bar=False)
+  warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+  assert warnings == ["this blend model was trained at t = 0.5 only; t = 0.4, 0.8 extrapolates what it learnt",
+                      "this blend model was trained at t = 0.5 only; this run extrapolated to 4 times: "
+                      "t = 0.2, 0.4, 0.6, 0.8"]
+  assert interp.extrapolated_times == {0.2, 0.4, 0.6, 0.8}
+
+  # --factor=4 asks t = 0.25, 0.5, 0.75 of every pair: the first warning named them all, so no second line.
+  caplog.clear()
+  interp = _BlendInterpolator()
+  with caplog.at_level("INFO", logger="absl"):
+    interpolate.interpolate_video(interp, str(tmp_path / "in.mov"), str(tmp_path / "x4"), factor=4,
+                                  progress_bar=False, options=off)
+  warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+  assert warnings == ["this blend model was trained at t = 0.5 only; t = 0.25, 0.75 extrapolates what it learnt"]
+
+
 def test_video_with_missing_frames_stays_on_its_grid_and_fills_the_gap(tmp_path):
   frames = media.frames_rgb(10, 16, 24, seed=18)
   slots = [0] + list(range(2, 11))  # slot 1 of the 25 fps grid is empty (an AVI drop frame)
