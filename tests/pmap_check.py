@@ -1,7 +1,7 @@
 """Run by tests/test_train.py in a subprocess with fake CPU devices: jit steps vs pmap steps over n devices.
 
-`python tests/pmap_check.py 2 8` compares the single-device step with pmap over the first 2 and the first 8
-devices (one process, so the jit step compiles once). Prints one JSON line per device count with the largest
+`python tests/pmap_check.py 8` compares the single-device step with pmap over 8 devices (`python tests/pmap_check.py
+2 8`: over the first 2 and the first 8, in one process, so the jit step compiles once). Prints one JSON line per device count with the largest
 differences in loss and parameters after two steps on the same global batches.
 """
 import functools

@@ -427,8 +427,7 @@ def make_train_setup(config, model: SepConvGAN, loss_fn: Callable, total_steps: 
   g_tx, d_tx, schedules = make_optimizers(config, total_steps, steps_per_epoch)
 
   def init(rng):
-    params = jax.jit(lambda r: model.init(r, example_batch(config), train=False)["params"])(rng)
-    return init_state(params, config, g_tx, d_tx)
+    return init_state(train.init_params(model, config, rng), config, g_tx, d_tx)
 
   step = functools.partial(gan_step, model=model, loss_fn=loss_fn, g_tx=g_tx, d_tx=d_tx,
                            d_keys=_trained_by_d(config.model), real_samples=config.model.get("real_samples", "target"),
