@@ -1,7 +1,9 @@
 """Shared fixtures: a tiny ReFIn config on a tiny embedded dataset, and a runner for the entry point."""
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 
@@ -88,3 +90,17 @@ def run_main(args: list[str], devices: int = 1, timeout: int = 900) -> subproces
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp("tfds"))
+
+
+
+def pytest_configure(config):
+  """Refuses `--dist loadgroup` where it would not group. The groups keep each family's trainings on one worker,
+  where they share compiled programs and fixtures; pytest 9.2 dropped the node-id suffix that pytest-xdist 3.8 groups
+  by (pytest-xdist#1386), and the suite then ran ungrouped, and slower, without a word (BENCHMARKS.md)."""
+  if config.getoption("dist", "no") != "loadgroup":
+    return
+  version = lambda module: tuple(int(p) for p in re.findall(r"\d+", importlib.metadata.version(module))[:3])
+  if version("pytest") >= (9, 2) and version("pytest-xdist") <= (3, 8, 0):
+    raise pytest.UsageError(f"pytest {pytest.__version__} with pytest-xdist {importlib.metadata.version('pytest-xdist')} "
+                            "ignores --dist loadgroup (pytest-xdist#1386): pip install -e \".[test]\" keeps pytest "
+                            "below 9.2")
