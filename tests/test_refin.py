@@ -76,8 +76,7 @@ def test_pretrained_flow_weights_train_at_fixed_rate(tfds_dir, tmp_path):
   state = {k: (0.02 * rng.standard_normal(shape)).astype(np.float32) for k, shape in pwc_torch_shapes().items()}
   path = tmp_path / "pwc.npz"
   np.savez(path, **state)
-  # The paper's config with UNet backbones on 32x32 crops: 84 s on a quiet CI machine, where the whole-frame
-  # GridNet-4 + UNet++ model of the test above took 203 s (the two share no compiled program: the optimizers differ).
+  # The paper's config with UNet backbones on 32x32 crops: the test above trains the other backbones on whole frames.
   config = tiny_config(tfds_dir, arg="backbone=unet", num_train_steps=1, checkpoint_every_steps=1)
   assert config.model.flow == "pwcnet" and config.optimizer.schedule.init_value == 1e-4
   config.model.flow_weights = str(path)

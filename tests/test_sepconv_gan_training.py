@@ -128,9 +128,7 @@ def _cli(tfds_dir, steps):
   return [f"--config.{k}={v}" for k, v in {**GAN_TINY, "data.tfds_dir": tfds_dir, "num_train_steps": steps}.items()]
 
 
-# Session scope: under pytest-xdist the worker interleaves other files' tests with this group's, and a module-scoped
-# fixture was torn down and rebuilt in between (two 135 s setups in one CI run).
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def resumed_workdir(tfds_dir, tmp_path_factory):
   """runlocal through the entry point: 1 step, then a new process continues to step 2."""
   workdir = tmp_path_factory.mktemp("gan_runlocal")
