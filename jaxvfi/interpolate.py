@@ -178,9 +178,13 @@ class Interpolator:
   """A trained model and its parameters; `interpolate` makes the frames between two frames."""
 
   def __init__(self, model: nn.Module, params: Any, config: ml_collections.ConfigDict, step: int = 0,
-               pixel_shader: str | None = None):
+               pixel_shader: str | None = None, test_time_augmentation: bool | None = None):
     self.model = model
     self.pixel_shader = pixel_shader  # None, or a `jaxvfi.pixel_shader.SHADERS` name applied to every made frame
+    # Each frame averaged with the one made from the 180-degree rotated inputs (`jaxvfi.models.predict`); None: the
+    # config's `test_time_augmentation`.
+    self.test_time_augmentation = (models.check_test_time_augmentation(config) if test_time_augmentation is None
+                                   else bool(test_time_augmentation))
     self.params = params
     self.config = config
     self.step = step
@@ -199,7 +203,7 @@ class Interpolator:
 
   def _apply(self, params, batch):
     self.num_traces += 1  # runs at trace time only: once per frame size
-    image = self.model.apply({"params": params}, batch, train=False)["image"]
+    image = models.predict(self.model, params, batch, self.test_time_augmentation)["image"]
     if self.pixel_shader:
       image = pixel_shader_lib.pixel_shader(batch["frame0"], batch["frame1"], image, self.pixel_shader)
     return image
@@ -283,7 +287,8 @@ CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 
 
 def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | None = None, *,
-               weights: str | None = None, model: str | None = None, pixel_shader: str | None = None) -> Interpolator:
+               weights: str | None = None, model: str | None = None, pixel_shader: str | None = None,
+               test_time_augmentation: bool | None = None) -> Interpolator:
   """The model of a training run's workdir with the parameters of its latest checkpoint, or released weights.
 
   Args:
@@ -293,6 +298,8 @@ def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | N
     model: the family of `weights`, one of `jaxvfi.weights.RELEASED_MODEL_CONFIG` ("sepconv", "superslomo"); its
       config gets the switches those weights need.
     pixel_shader: None, or "paper" | "code": SepConv-GAN's shader (`jaxvfi.pixel_shader`) on every frame made.
+    test_time_augmentation: average each frame with the one made from the 180-degree rotated inputs (RIFE's TTA,
+      twice the time); None: the config's `test_time_augmentation` (False unless the run set it).
 
   Raises:
     FileNotFoundError: the workdir has no config.json (and no config was given) or no checkpoint; the weights file
@@ -303,16 +310,17 @@ def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | N
   if weights is not None or model is not None:
     if workdir is not None:
       raise ValueError("give a training workdir, or released weights and their model, not both")
-    return _load_released(weights, model, config, pixel_shader)
+    return _load_released(weights, model, config, pixel_shader, test_time_augmentation)
   if workdir is None:
     raise ValueError("give a training workdir, or released weights and their model (weights=..., model=...)")
   model, params, config, step = checkpoints.load_trained(workdir, config)
   logging.info("loaded %s from step %d of %s", config.model.get("name"), step, os.path.abspath(workdir))
-  return Interpolator(model, jax.device_put(params), config, step, pixel_shader=pixel_shader)
+  return Interpolator(model, jax.device_put(params), config, step, pixel_shader=pixel_shader,
+                      test_time_augmentation=test_time_augmentation)
 
 
 def _load_released(path: str | None, name: str | None, config: ml_collections.ConfigDict | None,
-                   pixel_shader: str | None = None) -> Interpolator:
+                   pixel_shader: str | None = None, test_time_augmentation: bool | None = None) -> Interpolator:
   from jaxvfi import config_lib  # pylint: disable=g-import-not-at-top
   from jaxvfi import weights  # pylint: disable=g-import-not-at-top
   if not path or not name:
@@ -335,7 +343,8 @@ def _load_released(path: str | None, name: str | None, config: ml_collections.Co
   if got != want:
     raise ValueError(f"{path}: the converted {name} parameters do not fit the model that {name}'s config builds")
   logging.info("loaded %s from released weights %s", name, os.path.abspath(path))
-  return Interpolator(module, jax.device_put(params), config, 0, pixel_shader=pixel_shader)
+  return Interpolator(module, jax.device_put(params), config, 0, pixel_shader=pixel_shader,
+                      test_time_augmentation=test_time_augmentation)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -851,6 +860,10 @@ def build_parser(prog: str = "python -m jaxvfi.interpolate") -> _Parser:
                       choices=tuple(pixel_shader_lib.SHADERS),
                       help="blend every made frame towards the inputs' average where they barely differ (SepConv-GAN "
                            "Algorithm 1, jaxvfi.pixel_shader); constants: paper (default) or code")
+  making.add_argument("--test_time_augmentation", "--tta", dest="test_time_augmentation", action="store_true",
+                      default=None, help="average each frame with the one made from the inputs rotated by 180 "
+                      "degrees (RIFE's TTA; BENCHMARKS.md has its gain), twice the time; default: the run's "
+                      "config.test_time_augmentation")
   making.add_argument("--tile", type=int, default=0, help="process frames in T x T tiles (0: whole frames)")
   making.add_argument("--tile_overlap", type=int, default=None,
                       help=f"pixels of context around each tile; default {DEFAULT_TILE_OVERLAP}")
@@ -958,6 +971,7 @@ def check_args(args: argparse.Namespace) -> Request:
   model_source = ({"workdir": args.workdir} if args.workdir is not None else
                   {"weights": args.weights, "model": args.model})
   model_source["pixel_shader"] = args.pixel_shader
+  model_source["test_time_augmentation"] = args.test_time_augmentation
   return Request(model_source=model_source, output=args.output, pair=pair, folder=folder, video=args.video, times=times,
                  factor=None if pair or fps is not None else (args.factor or 2), fps=fps, input_fps=input_fps,
                  codec=args.codec, audio=not args.no_audio, options=options, progress=not args.no_progress)

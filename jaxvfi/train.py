@@ -227,9 +227,10 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
 # Evaluation.
 
 
-def make_predict_fn(model: nn.Module) -> Callable:
-  """(params, batch) -> the family's whole prediction dict, jitted (one compilation per batch shape)."""
-  return jax.jit(lambda params, batch: model.apply({"params": params}, batch, train=False))
+def make_predict_fn(model: nn.Module, test_time_augmentation: bool = False) -> Callable:
+  """(params, batch) -> the family's whole prediction dict, jitted (one compilation per batch shape); with
+  `test_time_augmentation`, "image" averaged over the 180-degree rotation (`jaxvfi.models.predict`)."""
+  return jax.jit(functools.partial(models.predict, model, test_time_augmentation=test_time_augmentation))
 
 
 class _NullWriter:
@@ -406,7 +407,7 @@ def _train_and_evaluate(config, workdir):
 
   writer = utils.summary_writer(workdir) if _primary() else _NullWriter()
   runner = StepRunner(setup.step, num_devices)
-  predict_fn = make_predict_fn(model)
+  predict_fn = make_predict_fn(model, models.check_test_time_augmentation(config))
   periodic, benchmarks = _split_entries(config)
   record = None
 
@@ -510,7 +511,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   model = build_model(config.model)
   _, notes = models.make_loss_fn(config)
   params, step = restore_params(workdir, checkpoints.params_template(model, config))
-  predict_fn = make_predict_fn(model)
+  predict_fn = make_predict_fn(model, models.check_test_time_augmentation(config))
   periodic, benchmarks = _split_entries(config)
   writer = utils.summary_writer(workdir) if _primary() else _NullWriter()
   record = run_evals(predict_fn, params, config, workdir, step, notes, periodic, writer, split=split,

@@ -280,6 +280,20 @@ def test_cli_frames_refin_equals_the_model_applied_directly(tmp_path):
     assert np.abs(want.astype(int) - f0).mean() > 1 and np.abs(want.astype(int) - f1).mean() > 1  # not a copy
   _no_temp_files(out)
 
+  # --tta: the mean of the frame above and the frame made from both inputs rotated by 180 degrees, rotated back.
+  r = _cli(f"--workdir={workdir}", "--frames", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--output",
+           str(tmp_path / "tta.png"), "--tta")
+  assert r.returncode == 0, r.stderr[-3000:]
+  rot = lambda x: x[:, ::-1, ::-1]
+  batch = {"frame0": jnp.asarray(f0[None] / np.float32(255)), "frame1": jnp.asarray(f1[None] / np.float32(255)),
+           "t": jnp.full((1,), 0.5, jnp.float32)}
+  plain = np.asarray(predict(params, batch)["image"])
+  rotated = np.asarray(predict(params, {k: rot(v) if v.ndim == 4 else v for k, v in batch.items()})["image"])
+  want = utils.to_uint8(0.5 * (plain + rot(rotated))[0])
+  got = np.asarray(Image.open(tmp_path / "tta.png")).astype(int)
+  assert np.abs(got - want).max() <= 1 and np.mean(got == want) > 0.99  # float32 sums in another order
+  assert np.abs(got - utils.to_uint8(plain[0])).mean() > 0.5  # the rotation changed the frame
+
 
 class _ExactBlend:
   """Stands in for a model with a time input: makes exactly (1 - t) frame0 + t frame1, so each output frame shows

@@ -6,7 +6,9 @@ import os
 import shutil
 import sys
 
+import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -102,8 +104,8 @@ def test_the_critic_moves_and_the_generator_predicts(toypkg, tfds_dir, tmp_path)
       super().__init__(*args, **kwargs)
       runners.append(self)
 
-  def recording_predict(model):
-    fn = real_predict(model)
+  def recording_predict(model, *args):
+    fn = real_predict(model, *args)
     predicts.append(fn)
     return fn
 
@@ -171,3 +173,37 @@ def test_two_processes_equal_one(toypkg, tfds_dir, tmp_path):
   for field in ("params", "critic_params"):
     for x, y in zip(jax.tree.leaves(getattr(a, field)), jax.tree.leaves(getattr(b, field))):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-5)
+
+
+class _Conv(nn.Module):
+  """A 3x3 convolution of both frames: not rotation-equivariant, so test-time augmentation changes its output."""
+
+  @nn.compact
+  def __call__(self, batch, train=False):
+    x = jnp.concatenate([batch["frame0"], batch["frame1"]], -1)
+    return {"image": nn.Conv(3, (3, 3), use_bias=False)(x), "t": batch["t"]}
+
+
+def test_test_time_augmentation_is_the_convolution_with_the_rotation_averaged_kernel():
+  # Rotating a convolution's input and output by 180 degrees is the convolution with the kernel rotated by 180
+  # degrees, so the augmented prediction must equal the plain one with the kernel (K + rot180(K)) / 2.
+  batch = {k: jax.random.uniform(jax.random.PRNGKey(i), (2, 9, 11, 3)) for i, k in enumerate(("frame0", "frame1"))}
+  batch["t"] = jnp.asarray([0.25, 0.5])
+  model = _Conv()
+  params = model.init(jax.random.PRNGKey(2), batch)["params"]
+  kernel = np.asarray(params["Conv_0"]["kernel"])
+  averaged = {"Conv_0": {"kernel": 0.5 * (kernel + kernel[::-1, ::-1])}}
+  plain = models.predict(model, params, batch)
+  tta = models.predict(model, params, batch, test_time_augmentation=True)
+  want = model.apply({"params": averaged}, batch)["image"]
+  np.testing.assert_allclose(tta["image"], want, atol=1e-6)
+  assert np.abs(np.asarray(tta["image"] - plain["image"])).max() > 1e-2
+  np.testing.assert_array_equal(tta["t"], batch["t"])  # rank-1 arrays are not rotated
+
+
+def test_test_time_augmentation_refused_for_packed_raw():
+  config = config_lib.load_config(os.path.join(ROOT, "configs", "sdan.py"), None, {"test_time_augmentation": True})
+  with pytest.raises(ValueError, match="180-degree rotation"):
+    models.check_config(config)
+  config = config_lib.load_config(os.path.join(ROOT, "configs", "refin.py"), None, {"test_time_augmentation": True})
+  assert models.check_test_time_augmentation(config)

@@ -30,6 +30,9 @@ A family module exposes:
       False: the network makes the middle frame only, and `jaxvfi.interpolate` reaches other times by bisection.
   EVALUATOR: str                                                              optional, default "vfi_triplet"
       The evaluator type of periodic validation (`config.evals.validation.type` when the config leaves it unset).
+  ROTATION_EQUIVARIANT: bool                                                  optional, default True
+      False: rotating every input image by 180 degrees is not a valid input (e.g. packed Bayer RAW, whose colour
+      phase the rotation changes), so `predict` refuses test-time augmentation.
 
 Batch schemes (numpy float32 in [0, 1], channels last; B examples):
   triplet (ReFIn, Super-SloMo, SepConv, SepConv-GAN):
@@ -102,7 +105,9 @@ def make_loss_fn(config):
 
 
 def check_config(config) -> None:
-  """The family's `check_config` (one ValueError for a config that cannot train), or nothing."""
+  """The family's `check_config` (one ValueError for a config that cannot train), or nothing; and
+  `check_test_time_augmentation`."""
+  check_test_time_augmentation(config)
   family = get_family(config.model.get("name"))
   if hasattr(family, "check_config"):
     family.check_config(config)
@@ -117,7 +122,40 @@ def load_pretrained(params, config):
 
 
 def traits(model_config) -> dict[str, Any]:
-  """The family's traits: has_time_input (default True) and evaluator (default "vfi_triplet")."""
+  """The family's traits: has_time_input (default True), evaluator (default "vfi_triplet") and
+  rotation_equivariant (default True)."""
   family = get_family(model_config.get("name"))
   return {"has_time_input": bool(getattr(family, "HAS_TIME_INPUT", True)),
-          "evaluator": str(getattr(family, "EVALUATOR", "vfi_triplet"))}
+          "evaluator": str(getattr(family, "EVALUATOR", "vfi_triplet")),
+          "rotation_equivariant": bool(getattr(family, "ROTATION_EQUIVARIANT", True))}
+
+
+def rotate180(x):
+  """An image array (..., H, W, C) rotated by 180 degrees (flipped in H and W); arrays of rank < 4 (t, times) are
+  returned unchanged."""
+  return jnp.flip(x, (-3, -2)) if jnp.ndim(x) >= 4 else x
+
+
+def predict(model, params, batch: dict, test_time_augmentation: bool = False) -> dict[str, Any]:
+  """The prediction dict of `model` at inference (`train=False`).
+
+  With `test_time_augmentation`, preds["image"] is the mean of the prediction on `batch` and the prediction on the
+  batch rotated by 180 degrees (`rotate180` of every image), rotated back: RIFE's TTA (Huang et al., ECCV 2022,
+  `Model.inference(..., TTA=True)`), at twice the cost. The other keys are those of the plain prediction. Check the
+  family's `rotation_equivariant` trait before asking for it (`check_test_time_augmentation`).
+  """
+  preds = model.apply({"params": params}, batch, train=False)
+  if not test_time_augmentation:
+    return preds
+  rotated = model.apply({"params": params}, jax.tree.map(rotate180, batch), train=False)["image"]
+  return {**preds, "image": 0.5 * (preds["image"] + rotate180(rotated))}
+
+
+def check_test_time_augmentation(config) -> bool:
+  """`config.test_time_augmentation`, or one ValueError when the family's inputs cannot be rotated."""
+  if not config.get("test_time_augmentation", False):
+    return False
+  if not traits(config.model)["rotation_equivariant"]:
+    raise ValueError(f"test_time_augmentation: model {config.model.name!r} takes inputs that a 180-degree rotation "
+                     "does not keep valid (its family sets ROTATION_EQUIVARIANT = False); set it to False")
+  return True

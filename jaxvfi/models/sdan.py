@@ -55,7 +55,8 @@ Input size: H and W of X are padded (edge, bottom and right; the packed RAW befo
 kept) to multiples of `pack_size` for CPA, and every output is cropped back.
 
 The family (`jaxvfi.models` docstring): `build`, `example_batch`, `make_loss_fn` (Eq. (6)), `baselines` (bicubic
-x4), `EVALUATOR = "restoration"`. Batches are those of `jaxvfi.input_pipeline`'s "sdan" preset:
+x4), `EVALUATOR = "restoration"`, `ROTATION_EQUIVARIANT = False`. Batches are those of `jaxvfi.input_pipeline`'s
+"sdan" preset:
   lr_raw (B, c, c, 4) packed RAW in [0, 1] (R, G, B, G at positions (0,0), (0,1), (1,1), (1,0) of the RGGB cell),
   lr_rgb (B, 2c, 2c, 3) the input shot's camera RGB, hr_rgb (B, 8c, 8c, 3) the target.
 Predictions: image (B, 8c, 8c, 3) = X~; aligned (B, 2c, 2c, 3) = X'; mask (B, 2c, 2c, 1) = M; offset
@@ -83,6 +84,9 @@ ATTENTIONS = ("cpa", "cl", "none")
 REFERENCES = ("input", "target")
 MASK_WINDOWS = {"centre": 1, "window": 3}
 EVALUATOR = "restoration"
+# Rotating packed RAW by 180 degrees swaps R and B within each RGGB cell, so test-time augmentation by rotation
+# (`jaxvfi.models.predict`) would feed the network colours it never saw.
+ROTATION_EQUIVARIANT = False
 
 # Table 2 rows -> (offsets, attention, reference_flips).
 TABLE2 = {
