@@ -295,6 +295,11 @@ def run_evals(predict_fn: Callable, params, config, workdir: str, step: int, not
   return record
 
 
+def _tta_notes(test_time_augmentation: bool) -> list[str]:
+  return (["test-time augmentation: every prediction is the mean of the model's on the inputs and, rotated back, on "
+           "the inputs rotated by 180 degrees"] if test_time_augmentation else [])
+
+
 def _run_benchmarks(predict_fn, params, config, workdir, step, writer, benchmark_entries):
   """The benchmark entries (`config.evals` with a dataset and its folder): results_<step>.json and .md."""
   if not benchmark_entries:
@@ -303,7 +308,7 @@ def _run_benchmarks(predict_fn, params, config, workdir, step, writer, benchmark
   for bench in results["benchmarks"]:
     for metric, value in bench["scores"]["model"].items():
       writer.add_scalar(f"benchmarks/{bench['name']}/{metric}", value, step)
-  with open(os.path.join(workdir, f"results_{int(step)}.md")) as f:
+  with open(os.path.join(workdir, evaluators.results_stem(config, step) + ".md")) as f:
     logging.info("benchmarks at step %d:\n%s", step, f.read())
 
 
@@ -407,7 +412,9 @@ def _train_and_evaluate(config, workdir):
 
   writer = utils.summary_writer(workdir) if _primary() else _NullWriter()
   runner = StepRunner(setup.step, num_devices)
-  predict_fn = make_predict_fn(model, models.check_test_time_augmentation(config))
+  tta = models.check_test_time_augmentation(config)
+  predict_fn = make_predict_fn(model, tta)
+  notes = notes + _tta_notes(tta)
   periodic, benchmarks = _split_entries(config)
   record = None
 
@@ -490,11 +497,13 @@ def _checkpoint_on_interrupt(mngr, state, rng: jax.Array, start: int) -> None:
                     mngr.directory)
 
 
-def eval_tag(data_config, split: str | None = None) -> str:
-  """`<data.name>_<split>[_<basename of data.dir>]`, file-name safe: names what `--mode=eval` scored."""
+def eval_tag(data_config, split: str | None = None, test_time_augmentation: bool = False) -> str:
+  """`<data.name>_<split>[_<basename of data.dir>][_tta]`, file-name safe: names what `--mode=eval` scored."""
   parts = [data_config.name, split or data_config.eval_split]
   if data_config.get("dir"):
     parts.append(os.path.basename(os.path.normpath(data_config.dir)))
+  if test_time_augmentation:
+    parts.append("tta")
   return re.sub(r"[^A-Za-z0-9._+-]+", "-", "_".join(str(p) for p in parts))
 
 
@@ -502,7 +511,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   """Evaluates the latest checkpoint in `workdir`: validation entries on `split` (default their own) and the
   benchmarks whose folders are given.
 
-  The record goes to `eval_<step>_<data>_<split>[_<folder>].json` (`eval_tag`), never over the training run's own
+  The record goes to `eval_<step>_<data>_<split>[_<folder>][_tta].json` (`eval_tag`), never over the training run's own
   `eval_<step>.json`: evaluating on other data or another split keeps what training measured.
   """
   ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
@@ -511,11 +520,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   model = build_model(config.model)
   _, notes = models.make_loss_fn(config)
   params, step = restore_params(workdir, checkpoints.params_template(model, config))
-  predict_fn = make_predict_fn(model, models.check_test_time_augmentation(config))
+  tta = models.check_test_time_augmentation(config)
+  predict_fn = make_predict_fn(model, tta)
   periodic, benchmarks = _split_entries(config)
   writer = utils.summary_writer(workdir) if _primary() else _NullWriter()
-  record = run_evals(predict_fn, params, config, workdir, step, notes, periodic, writer, split=split,
-                     tag=eval_tag(config.data, split))
+  record = run_evals(predict_fn, params, config, workdir, step, notes + _tta_notes(tta), periodic, writer,
+                     split=split, tag=eval_tag(config.data, split, tta))
   _run_benchmarks(predict_fn, params, config, workdir, step, writer, benchmarks)
   writer.close()
   return record

@@ -7,7 +7,9 @@ and a table written out by hand.
 from __future__ import annotations
 
 import json
+import os
 
+from conftest import tiny_config
 import fake_datasets as fake
 import jax
 import ml_collections
@@ -17,6 +19,7 @@ from skimage.metrics import structural_similarity
 
 from jaxvfi import evaluators
 from jaxvfi import input_pipeline
+from jaxvfi import train
 
 
 
@@ -200,3 +203,22 @@ def test_lpips_is_scored_with_weights_and_explained_without(tmp_path):
   config.lpips_weights = None
   assert common.lpips_option(config, ("psnr", "lpips")) == (None, [metrics.LPIPS_NO_WEIGHTS])
   assert common.lpips_option(config, ("psnr",)) == (None, [])
+
+
+def test_eval_with_test_time_augmentation_writes_its_own_record(tfds_dir, tmp_path):
+  # A checkpoint of random parameters (no training); --mode=eval with and without TTA on the same split.
+  from test_interpolate import _random_params, _write_workdir  # pylint: disable=g-import-not-at-top
+  config = tiny_config(tfds_dir)
+  model = train.build_model(config.model)
+  workdir = _write_workdir(tmp_path / "w", config, _random_params(model, config, seed=5), step=4)
+  plain = train.evaluate(config, workdir)
+  config.test_time_augmentation = True
+  tta = train.evaluate(config, workdir)
+  assert sorted(os.listdir(workdir)).count("eval_4_jaxvfi_synthetic_validation.json") == 1
+  record = json.loads((tmp_path / "w" / "eval_4_jaxvfi_synthetic_validation_tta.json").read_text())
+  assert record["metrics"] == tta["metrics"] and any("test-time augmentation" in n for n in record["notes"])
+  assert not any("test-time augmentation" in n for n in plain["notes"])
+  # The baselines do not involve the model; the model's score moves with the averaged prediction.
+  assert tta["metrics"]["frame_average_psnr"] == plain["metrics"]["frame_average_psnr"]
+  assert abs(tta["metrics"]["psnr"] - plain["metrics"]["psnr"]) > 1e-3
+  assert evaluators.results_stem(config, 4) == "results_4_tta"  # benchmarks keep the plain results_4 too

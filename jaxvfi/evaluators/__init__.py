@@ -79,9 +79,9 @@ def make(predict_fn: Callable, config, entry: dict[str, Any]):
 
 def run_benchmarks(predict_fn: Callable, params, config, workdir: str, step: int,
                    benchmark_entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-  """Runs the benchmark entries (default: those of `config.evals`) and writes results_<step>.json and .md.
+  """Runs the benchmark entries (default: those of `config.evals`) and writes `results_stem`.json and .md.
 
-  Returns {"step", "method": config.model.name, "benchmarks": [each evaluator's result less its images]}; the
+  Returns {"step", "method": config.model.name (+ " + TTA"), "benchmarks": [each evaluator's result less its images]}; the
   markdown holds one table per evaluator type (its module's `format_table`).
   """
   todo = [e for e in entries(config) if is_benchmark(e)] if benchmark_entries is None else benchmark_entries
@@ -95,12 +95,20 @@ def run_benchmarks(predict_fn: Callable, params, config, workdir: str, step: int
     result = evaluator.run(params)
     result.pop("images", None)
     benchmarks.append({"type": entry["type"], **result})
-  results = {"step": int(step), "method": (model.get("name") if model is not None else None) or "model",
-             "benchmarks": benchmarks}
+  method = (model.get("name") if model is not None else None) or "model"
+  if config.get("test_time_augmentation"):
+    method += " + TTA"
+  results = {"step": int(step), "method": method, "benchmarks": benchmarks}
   tables = []
   for type_name in dict.fromkeys(b["type"] for b in benchmarks):
     part = {**results, "benchmarks": [b for b in benchmarks if b["type"] == type_name]}
     tables.append(get_module(type_name).format_table(part))
-  utils.atomic_write_json(os.path.join(workdir, f"results_{int(step)}.json"), results)
-  utils.atomic_write_text(os.path.join(workdir, f"results_{int(step)}.md"), "\n".join(tables))
+  stem = results_stem(config, step)
+  utils.atomic_write_json(os.path.join(workdir, f"{stem}.json"), results)
+  utils.atomic_write_text(os.path.join(workdir, f"{stem}.md"), "\n".join(tables))
   return results
+
+
+def results_stem(config, step: int) -> str:
+  """results_<step>, or results_<step>_tta with `config.test_time_augmentation` (a run's plain results are kept)."""
+  return f"results_{int(step)}" + ("_tta" if config.get("test_time_augmentation") else "")
