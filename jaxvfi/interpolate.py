@@ -860,10 +860,13 @@ def build_parser(prog: str = "python -m jaxvfi.interpolate") -> _Parser:
                       choices=tuple(pixel_shader_lib.SHADERS),
                       help="blend every made frame towards the inputs' average where they barely differ (SepConv-GAN "
                            "Algorithm 1, jaxvfi.pixel_shader); constants: paper (default) or code")
-  making.add_argument("--test_time_augmentation", "--tta", dest="test_time_augmentation", action="store_true",
-                      default=None, help="average each frame with the one made from the inputs rotated by 180 "
-                      "degrees (RIFE's TTA; BENCHMARKS.md has its gain), twice the time; default: the run's "
-                      "config.test_time_augmentation")
+  tta = making.add_mutually_exclusive_group()
+  tta.add_argument("--tta", "--test_time_augmentation", dest="test_time_augmentation", action="store_true",
+                   default=None, help="average each frame with the one made from the inputs rotated by 180 degrees "
+                   "(RIFE's TTA; BENCHMARKS.md has its gain), two model evaluations a frame; default: the run's "
+                   "config.test_time_augmentation (on in configs/refin.py:cpu)")
+  tta.add_argument("--no_tta", dest="test_time_augmentation", action="store_false",
+                   help="one model evaluation a frame, whatever the run's config says")
   making.add_argument("--tile", type=int, default=0, help="process frames in T x T tiles (0: whole frames)")
   making.add_argument("--tile_overlap", type=int, default=None,
                       help=f"pixels of context around each tile; default {DEFAULT_TILE_OVERLAP}")

@@ -293,6 +293,14 @@ def test_cli_frames_refin_equals_the_model_applied_directly(tmp_path):
   got = np.asarray(Image.open(tmp_path / "tta.png")).astype(int)
   assert np.abs(got - want).max() <= 1 and np.mean(got == want) > 0.99  # float32 sums in another order
   assert np.abs(got - utils.to_uint8(plain[0])).mean() > 0.5  # the rotation changed the frame
+  # Without a flag the run's config decides (configs/refin.py:cpu turns it on); --tta and --no_tta override it.
+  flags = lambda *a: interpolate._parse_flags(  # pylint: disable=protected-access
+      ["interpolate", "--workdir=w", "--frames", "a.png", "b.png", "--output", "o.png", *a]).test_time_augmentation
+  assert [flags(), flags("--tta"), flags("--no_tta")] == [None, True, False]
+  assert not interpolate.Interpolator(model, params, config).test_time_augmentation
+  config.test_time_augmentation = True
+  assert interpolate.Interpolator(model, params, config).test_time_augmentation
+  assert not interpolate.Interpolator(model, params, config, test_time_augmentation=False).test_time_augmentation
 
 
 class _ExactBlend:
