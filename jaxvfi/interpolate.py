@@ -7,6 +7,7 @@ r"""Interpolate your own frames and videos with a trained jaxvfi model: a small 
   python -m jaxvfi.interpolate --workdir=W --video in.mp4 --output frames/                 (a folder of PNGs)
   python -m jaxvfi.interpolate --workdir=W --frames shots/ --input_fps=24 --output out.mp4  (a folder of images in)
   python -m jaxvfi.interpolate --workdir=W --frames A.png B.png --output mid.png --pixel_shader   (paper 003 Alg. 1)
+  python -m jaxvfi.interpolate --workdir=W --video in.mp4 --output out.mp4 --tta         (test-time augmentation)
 
 W is a training run's workdir (`python -m jaxvfi.main`): its `config.json` builds the model and the latest
 `checkpoints/<step>/` gives the parameters. Or, with no workdir, the authors' released weights converted by
@@ -22,6 +23,10 @@ weights need (`jaxvfi.weights.RELEASED_MODEL_CONFIG`). Library use:
   interp = interpolate.load_model(weights="sepconv-lf.npz", model="sepconv")
   middle, = interp.interpolate(frame0, frame1)          # uint8 HxWx3 in, uint8 HxWx3 out
   interpolate.interpolate_video(interp, "in.mp4", "out.mp4", fps=Fraction(60))
+
+`--tta` (RIFE's test-time augmentation, `jaxvfi.models.predict`) makes each frame twice, from the inputs and from
+the inputs rotated by 180 degrees, and averages them; a workdir whose config sets `test_time_augmentation` (the CPU
+recipe, configs/refin.py:cpu) does so unless `--no_tta` is given.
 
 Time. Super-SloMo takes any t in (0, 1) (it is trained on t in {1/8, ..., 7/8}); ReFIn takes t through the
 intermediate-flow approximation, Eq. (1) of ReFIn, but is trained at t = 0.5 only, so other times are an
