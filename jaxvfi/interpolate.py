@@ -190,6 +190,9 @@ class Interpolator:
     # config's `test_time_augmentation`.
     self.test_time_augmentation = (models.check_test_time_augmentation(config) if test_time_augmentation is None
                                    else bool(test_time_augmentation))
+    if self.test_time_augmentation:
+      logging.info("test-time augmentation on: each frame is the mean of two model evaluations, on the inputs and on "
+                   "the inputs rotated by 180 degrees (--no_tta turns it off)")
     self.params = params
     self.config = config
     self.step = step
@@ -870,7 +873,7 @@ def build_parser(prog: str = "python -m jaxvfi.interpolate") -> _Parser:
                    default=None, help="average each frame with the one made from the inputs rotated by 180 degrees "
                    "(RIFE's TTA; BENCHMARKS.md has its gain), two model evaluations a frame; default: the run's "
                    "config.test_time_augmentation (on in configs/refin.py:cpu)")
-  tta.add_argument("--no_tta", dest="test_time_augmentation", action="store_false",
+  tta.add_argument("--no_tta", "--no-tta", dest="test_time_augmentation", action="store_false",
                    help="one model evaluation a frame, whatever the run's config says")
   making.add_argument("--tile", type=int, default=0, help="process frames in T x T tiles (0: whole frames)")
   making.add_argument("--tile_overlap", type=int, default=None,
@@ -912,7 +915,9 @@ def _ntsc_hint(fps: Fraction) -> None:
 
 def check_args(args: argparse.Namespace) -> Request:
   """Every flag's value and combination, checked in one place before anything is read; ValueError (one line)."""
-  if (args.workdir is None) == (args.weights is None and args.model is None):
+  if args.workdir is None and args.weights is None and args.model is None:
+    raise ValueError("give --workdir (a training run), or --model and --weights (released weights)")
+  if args.workdir is not None and (args.weights is not None or args.model is not None):
     raise ValueError("give --workdir (a training run), or --model and --weights (released weights), not both")
   if args.workdir is None and (args.weights is None or args.model is None):
     raise ValueError("released weights need both --model and --weights")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging as py_logging
 import os
 import re
@@ -296,8 +297,12 @@ def run_evals(predict_fn: Callable, params, config, workdir: str, step: int, not
 
 
 def _tta_notes(test_time_augmentation: bool) -> list[str]:
-  return (["test-time augmentation: every prediction is the mean of the model's on the inputs and, rotated back, on "
-           "the inputs rotated by 180 degrees"] if test_time_augmentation else [])
+  """The eval record's note on test-time augmentation, also logged once."""
+  notes = (["test-time augmentation: every prediction is the mean of the model's on the inputs and, rotated back, on "
+            "the inputs rotated by 180 degrees"] if test_time_augmentation else [])
+  for note in notes:
+    logging.info("%s", note)
+  return notes
 
 
 def _run_benchmarks(predict_fn, params, config, workdir, step, writer, benchmark_entries):
@@ -519,7 +524,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
     raise TrainingError(f"no checkpoint to evaluate in {ckpt_dir}")
   model = build_model(config.model)
   _, notes = models.make_loss_fn(config)
-  params, step = restore_params(workdir, checkpoints.params_template(model, config))
+  try:
+    params, step = restore_params(workdir, checkpoints.params_template(model, config))
+  except (ValueError, KeyError, TypeError) as e:
+    first_line = str(e).splitlines()[0] if str(e) else repr(e)
+    raise ValueError(first_line + _model_config_differences(config, workdir)) from e
   tta = models.check_test_time_augmentation(config)
   predict_fn = make_predict_fn(model, tta)
   periodic, benchmarks = _split_entries(config)
@@ -529,6 +538,22 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   _run_benchmarks(predict_fn, params, config, workdir, step, writer, benchmarks)
   writer.close()
   return record
+
+
+def _model_config_differences(config, workdir: str) -> str:
+  """'; --config builds another model than the run's config.json (model.x: a there, b here)', or '' when the
+  workdir has no readable config.json or its model fields equal `config.model`'s."""
+  try:
+    saved = json.loads(checkpoints.read_config(workdir).model.to_json_best_effort())
+  except (FileNotFoundError, ValueError):
+    return ""
+  given = json.loads(config.model.to_json_best_effort())  # JSON both, so that a tuple equals its saved list
+  keys = sorted(k for k in set(saved) | set(given) if saved.get(k) != given.get(k))
+  if not keys:
+    return ""
+  shown = ", ".join(f"model.{k}: {saved.get(k)!r} there, {given.get(k)!r} here" for k in keys[:4])
+  return (f"; --config builds another model than the run's {os.path.join(workdir, 'config.json')} ({shown}"
+          f"{', ...' if len(keys) > 4 else ''}): evaluate with the config the run was trained with")
 
 
 def summarize(config: ml_collections.ConfigDict, workdir: str) -> dict:

@@ -726,6 +726,14 @@ def test_refusals_are_one_line_before_the_model_and_lose_nothing(tmp_path, capsy
     lines = [line for line in err.splitlines() if line.startswith("jaxvfi: error: ")]
     assert code == 1 and len(lines) == 1 and message in lines[0], (args, err)
     assert "Traceback" not in err
+  for model_args, message in ((["--weights=w.npz"], "released weights need both"),
+                               ([], "give --workdir (a training run), or --model and --weights (released weights)"),
+                               (["--workdir=/nonexistent", "--model=sepconv"], "not both"),
+                               (["--workdir=/nonexistent", "--tta", "--no-tta"], "not allowed with argument --tta")):
+    code, err, _ = _run_cli(capsys, monkeypatch, *model_args, "--frames", *pair, "--output", f"{p}/m.png")
+    lines = [line for line in err.splitlines() if line.startswith("jaxvfi: error: ")]
+    assert code == 1 and len(lines) == 1 and message in lines[0], err
+    assert model_args or "not both" not in lines[0]  # neither given: nothing to choose between
   # A model without a time input cannot make t = 0.3: refused from its config.json, before its weights load.
   code, err, _ = _run_cli(capsys, monkeypatch, f"--workdir={sepconv_workdir}", "--frames", *pair, "--output",
                           f"{p}/m.png", "--times=0.3")
