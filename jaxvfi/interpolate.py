@@ -417,8 +417,9 @@ def make_frames(interp, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[
   """Frames at `times` between two uint8 frames of 3 (RGB) or 4 (RGBA) channels, in their channel count.
 
   RGB goes through the model (tiled per `options`). RGBA: colour premultiplied by alpha goes through the model; alpha
-  goes through it too, as a gray image (options.alpha = "model"), or is blended linearly ("blend"); the colour is
-  then divided by the new alpha (transparent pixels get colour 0).
+  goes through it too, as a gray image (options.alpha = "model", clipped to the inputs' alpha range: an opaque pair
+  stays opaque), or is blended linearly ("blend"); the colour is then divided by the new alpha (transparent pixels
+  get colour 0).
   """
   if frame0.shape[-1] == 3:
     return _run_model(interp, frame0, frame1, times, options)
@@ -429,7 +430,10 @@ def make_frames(interp, frame0: np.ndarray, frame1: np.ndarray, times: Sequence[
   colours = _run_model(interp, premul0, premul1, times, options)
   if options.alpha == "model":
     gray = _run_model(interp, np.repeat(a0, 3, -1), np.repeat(a1, 3, -1), times, options)
-    alphas = [np.round(g.astype(np.float32).mean(-1, keepdims=True)).astype(np.uint8) for g in gray]
+    # Within the inputs' alpha range: a model's small errors must not make an opaque pair 254 here and there.
+    lo = min(frame0[..., 3].min(), frame1[..., 3].min())
+    hi = max(frame0[..., 3].max(), frame1[..., 3].max())
+    alphas = [np.clip(np.round(g.astype(np.float32).mean(-1, keepdims=True)), lo, hi).astype(np.uint8) for g in gray]
   else:
     alphas = [utils.to_uint8((1 - t) * a0 + t * a1) for t in times]
   out = []

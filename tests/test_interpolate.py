@@ -568,6 +568,27 @@ def test_alpha_is_kept_for_stills_and_video(sepconv_interp, tmp_path):
   _check_alpha_blend(np.asarray(Image.open(tmp_path / "pngs" / "frame_000001.png")), f0, f1)
 
 
+class _DarkeningBlend:
+  """A model with a small error: the t blend, 1 level darker wherever it is not 0."""
+
+  def interpolate(self, frame0, frame1, times=(0.5,)):
+    f0, f1 = (np.asarray(f, np.float64) * (255.0 if np.asarray(f).dtype != np.uint8 else 1.0) for f in (frame0, frame1))
+    return [np.clip(np.round((1 - t) * f0 + t * f1) - 1, 0, 255).astype(np.uint8) for t in times]
+
+
+def test_model_alpha_stays_within_the_inputs_alpha_range():
+  f0, f1 = _rgba_pair()
+  opaque0, opaque1 = f0.copy(), f1.copy()
+  opaque0[..., 3] = opaque1[..., 3] = 255
+  got = interpolate.make_frames(_DarkeningBlend(), opaque0, opaque1, (0.5,))[0]
+  assert (got[..., 3] == 255).all()  # the model's 254 is clipped: an opaque pair stays opaque
+  got = interpolate.make_frames(_DarkeningBlend(), f0, f1, (0.5,))[0]
+  lo, hi = min(f0[..., 3].min(), f1[..., 3].min()), max(f0[..., 3].max(), f1[..., 3].max())
+  blend = np.round((f0[..., 3].astype(float) + f1[..., 3]) / 2) - 1
+  np.testing.assert_array_equal(got[..., 3], np.clip(blend, lo, hi))  # inside the range the model's alpha is kept
+  assert (got[..., 3] == blend).any() and lo < hi
+
+
 def test_shared_stills_keep_alpha_and_do_not_cross_fade_a_cut(sepconv_interp, tmp_path):
   folder = os.path.join(media.SHARED_CASES, "frames")
   if not os.path.isdir(folder):
