@@ -81,8 +81,8 @@ def run_benchmarks(predict_fn: Callable, params, config, workdir: str, step: int
                    benchmark_entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
   """Runs the benchmark entries (default: those of `config.evals`) and writes `results_stem`.json and .md.
 
-  Returns {"step", "method": config.model.name (+ " + TTA"), "benchmarks": [each evaluator's result less its images]}; the
-  markdown holds one table per evaluator type (its module's `format_table`).
+  Returns {"step", "method": config.model.name (+ " + TTA"), "benchmarks": [each evaluator's result less its
+  images]}; the markdown holds one table per evaluator type (its module's `format_table`).
   """
   todo = [e for e in entries(config) if is_benchmark(e)] if benchmark_entries is None else benchmark_entries
   if not todo:
