@@ -20,17 +20,18 @@ def _both(x, w, padding):
   return ours, ref
 
 
-@pytest.mark.parametrize("hw,k,padding", [
-    ((2, 2), 3, "SAME"),  # the UNet bottleneck on 64x64 crops: im2col path
-    ((1, 1), 3, "SAME"),
-    ((2, 3), 5, ((2, 2), (1, 3))),  # explicit, asymmetric padding
-    ((3, 3), 3, "VALID"),  # 1x1 output: its input gradient would be swapped
-    ((6, 5), 3, "SAME"),  # larger than the kernel: plain lax path
+@pytest.mark.parametrize("hw,k,padding,cout", [
+    ((2, 2), 3, "SAME", 4),  # the UNet bottleneck on 64x64 crops: im2col path
+    ((1, 1), 3, "SAME", 4),
+    ((2, 3), 5, ((2, 2), (1, 3)), 4),  # explicit, asymmetric padding
+    ((3, 3), 3, "VALID", 4),  # 1x1 output: its input gradient would be swapped
+    ((4, 5), 3, "SAME", 40),  # 2 x 20 pixels <= 40 output channels: im2col path
+    ((6, 5), 3, "SAME", 4),  # larger than the kernel, more pixels than channels: plain lax path
 ])
-def test_values_and_gradients_match_lax(hw, k, padding):
+def test_values_and_gradients_match_lax(hw, k, padding, cout):
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal((2,) + hw + (5,)), jnp.float32)
-  w = jnp.asarray(rng.standard_normal((k, k, 5, 4)), jnp.float32)
+  w = jnp.asarray(rng.standard_normal((k, k, 5, cout)), jnp.float32)
   ours, ref = _both(x, w, padding)
   g = jnp.asarray(rng.standard_normal(ref(x, w).shape), jnp.float32)
 
@@ -44,13 +45,17 @@ def test_values_and_gradients_match_lax(hw, k, padding):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(jnp.abs(b).max()))
 
 
-def test_small_maps_compile_without_a_convolution():
-  x = jnp.zeros((4, 2, 2, 8))
-  w = jnp.zeros((3, 3, 8, 8))
+@pytest.mark.parametrize("x_shape,w_shape,convolutions", [
+    ((4, 2, 2, 8), (3, 3, 8, 8), False),  # smaller than the kernel
+    ((4, 4, 4, 8), (3, 3, 8, 64), False),  # a deep level: 64 pixels in the batch, 64 output channels
+    ((4, 4, 4, 8), (3, 3, 8, 63), True),  # one channel fewer: convolutions
+])
+def test_small_maps_compile_without_a_convolution(x_shape, w_shape, convolutions):
+  x, w = jnp.zeros(x_shape), jnp.zeros(w_shape)
   loss = lambda f: lambda a, b: jnp.sum(f(a, b) ** 2)
   ours, ref = _both(x, w, "SAME")
   hlo = lambda f: jax.jit(jax.grad(loss(f), argnums=(0, 1))).lower(x, w).compile().as_text()
-  assert "convolution(" not in hlo(ours)
+  assert ("convolution(" in hlo(ours)) == convolutions
   assert "convolution(" in hlo(ref)  # the check can fail: XLA keeps convolutions for the plain op
 
 

@@ -1,14 +1,21 @@
-"""A drop-in `lax.conv_general_dilated` that stays fast when the image is smaller than the kernel.
+"""A drop-in `lax.conv_general_dilated` that stays fast on CPU for the small feature maps of a UNet's deep levels.
 
-XLA swaps the two operands of a convolution whose input has fewer pixels than its kernel window (a 3x3 kernel on a
-2x2 feature map: the bottleneck of a 5-level UNet on 64x64 crops). The swapped convolution has a reversed window,
-which XLA:CPU cannot hand to its Eigen/XNNPACK convolution kernels, so it runs in a generic loop: measured ~100x
-slower than the same product as a matrix multiply (BENCHMARKS.md, "Where the time goes"). Training steps hit it twice
-per such layer, in the forward pass and in the input gradient.
+Two cases, both at the deep levels of a UNet trained on crops:
 
-:func:`conv_general_dilated` computes those convolutions as an explicit im2col matrix product (the patches of a tiny
-map are cheap) and every other one with `lax.conv_general_dilated`. It has the signature of the latter, so a Flax
-layer takes it as `nn.Conv(..., conv_general_dilated=conv.conv_general_dilated)` with unchanged parameters.
+- XLA swaps the two operands of a convolution whose input has fewer pixels than its kernel window (a 3x3 kernel on a
+  2x2 feature map: the bottleneck of a 5-level UNet on 64x64 crops). The swapped convolution has a reversed window,
+  which XLA:CPU cannot hand to its Eigen/XNNPACK convolution kernels, so it runs in a generic loop: measured ~100x
+  slower than the same product as a matrix multiply (BENCHMARKS.md, "Where the time goes"). Training steps hit it
+  twice per such layer, in the forward pass and in the input gradient.
+- When the batch has no more pixels than the filter has output channels (4x4 and 8x8 maps of 512 and 256 channels at
+  batch 4), the input gradient of a convolution first copies its large filter reversed and transposed (a 3x3x1024x512
+  filter is 19 MB); those copies took 15% of a Super-SloMo train step on CPU. A matrix product's gradients read the
+  filter as stored, and the patches of such maps are smaller than the filter: the step got about 10% faster
+  (BENCHMARKS.md, issue 15).
+
+:func:`conv_general_dilated` computes those convolutions as an explicit im2col matrix product and every other one
+with `lax.conv_general_dilated`. It has the signature of the latter, so a Flax layer takes it as
+`nn.Conv(..., conv_general_dilated=conv.conv_general_dilated)` with unchanged parameters.
 """
 from __future__ import annotations
 
@@ -44,9 +51,11 @@ def _im2col_applies(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilatio
   (pt, pb), (pl, pr) = _pads(lhs, rhs, padding)
   if min(pt, pb, pl, pr) < 0:
     return False
-  kh, kw = rhs.shape[:2]
-  ho, wo = lhs.shape[1] + pt + pb - kh + 1, lhs.shape[2] + pl + pr - kw + 1
-  return min(lhs.shape[1] * lhs.shape[2], ho * wo) < kh * kw
+  kh, kw, _, cout = rhs.shape
+  n, h, w, _ = lhs.shape
+  ho, wo = h + pt + pb - kh + 1, w + pl + pr - kw + 1
+  # Second test: patches no larger than the filter, whose reversed, transposed copy the input gradient would make.
+  return min(h * w, ho * wo) < kh * kw or n * h * w <= cout
 
 
 def _im2col(lhs, rhs, padding, precision, preferred_element_type):
@@ -63,10 +72,11 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
                          lhs_dilation: Sequence[int] | None = None, rhs_dilation: Sequence[int] | None = None,
                          dimension_numbers: Any = None, feature_group_count: int = 1, batch_group_count: int = 1,
                          precision: Any = None, preferred_element_type: Any = None) -> jax.Array:
-  """`lax.conv_general_dilated` (same arguments and result) with an im2col path for maps smaller than the kernel.
+  """`lax.conv_general_dilated` (same arguments and result) with an im2col path for small feature maps.
 
-  The im2col path is taken for 2-D, NHWC/HWIO, stride-1, undilated, ungrouped convolutions whose input has fewer
-  pixels than the kernel has taps (H·W < kh·kw); it gives the same values up to float32 summation order.
+  The im2col path is taken for 2-D, NHWC/HWIO, stride-1, undilated, ungrouped convolutions whose input (or output)
+  has fewer pixels than the kernel has taps (H·W < kh·kw), or whose batch has no more pixels than the kernel has
+  output channels (N·H·W <= C_out); it gives the same values up to float32 summation order.
   """
   if batch_group_count == 1 and _im2col_applies(lhs, rhs, window_strides, padding, lhs_dilation,
                                                 rhs_dilation, dimension_numbers, feature_group_count):
