@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -168,23 +169,43 @@ def termination_as_interrupt(
 
   A signal that lands in a garbage-collector or weakref callback or a `__del__` (JAX runs such code often) would be
   printed as "Exception ignored" and the run would go on (seen for Ctrl-C in about one run of six stopped
-  mid-video): there the exception reaches `sys.unraisablehook`, which sends the signal again 5 ms later."""
+  mid-video): there the exception reaches `sys.unraisablehook`, and a helper thread sends the signal again every
+  5 ms until the handler has raised it outside the hook (for at most 10 s)."""
   if threading.current_thread() is not threading.main_thread():
     yield
     return
 
+  # raised: how many times the handler raised; in_hook: the main thread is inside unraisable_hook, where a raise
+  # would be swallowed again (seen on a loaded machine: the re-sent signal arrived while the hook was still starting
+  # its thread); active: the block has not exited, so our handler is still installed.
+  state = {"raised": 0, "in_hook": False, "active": True}
+
   def handler(signum, frame):  # pylint: disable=unused-argument
+    if state["in_hook"]:
+      return  # the helper thread sends it again
+    state["raised"] += 1
     raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
   previous_hook = sys.unraisablehook
+
+  def resend(signum, raised_before):
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+      time.sleep(0.005)
+      if not state["active"] or state["raised"] != raised_before:
+        return
+      os.kill(os.getpid(), signum)
 
   def unraisable_hook(unraisable):
     e = unraisable.exc_value
     if isinstance(e, KeyboardInterrupt):
       signum = _signum(e)
       if signum in signums:
-        # From another thread, so that it is handled after the callback that swallowed it.
-        threading.Timer(0.005, os.kill, (os.getpid(), signum)).start()
+        state["in_hook"] = True
+        try:
+          threading.Thread(target=resend, args=(signum, state["raised"]), daemon=True).start()
+        finally:
+          state["in_hook"] = False
         return
     previous_hook(unraisable)
 
@@ -193,6 +214,7 @@ def termination_as_interrupt(
   try:
     yield
   finally:
+    state["active"] = False
     sys.unraisablehook = previous_hook
     for s, h in previous.items():
       signal.signal(s, h)
