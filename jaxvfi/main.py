@@ -2,6 +2,7 @@ r"""jaxvfi entry point: flags only; the work is in `jaxvfi.train`.
 
   python -m jaxvfi.main --config=configs/refin.py[:arg] --workdir=DIR [--mode=train|eval|summary] \
       [--config.a.b=value ...]
+  python -m jaxvfi.main --workdir=DIR --mode=eval      # the run's own config.json: evaluates it as it was trained
 
 Several machines (JAX's multi-process runtime, `train.initialize_distributed`): `--distributed` on every process
 (under SLURM, JAX reads the cluster from the environment), or by hand --coordinator_address=HOST:PORT
@@ -15,7 +16,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/<paper>.py file, optionally :arg.",
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/<paper>.py file, optionally :arg. "
+                                          "Without it, --mode=eval and --mode=summary read the workdir's config.json.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard events, eval JSON, samples.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "summary"],
@@ -27,7 +29,7 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Start JAX's multi-proces
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0, for multi-process runs.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 # Errors that mean bad input rather than a bug: reported in one line, exit status 1.
 _USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
@@ -36,6 +38,9 @@ _USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionErr
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if _CONFIG.value is None and _MODE.value == "train":
+    raise app.UsageError("--config is required to train: --config=configs/<paper>.py[:arg] (--mode=eval and "
+                         "--mode=summary read the workdir's config.json when it is not given)")
   from jaxvfi import train  # pylint: disable=g-import-not-at-top  (flags parse fast, jax loads after)
   from jaxvfi import utils  # pylint: disable=g-import-not-at-top
   utils.quiet_library_info_logs()
@@ -43,6 +48,9 @@ def main(argv):
     train.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
+    if config is None:
+      from jaxvfi import checkpoints  # pylint: disable=g-import-not-at-top
+      config = checkpoints.read_config(workdir)
     with utils.termination_as_interrupt():
       if _MODE.value == "summary":
         train.summarize(config, workdir)

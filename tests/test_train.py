@@ -60,9 +60,10 @@ def test_one_step_smoke_then_exact_resume(tfds_dir, tmp_path):
   for a, b in zip(jax.tree.leaves(pa), jax.tree.leaves(pb)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
-  # --mode=eval evaluates the latest checkpoint on the split it is given.
+  # --mode=eval evaluates the latest checkpoint on the split it is given; without --config, with the run's own
+  # config.json (the tiny overrides, the test's TFDS folder).
   before = json.loads((split / "eval_2.json").read_text())
-  r = run_main([CONFIG, f"--workdir={split}", "--mode=eval", "--split=train"] + cli_args(tfds_dir))
+  r = run_main([f"--workdir={split}", "--mode=eval", "--split=train"])
   assert r.returncode == 0, r.stderr[-3000:]
   record = json.loads((split / "eval_2_jaxvfi_synthetic_train.json").read_text())
   assert (record["step"], record["split"], record["num_examples"]) == (2, "train", 8)
@@ -198,6 +199,10 @@ def test_cli_errors_are_one_line(tfds_dir, tmp_path):
   assert r.returncode == 1 and "no checkpoint to evaluate" in r.stderr
   r = run_main([CONFIG, f"--workdir={tmp_path}", "--config.no_such_field=1"])
   assert r.returncode != 0 and "no_such_field" in r.stderr
+  r = run_main([f"--workdir={tmp_path}"])
+  assert r.returncode != 0 and "--config is required to train" in r.stderr and "Traceback" not in r.stderr
+  r = run_main([f"--workdir={tmp_path / 'empty'}", "--mode=eval"])
+  assert r.returncode == 1 and r.stderr.count("has no config.json") == 1 and "Traceback" not in r.stderr
   assert not os.path.exists(tmp_path / "checkpoints")
 
 
