@@ -24,6 +24,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxvfi import models
+from jaxvfi import video_io
 
 
 def checkpoint_manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
@@ -91,7 +92,7 @@ def restore_params(path: str, template_params) -> tuple[Any, int]:
     restored = mngr.restore(step,
                             args=ocp.args.Composite(params=ocp.args.StandardRestore(_abstract(template_params))))
   except ValueError as e:  # e.g. a concrete template of another shape: "Requested shape ... stored shape ..."
-    raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model: {_first_line(e)}") from e
+    raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model: {video_io.first_line(e)}") from e
   # Orbax restores an array in its saved shape when an abstract template's differs; a model built from another
   # config would then fail on its first batch, deep inside Flax.
   for (key, got), want in zip(jax.tree_util.tree_flatten_with_path(restored["params"])[0],
@@ -101,10 +102,6 @@ def restore_params(path: str, template_params) -> tuple[Any, int]:
                        f"{jax.tree_util.keystr(key)} has shape {tuple(got.shape)} there and {tuple(want.shape)} in "
                        "the model")
   return restored["params"], step
-
-
-def _first_line(e: BaseException) -> str:
-  return str(e).splitlines()[0] if str(e) else repr(e)
 
 
 def params_template(model, config) -> Any:
@@ -123,7 +120,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     with open(path) as f:
       return ml_collections.ConfigDict(json.load(f))
   except (OSError, ValueError) as e:
-    raise ValueError(f"cannot read {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    raise ValueError(f"cannot read {path}: {video_io.first_line(e)}") from e
 
 
 def load_trained(workdir: str, config: ml_collections.ConfigDict | None = None):
@@ -147,7 +144,7 @@ def load_trained(workdir: str, config: ml_collections.ConfigDict | None = None):
   try:
     params, step = restore_params(workdir, params_template(model, config))
   except (ValueError, KeyError, TypeError) as e:
-    why = _first_line(e)
+    why = video_io.first_line(e)
     prefix = f"checkpoint {checkpoint_dir(workdir)}/{step} does not fit the model"
     raise ValueError(f"{prefix} of {os.path.join(workdir, 'config.json')}: "
                      f"{why.removeprefix(prefix + ': ')}") from e
