@@ -321,10 +321,23 @@ def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | N
     return _load_released(weights, model, config, pixel_shader, test_time_augmentation)
   if workdir is None:
     raise ValueError("give a training workdir, or released weights and their model (weights=..., model=...)")
+  if config is None and os.path.isfile(os.path.join(os.path.abspath(os.path.expanduser(workdir)), "config.json")):
+    config = checkpoints.read_config(workdir)
+  if config is not None:
+    _check_family(config, workdir)  # before the checkpoint is read: a DSFN or SDAN workdir is one clear error
   model, params, config, step = checkpoints.load_trained(workdir, config)
   logging.info("loaded %s from step %d of %s", config.model.get("name"), step, os.path.abspath(workdir))
   return Interpolator(model, jax.device_put(params), config, step, pixel_shader=pixel_shader,
                       test_time_augmentation=test_time_augmentation)
+
+
+def _check_family(config, workdir: str) -> None:
+  batch = models.example_batch(config)
+  if "t" not in batch or not all(k in batch and batch[k].ndim == 4 for k in ("frame0", "frame1")):
+    raise ValueError(f"workdir {workdir} holds a {config.model.get('name')!r} model, which does not interpolate "
+                     "between two frames; jaxvfi.interpolate needs a frame interpolation model (configs/refin.py, "
+                     "superslomo.py, sepconv.py, sepconv_gan.py); for DSFN use python -m jaxvfi.enhance, for SDAN "
+                     "python -m jaxvfi.zoom")
 
 
 def _load_released(path: str | None, name: str | None, config: ml_collections.ConfigDict | None,

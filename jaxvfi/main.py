@@ -67,5 +67,27 @@ def main(argv):
     utils.exit_interrupted(e, what, hard_exit=True)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, with config errors reported in one line like every other user error. ml_collections raises a
+  misspelt `--config.x` as a chained AttributeError traceback, and a config file that failed to load only when the
+  config is first used (by then the workdir and its log exist)."""
+  try:
+    rest = app.parse_flags_with_usage(argv)
+    if _CONFIG.value is not None:
+      _CONFIG.value.get("seed")  # a file that failed to load raises here
+  except (AttributeError, KeyError, OSError, ValueError, TypeError) as e:
+    _exit_config_error(e)
+  return rest
+
+
+def _exit_config_error(e: BaseException) -> None:
+  # str() of ml_collections' KeyError-in-AttributeError is a repr: quotes and a literal "\n" before its hint.
+  text = str(e).replace("\\n", " ").replace("\\'", "'")
+  if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+    text = text[1:-1]
+  print(f"jaxvfi: error: --config: {' '.join(text.split())}", file=sys.stderr)
+  sys.exit(1)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -925,3 +925,12 @@ def test_cli_killed_by_sigterm_or_sighup_removes_its_temp_files_and_keeps_the_ol
   assert sorted(os.listdir(tmp_path)) == ["in.mkv", "out.mkv", "pngs"]
   assert (tmp_path / "out.mkv").read_bytes() == b"an earlier result"
   assert os.listdir(tmp_path / "pngs") == ["frame_000000.png"]
+
+
+@pytest.mark.parametrize("paper,tool", [("dsfn", "jaxvfi.enhance"), ("sdan", "jaxvfi.zoom")])
+def test_a_restoration_workdir_is_refused_before_its_checkpoint_is_read(paper, tool, tmp_path):
+  from jaxvfi import config_lib  # pylint: disable=g-import-not-at-top
+  config = config_lib.load_config(os.path.join(ROOT, "configs", f"{paper}.py"))
+  (tmp_path / "config.json").write_text(config.to_json_best_effort())  # and no checkpoint: it is never reached
+  with pytest.raises(ValueError, match=rf"holds a '{config.model.name}' model, which does not interpolate.*{tool}"):
+    interpolate.load_model(workdir=str(tmp_path))

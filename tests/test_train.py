@@ -197,8 +197,12 @@ def test_cli_errors_are_one_line(tfds_dir, tmp_path):
   assert "Traceback" not in r.stderr
   r = run_main([CONFIG, f"--workdir={tmp_path}", "--mode=eval"] + cli_args(tfds_dir))
   assert r.returncode == 1 and "no checkpoint to evaluate" in r.stderr
-  r = run_main([CONFIG, f"--workdir={tmp_path}", "--config.no_such_field=1"])
-  assert r.returncode != 0 and "no_such_field" in r.stderr
+  r = run_main([CONFIG, f"--workdir={tmp_path}", "--config.num_train_step=1"])  # misspelt
+  assert r.returncode == 1 and "Traceback" not in r.stderr
+  assert r.stderr.strip().splitlines()[-1].startswith("jaxvfi: error: --config: 'num_train_step' Did you mean")
+  r = run_main(["--config=configs/no_such_paper.py", f"--workdir={tmp_path / 'no_config_file'}"])
+  assert r.returncode == 1 and "Traceback" not in r.stderr and "configs/no_such_paper.py" in r.stderr
+  assert not os.path.exists(tmp_path / "no_config_file")  # refused before the workdir is made
   r = run_main([f"--workdir={tmp_path}"])
   assert r.returncode != 0 and "--config is required to train" in r.stderr and "Traceback" not in r.stderr
   r = run_main([f"--workdir={tmp_path / 'empty'}", "--mode=eval"])
