@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxvfi import models
+from jaxvfi.layers import conv as conv_lib
 from jaxvfi.models.unet import pad_to_multiple, upsample2x
 from pallas_kernels import separable as sepconv_lib
 
@@ -57,7 +58,7 @@ ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, negativ
 
 
 def _conv(features: int, name: str | None = None) -> nn.Conv:
-  return nn.Conv(features, (3, 3), padding=1, name=name)
+  return conv_lib.Conv(features, (3, 3), padding=1, name=name)
 
 
 class _Basic(nn.Module):

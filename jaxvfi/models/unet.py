@@ -11,8 +11,6 @@ negative flows by 0.1). Parameter counts (Table 3, ReFIn; Super-SloMo): 6->4 19,
 """
 from __future__ import annotations
 
-import functools
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -22,9 +20,8 @@ from jaxvfi.layers import conv as conv_lib
 
 ALIGN = 32  # five 2x average pools
 
-# nn.Conv whose 3x3 convolutions on the 2x2 bottleneck of 64x64 crops run as matrix products (jaxvfi.layers.conv);
-# same parameters.
-Conv = functools.partial(nn.Conv, conv_general_dilated=conv_lib.conv_general_dilated)
+# nn.Conv with XLA:CPU's slow convolution shapes worked around (jaxvfi.layers.conv); same parameters.
+Conv = conv_lib.Conv
 
 
 def leaky_relu(x):
