@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 from fractions import Fraction
 import os
+import time
 import warnings
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -145,8 +146,9 @@ def enhance_video(enhancer: Enhancer, path: str, output: str, reader: video_io.V
   copied (`jaxvfi.video_io`), if `output` names a video, else a folder of PNGs. Returns the frames written.
 
   The output frame i is at time i / (2 r) (r the input's rate; a variable-rate input is taken at its mean rate, with
-  a log line) and the last one lasts until the input's end.
+  a log line) and the last one lasts until the input's end. Ends with a log line of frames, sizes and rates in and out.
   """
+  start = time.perf_counter()
   reader = reader or video_io.VideoReader(path)
   try:
     info = reader.info
@@ -161,9 +163,16 @@ def enhance_video(enhancer: Enhancer, path: str, output: str, reader: video_io.V
     if len(head) == 1:
       raise ValueError(f"video {path} has one frame: DSFN enhancement needs at least two")
 
+    frames_in = 0
+
     def all_frames():
-      yield from head
-      yield from frames
+      nonlocal frames_in
+      for frame in head:
+        frames_in += 1
+        yield frame
+      for frame in frames:
+        frames_in += 1
+        yield frame
 
     rate = info.rate * 2
     h, w = head[0].shape[:2]
@@ -183,6 +192,9 @@ def enhance_video(enhancer: Enhancer, path: str, output: str, reader: video_io.V
       bar.close()
   finally:
     reader.close()
+  logging.info("%s: frames %d -> %d, %dx%d -> %dx%d, fps %s -> %s, %.1f s", output, frames_in, count, w, h,
+               w * scale, h * scale, video_io.format_rate(info.rate), video_io.format_rate(rate),
+               time.perf_counter() - start)
   return count
 
 

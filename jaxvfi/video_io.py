@@ -413,7 +413,7 @@ def probe(path: str) -> VideoInfo:
     times = [(p - start_pts) * tb for p in pts]
   n = len(times)
   if n < 2:
-    raise ValueError(f"video {path} has one frame: interpolation needs at least two")
+    raise ValueError(f"video {path} has one frame: at least two are needed")
   grid = _grid_rate(times, tb, stream_rates)
   missing = 0
   if grid is not None and (round(times[-1] * grid) + 1 - n) * 10 > round(times[-1] * grid) + 1:
@@ -1049,7 +1049,7 @@ class StagedFolder:
 
   def __init__(self, folder: str, own_names: str):
     self.folder = os.path.abspath(folder)
-    self.check(self.folder, own_names)
+    self.replaced = self.check(self.folder, own_names)
     parent = os.path.dirname(self.folder)
     os.makedirs(parent, exist_ok=True)
     self.stage = tempfile.mkdtemp(prefix=f".tmp_{os.path.basename(self.folder)}_", dir=parent)
@@ -1087,6 +1087,8 @@ class StagedFolder:
     os.rename(self.stage, self.folder)
     if old is not None:
       shutil.rmtree(old, ignore_errors=True)
+      if self.replaced:
+        logging.info("%s: replaced the %d frame(s) of an earlier run", self.folder, self.replaced)
 
   def abort(self) -> None:
     shutil.rmtree(self.stage, ignore_errors=True)

@@ -78,13 +78,15 @@ def _read_video(path):
   return facts["frames"], facts
 
 
-def test_lossless_video_gets_known_frames_at_twice_the_rate(workdir, tmp_path):
+def test_lossless_video_gets_known_frames_at_twice_the_rate(workdir, tmp_path, caplog):
   frames = _frames(8)
   src = tmp_path / "in.mkv"
   _write_video(src, frames, fps=10)  # lossless RGB
   enhancer = enhance.load_enhancer(workdir)
   assert enhancer.step == 3
-  count = enhance.enhance_video(enhancer, str(src), str(tmp_path / "out.mkv"), progress_bar=False)
+  with caplog.at_level("INFO", logger="absl"):
+    count = enhance.enhance_video(enhancer, str(src), str(tmp_path / "out.mkv"), progress_bar=False)
+  assert "out.mkv: frames 8 -> 15, 16x16 -> 64x64, fps 10 -> 20, " in caplog.text
   got, meta = _read_video(tmp_path / "out.mkv")
   assert count == len(got) == 15  # 2M - 1
   assert got[0].shape == (64, 64, 3) and meta["rate"] == 20 and meta["codec"] == "ffv1"
@@ -118,7 +120,7 @@ def test_bad_inputs_give_one_error_and_write_nothing(workdir, tmp_path, capsys):
   cases = [
       (dict(workdir=workdir, video=str(tmp_path / "none.mp4"), output=out), "none.mp4 does not exist"),
       (dict(workdir=workdir, video=str(tmp_path / "not_a_video.mp4"), output=out), "cannot read video"),
-      (dict(workdir=workdir, video=str(tmp_path / "one.mkv"), output=out), "has one frame"),
+      (dict(workdir=workdir, video=str(tmp_path / "one.mkv"), output=out), "has one frame: at least two are needed"),
       (dict(workdir=workdir, video=str(tmp_path / "two.mkv"), output=str(tmp_path / "out.png")), "names one image"),
       (dict(workdir=workdir, video=str(tmp_path / "two.mkv"), output=str(tmp_path / "two.mkv")), "is the input"),
       (dict(workdir=str(tmp_path / "refin"), video=str(tmp_path / "two.mkv"), output=out), "'refin' model"),

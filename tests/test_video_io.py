@@ -218,7 +218,7 @@ def test_alpha_survives_lossless_and_webm(tmp_path):
   assert webm.alpha and not any("few players play" in n for n in webm.notes), webm.notes
 
 
-def test_staged_folder_replaces_an_earlier_run_whole_and_refuses_foreign_files(tmp_path):
+def test_staged_folder_replaces_an_earlier_run_whole_and_refuses_foreign_files(tmp_path, caplog):
   own = r"frame_\d{6}\.png"
   out = tmp_path / "out"
   staged = video_io.StagedFolder(str(out), own)
@@ -227,10 +227,13 @@ def test_staged_folder_replaces_an_earlier_run_whole_and_refuses_foreign_files(t
   assert not out.exists()  # nothing visible before commit
   staged.commit()
   assert sorted(os.listdir(out)) == [f"frame_{k:06d}.png" for k in range(5)]
+  assert "earlier run" not in caplog.text
   staged = video_io.StagedFolder(str(out), own)  # a second, shorter run
   for k in range(2):
     staged.write_png(f"frame_{k:06d}.png", np.full((4, 4, 3), 10 + k, np.uint8))
-  staged.commit()
+  with caplog.at_level("INFO", logger="absl"):
+    staged.commit()
+  assert f"{out}: replaced the 5 frame(s) of an earlier run" in caplog.text
   assert sorted(os.listdir(out)) == ["frame_000000.png", "frame_000001.png"]
   assert np.asarray(Image.open(out / "frame_000001.png"))[0, 0, 0] == 11
   staged = video_io.StagedFolder(str(out), own)
