@@ -70,7 +70,14 @@ def main(argv):
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's parsing, with config errors reported in one line like every other user error. ml_collections raises a
   misspelt `--config.x` as a chained AttributeError traceback, and a config file that failed to load only when the
-  config is first used (by then the workdir and its log exist)."""
+  config is first used (by then the workdir and its log exist); a `--config.x` without `--config` is an unknown
+  flag to absl."""
+  overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+  if overrides and not any(a == "--config" or a.startswith("--config=") for a in argv[1:]):
+    # absl would say "Unknown command line flag": the --config.* flags exist only once a config file is named.
+    print(f"jaxvfi: error: {overrides[0]} sets a field of --config, which is not given: add "
+          "--config=configs/<paper>.py[:arg]", file=sys.stderr)
+    sys.exit(1)
   try:
     rest = app.parse_flags_with_usage(argv)
     if _CONFIG.value is not None:

@@ -205,6 +205,9 @@ def test_cli_errors_are_one_line(tfds_dir, tmp_path):
   assert not os.path.exists(tmp_path / "no_config_file")  # refused before the workdir is made
   r = run_main([f"--workdir={tmp_path}"])
   assert r.returncode != 0 and "--config is required to train" in r.stderr and "Traceback" not in r.stderr
+  r = run_main([f"--workdir={tmp_path}", "--mode=eval", "--config.seed=1"])
+  assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+      "jaxvfi: error: --config.seed sets a field of --config, which is not given: add --config=configs/<paper>.py[:arg]"]
   r = run_main([f"--workdir={tmp_path / 'empty'}", "--mode=eval"])
   assert r.returncode == 1 and r.stderr.count("has no config.json") == 1 and "Traceback" not in r.stderr
   assert not os.path.exists(tmp_path / "checkpoints")
