@@ -113,6 +113,9 @@ def params_template(model, config) -> Any:
 def read_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a training run saved as `workdir/config.json`."""
   path = os.path.join(os.path.abspath(os.path.expanduser(workdir)), "config.json")
+  if not os.path.exists(os.path.dirname(path)):
+    raise FileNotFoundError(f"workdir {os.path.dirname(path)} does not exist: give the workdir of a training run "
+                            "(python -m jaxvfi.main --workdir=...)")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"workdir {os.path.dirname(path)} has no config.json: give the workdir of a training run "
                             "(python -m jaxvfi.main --workdir=...)")

@@ -72,7 +72,8 @@ window; pixels near the seams and the frame border can differ.
 
 Inputs: PNG/JPEG/... frames are read with Pillow (EXIF orientation applied; grayscale and palette -> RGB; 16-bit
 PNGs scaled to 8 bits), `--frames DIR` takes a folder's images in natural order (2 before 10), all of one size,
-with the rate `--input_fps` (needed for a video output or `--fps`). Bad input, an impossible output and every
+with the rate `--input_fps` (needed for a video output or `--fps`); without it the frames have no durations, so
+M of them give (M - 1) N + 1 under `--factor=N`, ending on the last one. Bad input, an impossible output and every
 invalid flag give one `jaxvfi: error: ...` line before the model is loaded. Outputs never replace an input.
 Outputs are written atomically: a PNG through a temporary file renamed into place, a video into a temporary file
 beside the destination renamed at the end, a folder of frames built in a hidden sibling folder and swapped in whole
@@ -560,7 +561,8 @@ def plan_retiming(source: FrameSource, factor: int | None = None, fps: Fraction 
     times_for_factor(factor)  # validates
     if source.constant_rate:  # (gaps in the grid, if any, are interpolated across)
       rate = (source.rate or Fraction(1)) * factor
-      count = round(source.duration * rate) if source.duration else source.num_frames * factor
+      # A folder without a rate has no durations to hold the last frame for: it ends on the last input.
+      count = round(source.duration * rate) if source.duration else (source.num_frames - 1) * factor + 1
       return Retiming(rate=rate, factor=factor, time_base=1 / rate, num_frames=count, duration=source.duration)
     return Retiming(rate=None, factor=factor, time_base=source.time_base / factor,
                     num_frames=source.num_frames * factor, duration=source.duration)
@@ -586,6 +588,9 @@ class Stats:
   seconds: float = 0.0
 
   def summary(self, output: str) -> str:
+    if self.rate_in is None and self.duration_in is None and self.rate_out is None:
+      return (f"{output}: frames {self.frames_in} -> {self.frames_out}, no frame rate (a folder without "
+              f"--input_fps), {self.scene_cuts} scene cut(s), {self.seconds:.1f} s")
     dur = lambda d: "?" if d is None else f"{float(d):.3f} s"
     rate_in = video_io.format_rate(self.rate_in) + (" (mean, variable)" if self.variable_in else "")
     rate_out = video_io.format_rate(self.rate_out) + (" (mean, variable)" if self.variable_out else "")
@@ -683,15 +688,17 @@ class VideoJob:
       for image, when in zip(self._pair(interp, prev, cur, slots, prev_time, span, time_free, stats), slots):
         emit(image, when[0])
       prev_time, prev = cur_time, cur
-    # The last input frame, held for its duration.
+    # The last input frame, held for its duration; a folder without a rate has none, and ends on its last frame.
+    untimed = source.rate is None and source.duration is None
     end = source.duration if source.duration is not None else prev_time + (1 / (source.rate or Fraction(1)))
     if rate is not None:
-      last = max(round(end * rate), next_k + (0 if next_k else 1))
+      last = max(round(prev_time * rate) + 1 if untimed else round(end * rate), next_k + (0 if next_k else 1))
       while next_k < last:
         emit(prev, Fraction(next_k) / rate)
         next_k += 1
-      stats.duration_out = Fraction(next_k) / rate
-      stats.rate_out = rate
+      if not untimed:
+        stats.duration_out = Fraction(next_k) / rate
+        stats.rate_out = rate
     else:
       hold = end - prev_time
       for j in range(factor):
@@ -739,13 +746,15 @@ def prepare_video_job(source: FrameSource, output: str, factor: int | None = Non
                      "24000/1001) to write a video")
   plan = video_io.plan_output(output, source.width, source.height, time_base=retiming.time_base,
                               rate=retiming.rate, inputs=source.inputs, source=source.info, alpha=source.alpha,
-                              alpha_required=source.transparent, codec=codec, audio=audio)
+                              alpha_required=source.transparent, codec=codec, audio=audio, log_notes=False)
   if plan is not None and source.alpha and not plan.alpha:
     if source.transparent:
       raise ValueError(f"{source.name} has transparency (alpha) that {output} ({plan.format_name}, {plan.codec}) "
                        "cannot hold: write .mov, .mkv, .webm or a folder of PNGs, or pass --alpha=drop")
     logging.info("%s: its alpha channel is opaque in the first frame and %s cannot hold alpha: writing RGB",
                  source.name, output)
+  for note in plan.notes if plan is not None else ():
+    logging.info("%s", note)
   return VideoJob(source, retiming, output, plan, options)
 
 

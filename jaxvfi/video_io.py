@@ -126,7 +126,6 @@ def _to_rgb8(img: Image.Image, path: str, keep_alpha: bool) -> np.ndarray:
     logging.info("%s: alpha channel dropped (%s -> RGB)", path, img.mode)
   elif img.mode != "RGB":
     logging.info("%s: converted from %s to RGB", path, img.mode)
-  # Pillow itself reduces 16-bit RGB PNGs to 8 bits (the high byte) when it decodes them.
   return np.asarray(img.convert("RGB"), np.uint8)
 
 
@@ -139,10 +138,14 @@ def read_frame(path: str, keep_alpha: bool = False) -> np.ndarray:
   check_file(path, "frame")
   try:
     with Image.open(path) as img:
+      # Pillow decodes 16-bit RGB(A) PNGs to 8 bits (the high byte); only the undecoded tiles still say 16 bits.
+      sixteen = img.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in img.tile)
       img.load()  # Image.open is lazy: a truncated file only fails here
       img = ImageOps.exif_transpose(img)
   except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
     raise ValueError(f"cannot read image {path}: {first_line(e)}") from e
+  if sixteen:
+    logging.info("%s: 16-bit %s reduced to 8 bits (the high byte of each sample)", path, img.mode)
   return _to_rgb8(img, path, keep_alpha)
 
 
@@ -1123,14 +1126,15 @@ def check_not_an_input(output: str, inputs: Sequence[str]) -> None:
 
 def plan_output(output: str, width: int, height: int, *, time_base: Fraction, rate: Fraction | None,
                 inputs: Sequence[str] = (), source: VideoInfo | None = None, alpha: bool = False,
-                alpha_required: bool = False, codec: str | None = None, audio: bool = True
-                ) -> OutputPlan | None:
+                alpha_required: bool = False, codec: str | None = None, audio: bool = True,
+                log_notes: bool = True) -> OutputPlan | None:
   """Every check of a sequence output before any frame is made; the OutputPlan of a video, None for a folder.
 
   Refuses (one-line ValueError / PermissionError) an output that would replace one of `inputs`, an unwritable
   place, a folder holding files the tools did not write (`StagedFolder.check`), a name FFmpeg takes for one image
   (.png, .jpg), and a video that no encoder of the container can write (`plan_video_output`, whose other
-  arguments these are). Logs the plan's notes.
+  arguments these are). Logs the plan's notes unless `log_notes` is False (a caller with checks of its own to make
+  first, so that a refusal is not preceded by notes about a video that will not be written).
   """
   check_not_an_input(output, inputs)
   check_writable(output)
@@ -1144,8 +1148,9 @@ def plan_output(output: str, width: int, height: int, *, time_base: Fraction, ra
                      "(.mp4, .mkv, .mov, .webm, .gif, ...) or a folder for PNGs")
   plan = plan_video_output(output, width, height, time_base=time_base, rate=rate, source=source, alpha=alpha,
                            alpha_required=alpha_required, codec=codec, audio=audio)
-  for note in plan.notes:
-    logging.info("%s", note)
+  if log_notes:
+    for note in plan.notes:
+      logging.info("%s", note)
   return plan
 
 

@@ -124,7 +124,7 @@ def test_bad_inputs_give_one_error_and_write_nothing(workdir, tmp_path, capsys):
       (dict(workdir=workdir, video=str(tmp_path / "two.mkv"), output=str(tmp_path / "out.png")), "names one image"),
       (dict(workdir=workdir, video=str(tmp_path / "two.mkv"), output=str(tmp_path / "two.mkv")), "is the input"),
       (dict(workdir=str(tmp_path / "refin"), video=str(tmp_path / "two.mkv"), output=out), "'refin' model"),
-      (dict(workdir=str(tmp_path / "none"), video=str(tmp_path / "two.mkv"), output=out), "no config.json"),
+      (dict(workdir=str(tmp_path / "none"), video=str(tmp_path / "two.mkv"), output=out), "none does not exist"),
   ]
   for args, message in cases:
     status, err = _main(args, capsys)

@@ -149,8 +149,12 @@ def test_read_frame_converts_every_kind_of_png_to_rgb8(tmp_path, caplog):
   got16 = interpolate.read_frame(str(tmp_path / "g16.png"))
   np.testing.assert_array_equal(got16, np.stack([np.round(g16 / 257.0).astype(np.uint8)] * 3, -1))
   assert got16[0, :3, 0].tolist() == [0, 255, 100]
-  # Pillow decodes 16-bit RGB to its high byte.
-  np.testing.assert_array_equal(interpolate.read_frame(str(tmp_path / "rgb16.png")), (rgb16 >> 8).astype(np.uint8))
+  # Pillow decodes 16-bit RGB to its high byte; a log line says so (none for an 8-bit RGB file).
+  assert "reduced to 8 bits" not in caplog.text
+  with caplog.at_level("INFO", logger="absl"):
+    got = interpolate.read_frame(str(tmp_path / "rgb16.png"))
+  np.testing.assert_array_equal(got, (rgb16 >> 8).astype(np.uint8))
+  assert "rgb16.png: 16-bit RGB reduced to 8 bits" in caplog.text
 
 
 def test_read_frame_applies_exif_orientation(tmp_path):
@@ -672,16 +676,18 @@ def test_folders_in_and_out_never_mix_stale_frames(tmp_path, capsys, monkeypatch
   code, err, stdout = _run_cli(capsys, monkeypatch, "--workdir=w", "--frames", str(tmp_path / "shots"), "--output",
                                str(out), "--factor=4", "--no_scene_detect", model=model)
   assert code == 0, err
-  assert sorted(os.listdir(out)) == [f"frame_{k:06d}.png" for k in range(12)]
+  # No --input_fps, no durations: 3 frames give (3 - 1) x 4 + 1, ending on the last one (not held 3 more times).
+  assert sorted(os.listdir(out)) == [f"frame_{k:06d}.png" for k in range(9)]
   np.testing.assert_array_equal(np.asarray(Image.open(out / "frame_000004.png")), frames[1])
   np.testing.assert_array_equal(np.asarray(Image.open(out / "frame_000006.png")),
                                 model.interpolate(frames[1], frames[2], [0.5])[0])
-  assert "frames 3 -> 12" in stdout
-  # A second, shorter run replaces the whole folder: no frame_000006.png .. frame_000011.png left over.
+  np.testing.assert_array_equal(np.asarray(Image.open(out / "frame_000008.png")), frames[2])
+  assert "frames 3 -> 9, no frame rate (a folder without --input_fps)" in stdout
+  # A second, shorter run replaces the whole folder: no frame_000005.png .. frame_000008.png left over.
   code, err, _ = _run_cli(capsys, monkeypatch, "--workdir=w", "--frames", str(tmp_path / "shots"), "--output",
                           str(out), model=model)
   assert code == 0, err
-  assert sorted(os.listdir(out)) == [f"frame_{k:06d}.png" for k in range(6)]
+  assert sorted(os.listdir(out)) == [f"frame_{k:06d}.png" for k in range(5)]
   assert sorted(os.listdir(tmp_path)) == ["out", "shots"]
   # A folder in, a video out, at the rate given.
   code, err, stdout = _run_cli(capsys, monkeypatch, "--workdir=w", "--frames", str(tmp_path / "shots"),
@@ -692,7 +698,8 @@ def test_folders_in_and_out_never_mix_stale_frames(tmp_path, capsys, monkeypatch
   assert "fps 23.976 (24000/1001) -> 47.952 (48000/1001)" in stdout
 
 
-def test_refusals_are_one_line_before_the_model_and_lose_nothing(tmp_path, capsys, monkeypatch, sepconv_workdir):
+def test_refusals_are_one_line_before_the_model_and_lose_nothing(tmp_path, capsys, caplog, monkeypatch,
+                                                                   sepconv_workdir):
   frames = media.frames_rgb(3, 16, 16, seed=15)
   media.encode(tmp_path / "in.mp4", frames, rate=Fraction(24))
   rgba = _rgba_pair(16, 16)
@@ -747,6 +754,10 @@ def test_refusals_are_one_line_before_the_model_and_lose_nothing(tmp_path, capsy
     lines = [line for line in err.splitlines() if line.startswith("jaxvfi: error: ")]
     assert code == 1 and len(lines) == 1 and message in lines[0], (args, err)
     assert "Traceback" not in err
+  with caplog.at_level("INFO", logger="absl"):  # no note about an alpha-less video that is then refused
+    code, err, _ = _run_cli(capsys, monkeypatch, "--workdir=/nonexistent", "--video", f"{p}/alpha.mov", "--output",
+                            f"{p}/o.mp4", "--codec=libx264")
+  assert code == 1 and "has transparency (alpha)" in err and "holds no alpha" not in caplog.text, caplog.text
   for model_args, message in ((["--weights=w.npz"], "released weights need both"),
                                ([], "give --workdir (a training run), or --model and --weights (released weights)"),
                                (["--workdir=/nonexistent", "--model=sepconv"], "not both"),

@@ -208,6 +208,9 @@ def test_cli_errors_are_one_line(tfds_dir, tmp_path):
   r = run_main([f"--workdir={tmp_path}", "--mode=eval", "--config.seed=1"])
   assert r.returncode == 1 and r.stderr.strip().splitlines() == [
       "jaxvfi: error: --config.seed sets a field of --config, which is not given: add --config=configs/<paper>.py[:arg]"]
+  r = run_main([f"--workdir={tmp_path / 'none'}", "--mode=eval"])
+  assert r.returncode == 1 and r.stderr.count("none does not exist") == 1 and "Traceback" not in r.stderr
+  os.makedirs(tmp_path / "empty")
   r = run_main([f"--workdir={tmp_path / 'empty'}", "--mode=eval"])
   assert r.returncode == 1 and r.stderr.count("has no config.json") == 1 and "Traceback" not in r.stderr
   assert not os.path.exists(tmp_path / "checkpoints")
