@@ -4,7 +4,11 @@ Run:
   python -m jaxvfi.main --config=configs/sepconv.py --workdir=/tmp/sepconv                     (L1 loss)
   python -m jaxvfi.main --config=configs/sepconv.py:loss=l1_perceptual --workdir=/tmp/sepconv_p \
       --config.loss.vgg_weights=vgg19.npz
-  python -m jaxvfi.main --config=configs/sepconv.py:runlocal --workdir=/tmp/sepconv             (minutes on a CPU)
+  python -m jaxvfi.main --config=configs/sepconv.py:runlocal --workdir=/tmp/sepconv             (a smoke run)
+
+runlocal: 200 steps of batch 4 on 64x64 crops of the embedded data, 3 min 23 s on 2 CPU cores with the dataset's
+first build (1.5 steps/s; measured 2026-12-02). A smoke run, not a model: at step 200 its PSNR on the embedded
+validation set is 21.9 dB, still under frame averaging's 22.0 dB (its SSIM, 0.55, is above the average's 0.53).
 
 The recipe, line by line (001 §3 "Training", §3.2 "The Combined Loss", §4 "Validation"):
   * "The total number of epochs is 50 and the batch size equals to 16": num_epochs = 50, batch_size = 16.

@@ -994,7 +994,10 @@ class VideoWriter:
       raise
     self._close_source()
     os.chmod(self.tmp, 0o666 & ~_UMASK)  # mkstemp made it private; the video gets the mode of any new file
+    replaced = os.path.exists(self.path)
     os.replace(self.tmp, self.path)
+    if replaced:
+      logging.info("%s: replaced the earlier file of that name", self.path)
 
   def abort(self) -> None:
     self._cleanup()

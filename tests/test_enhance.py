@@ -95,6 +95,11 @@ def test_lossless_video_gets_known_frames_at_twice_the_rate(workdir, tmp_path, c
     np.testing.assert_array_equal(frame, want, err_msg=f"frame {i}")
   assert enhancer.num_traces == 1  # one frame size, one compilation
   assert sorted(os.listdir(tmp_path)) == ["in.mkv", "out.mkv"]
+  assert "replaced the earlier file" not in caplog.text
+  with caplog.at_level("INFO", logger="absl"):  # a second run replaces the video whole, and says so
+    assert enhance.enhance_video(enhancer, str(src), str(tmp_path / "out.mkv"), progress_bar=False) == 15
+  assert f"{tmp_path / 'out.mkv'}: replaced the earlier file of that name" in caplog.text
+  assert sorted(os.listdir(tmp_path)) == ["in.mkv", "out.mkv"]
 
 
 def _main(args, capsys):

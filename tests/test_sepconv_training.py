@@ -42,3 +42,6 @@ def test_short_training_on_embedded_data(tfds_dir, tmp_path):
   record = train.train_and_evaluate(c, str(tmp_path))
   assert record["step"] == 2 and np.isfinite(record["metrics"]["psnr"])
   assert "ms_ssim" not in record["metrics"]  # 32x32 frames: MS-SSIM is undefined and left out
+  assert [n for n in record["notes"] if n.startswith("ms_ssim")] == [
+      "ms_ssim not computed: the frames (after any border crop) are under 176 pixels a side, which its 5 scales with "
+      "an 11x11 window need"]

@@ -131,6 +131,14 @@ def lpips_option(config, names) -> tuple[Callable | None, list[str]]:
   return metrics_lib.lpips_fn(path), []
 
 
+def unreported_notes(names, means: Mapping[str, float]) -> list[str]:
+  """Why a metric asked for has no mean: MS-SSIM is skipped on frames too small for its scales (`frame_metrics`)."""
+  if "ms_ssim" in names and "ms_ssim" not in means:
+    return [f"ms_ssim not computed: the frames (after any border crop) are under {metrics_lib.MS_SSIM_MIN_SIDE} "
+            f"pixels a side, which its {len(metrics_lib.MS_SSIM_WEIGHTS)} scales with an 11x11 window need"]
+  return []
+
+
 def grid(examples) -> np.ndarray | None:
   """The image summary: one row context | prediction | target | |error| x 4 per example, uint8 HWC."""
   rows = [utils.grid_row(*example) for example in examples]

@@ -160,7 +160,8 @@ class Evaluator:
     return {"name": self.name, "dataset": self.dataset or self.data.name, "split": self.split,
             "batch_size": self.batch_size, "num_examples": result.count, "frame_sizes": result.frame_sizes,
             "color": self.color, "crop_border": self.crop_border, "scores": scores, "metrics": means,
-            "reference": self.reference, "notes": list(self.notes),
+            "reference": self.reference,
+            "notes": list(self.notes) + common.unreported_notes(self.metrics, result.means),
             "images": {} if grid is None else {"context_prediction_target_error": grid}}
 
 

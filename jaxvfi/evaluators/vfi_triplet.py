@@ -77,7 +77,7 @@ class Evaluator:
             "batch_size": self.batch_size, "num_examples": result.count, "frame_sizes": result.frame_sizes,
             "scores": common.split_scores(result.means, self.metrics, [m for m, _ in METHODS[1:]]),
             "metrics": result.means,
-            "notes": list(self.notes),
+            "notes": list(self.notes) + common.unreported_notes(self.metrics, result.means),
             "images": {} if grid is None else {"frame0_prediction_target_error": grid}}
 
 
