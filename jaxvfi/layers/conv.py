@@ -15,9 +15,9 @@ Two cases at the deep levels of a UNet trained on crops, computed as an explicit
 
 And one case on large feature maps, on the CPU backend only:
 
-- XLA:CPU computes a filter gradient as a convolution whose window is the whole output map. On maps of 64x64 pixels
-  and more its time jumps when the filter has more than 32 output channels: 3x3, 51 -> 51 channels (SepConv's kernel
-  heads) on 4x128x128 took 250-330 ms, against 63 ms for the same gradient taken 32 output channels at a time, and
+- On output maps of 64x64 pixels and more, XLA:CPU's filter gradient of a convolution with more than 32 output
+  channels takes several times longer than the same gradient taken 32 output channels at a time (measured, not
+  explained): 3x3, 51 -> 51 channels (SepConv's kernel heads) on 4x128x128 took 250-330 ms against 63 ms, and
   64 -> 128 channels 530-570 ms against 150 ms (BENCHMARKS.md, issue 15). Such convolutions keep their forward pass
   and input gradient, and take their filter gradient in slices of 32 output channels (the last one zero-padded).
   On GPU the convolution libraries pick their own algorithms, so the rule is off there.
