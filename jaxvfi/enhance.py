@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 from fractions import Fraction
+import itertools
 import os
 import time
 import warnings
@@ -167,10 +168,7 @@ def enhance_video(enhancer: Enhancer, path: str, output: str, reader: video_io.V
 
     def all_frames():
       nonlocal frames_in
-      for frame in head:
-        frames_in += 1
-        yield frame
-      for frame in frames:
+      for frame in itertools.chain(head, frames):
         frames_in += 1
         yield frame
 

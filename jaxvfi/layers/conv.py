@@ -152,6 +152,5 @@ def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequenc
                                   precision=precision, preferred_element_type=preferred_element_type)
 
 
-
 # nn.Conv with the paths above; same parameters as nn.Conv.
 Conv = functools.partial(nn.Conv, conv_general_dilated=conv_general_dilated)
