@@ -131,7 +131,7 @@ def _check_family(config, workdir: str) -> None:
   if blurry is None or blurry.ndim != 5 or blurry.shape[1] != WINDOW:
     raise ValueError(f"workdir {workdir} holds a {config.model.get('name')!r} model; jaxvfi.enhance needs a model "
                      f"that takes {WINDOW} blurry frames (configs/dsfn.py); for frame interpolation models use "
-                     "python -m jaxvfi.interpolate")
+                     "python -m jaxvfi.interpolate, for SDAN python -m jaxvfi.zoom")
 
 
 def _output_plan(output: str, path: str, info, scale: int):

@@ -22,14 +22,17 @@ plus the largest offset, so the tiled result equals the untiled one up to float 
 included); a smaller --overlap changes pixels near the seams only.
 
 Inputs: PNG/JPEG/... read by `jaxvfi.video_io.read_frame` (EXIF orientation applied, grayscale -> RGB, alpha
-dropped); a bad file gives one error naming it. Outputs are PNGs written atomically; a folder's images are written
-as <name>.png into the output folder, each complete or absent.
+dropped); a bad file gives one error naming it, before the model loads. Outputs are PNGs written atomically; a
+folder's images are written as <name>.png into the output folder, each complete or absent. An output folder may hold
+only those names (an earlier zoom of the same images) and is refused if it holds anything else; an existing PNG that
+is replaced says so in a log line.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import re
 from typing import Any, Sequence
 
 from absl import app
@@ -134,7 +137,9 @@ def load_model(workdir: str, config: ml_collections.ConfigDict | None = None, ti
 
 
 def plan(input_path: str, output: str) -> list[tuple[str, str]]:
-  """(input file, output PNG) pairs; one clear error before anything is loaded or written."""
+  """(input file, output PNG) pairs; one clear error before anything is loaded or written: a missing input, a file
+  that is not an image (its header), a bad output name, an output that is an input, or an output folder holding
+  files other than the PNGs this run writes."""
   if os.path.isdir(input_path):
     names = sorted(n for n in os.listdir(input_path) if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS
                    and os.path.isfile(os.path.join(input_path, n)))
@@ -156,6 +161,11 @@ def plan(input_path: str, output: str) -> list[tuple[str, str]]:
     pairs = [(input_path, output)]
   for _, dst in pairs:
     video_io.check_not_an_input(dst, [src for src, _ in pairs])
+  if os.path.isdir(input_path):
+    # The folder may hold only the PNGs this run writes (an earlier zoom of the same images), never anything else.
+    video_io.StagedFolder.check(os.path.abspath(output), "|".join(re.escape(os.path.basename(d)) for _, d in pairs))
+  for src, _ in pairs:
+    video_io.image_header(src)  # every input is an image, checked before the model loads
   return pairs
 
 
@@ -164,7 +174,10 @@ def zoom_files(zoomer: Zoomer, pairs: Sequence[tuple[str, str]], progress: bool 
   written = []
   for src, dst in tqdm.tqdm(pairs, desc="images", disable=not progress or len(pairs) < 2):
     image = video_io.read_frame(src)
+    replaced = os.path.exists(dst)
     utils.atomic_write_png(dst, zoomer.zoom(image, progress=progress))
+    if replaced:
+      logging.info("%s: replaced the earlier file of that name", dst)
     written.append(dst)
   return written
 
@@ -184,8 +197,6 @@ def _parse_flags(argv: list[str]) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> list[str]:
   """What the command line does; returns the paths written. Inputs are checked before the model is loaded."""
   pairs = plan(args.input, args.output)
-  if len(pairs) == 1:
-    video_io.read_frame(pairs[0][0])  # a bad single file fails before the model loads
   zoomer = load_model(args.workdir, tile=args.tile, overlap=args.overlap)
   return zoom_files(zoomer, pairs, progress=not args.no_progress)
 

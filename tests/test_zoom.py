@@ -61,7 +61,7 @@ def test_tiled_equals_untiled(small):
   assert diff[~far].max() > 1e-3
 
 
-def test_zoom_any_size_and_errors(small, tmp_path):
+def test_zoom_any_size_and_errors(small, tmp_path, caplog):
   model, params = small
   zoomer = zoom.Zoomer(model, params)
   out = zoomer.zoom(np.random.default_rng(3).integers(0, 256, (13, 10, 3), dtype=np.uint8))
@@ -82,8 +82,17 @@ def test_zoom_any_size_and_errors(small, tmp_path):
   assert [np.asarray(Image.open(p)).shape for p in written] == [(36, 28, 3), (32, 32, 3)]
   assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png"]  # no temporary files left
 
+  with caplog.at_level("INFO", logger="absl"):  # a second run replaces its own PNGs, and says so
+    zoom.zoom_files(zoomer, zoom.plan(str(photos), str(tmp_path / "out")), progress=False)
+  assert f"{tmp_path / 'out' / 'b.png'}: replaced the earlier file of that name" in caplog.text
+  (tmp_path / "out" / "keep.txt").write_text("mine")
+  with pytest.raises(ValueError, match=r"holds 1 file\(s\) this tool did not write \(keep\.txt\)"):
+    zoom.plan(str(photos), str(tmp_path / "out"))
+
   broken = photos / "broken.png"
   broken.write_bytes(b"\x89PNG not really")
+  with pytest.raises(ValueError, match=f"cannot read image {broken}"):  # a folder's bad image: before any model
+    zoom.plan(str(photos), str(tmp_path / "out2"))
   with pytest.raises(ValueError, match=f"cannot read image {broken}"):
     zoom.zoom_files(zoomer, [(str(broken), str(tmp_path / "broken_x4.png"))], progress=False)
   assert not (tmp_path / "broken_x4.png").exists()
