@@ -22,7 +22,7 @@ import optax
 ROOT = Path(os.environ.get("JAXVFI_ROOT") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(ROOT))
 from jaxvfi import config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxvfi import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxvfi import families  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvfi import optim  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvfi.models import sepconv as sepconv_model  # pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxvfi.models import superslomo  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -100,8 +100,8 @@ def superslomo_train(batch_size=4, size=64, donate=True) -> Case:
 def refin_train(donate=True) -> Case:
   """The README quickstart's step (configs/refin.py:runlocal): three UNets, L1 + warp + smoothness, Adam (cosine)."""
   cfg = config("refin", "runlocal")
-  model = models.build_model(cfg.model)  # the refin family: 16-channel interpolation input and refinement UNet
-  loss_fn, _ = models.make_loss_fn(cfg)
+  model = families.build_model(cfg.model)  # the refin family: 16-channel interpolation input and refinement UNet
+  loss_fn, _ = families.of(cfg).make_loss_fn(cfg)
   batch = triplet_batch(cfg.batch_size, cfg.data.crop_size, cfg.data.crop_size)
   params_shape = jax.eval_shape(lambda: init_params(model, {k: jnp.asarray(v) for k, v in batch.items()}))
   tx, _ = optim.make_optimizer(cfg.optimizer, params_shape, cfg.num_train_steps, 1.0)

@@ -23,7 +23,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxvfi import models
+from jaxvfi import families
+from jaxvfi import steps
 from jaxvfi import video_io
 
 
@@ -106,8 +107,7 @@ def restore_params(path: str, template_params) -> tuple[Any, int]:
 
 def params_template(model, config) -> Any:
   """Parameter shapes only (`jax.eval_shape` of init on the family's example batch): no FLOPs, no memory."""
-  batch = models.example_batch(config)
-  return jax.eval_shape(lambda r: model.init(r, batch, train=False)["params"], jax.random.PRNGKey(0))
+  return steps.param_shapes(model, families.of(config).example_batch(config))
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -141,7 +141,7 @@ def load_trained(workdir: str, config: ml_collections.ConfigDict | None = None):
     raise FileNotFoundError(f"workdir {workdir} has no {' and no '.join(missing)}: give the workdir of a training run "
                             "(python -m jaxvfi.main --workdir=...)")
   config = read_config(workdir) if config is None else config
-  model = models.build_model(config.model)
+  model = families.build_model(config.model)
   verbosity = logging.get_verbosity()
   logging.set_verbosity(logging.WARNING)  # orbax logs every stage of a checkpoint look-up and restore at INFO
   try:

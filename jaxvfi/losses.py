@@ -18,6 +18,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from jaxvfi import torch_weights
+from jaxvfi.models import vgg
 import pallas_kernels
 
 
@@ -70,10 +72,8 @@ def _vgg_feature_fn(loss_config) -> Callable | None:
   path = loss_config.get("vgg_weights")
   if not path:
     return None
-  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
-  from jaxvfi.models import vgg  # pylint: disable=g-import-not-at-top
   layer = loss_config.get("perceptual_layer", "relu4_4")
-  params = weights.load_params("vgg19", path)
+  params = torch_weights.load_params(vgg.TORCH_LAYOUT, path)
   net = vgg.VGG19(output_layer=layer)
   # The VGG parameters are closed over as constants: they are not trained and not checkpointed.
   return lambda x: net.apply({"params": params}, x)[layer]

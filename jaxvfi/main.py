@@ -4,7 +4,7 @@ r"""jaxvfi entry point: flags only; the work is in `jaxvfi.train`.
       [--config.a.b=value ...]
   python -m jaxvfi.main --workdir=DIR --mode=eval      # the run's own config.json: evaluates it as it was trained
 
-Several machines (JAX's multi-process runtime, `train.initialize_distributed`): `--distributed` on every process
+Several machines (JAX's multi-process runtime, `parallel.initialize_distributed`): `--distributed` on every process
 (under SLURM, JAX reads the cluster from the environment), or by hand --coordinator_address=HOST:PORT
 --num_processes=P --process_id=I. The global batch is split over every process's devices.
 """
@@ -15,6 +15,11 @@ import sys
 from absl import app
 from absl import flags
 from ml_collections import config_flags
+
+from jaxvfi import checkpoints
+from jaxvfi import parallel
+from jaxvfi import train
+from jaxvfi import utils
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/<paper>.py file, optionally :arg. "
                                           "Without it, --mode=eval and --mode=summary read the workdir's config.json.",
@@ -41,15 +46,12 @@ def main(argv):
   if _CONFIG.value is None and _MODE.value == "train":
     raise app.UsageError("--config is required to train: --config=configs/<paper>.py[:arg] (--mode=eval and "
                          "--mode=summary read the workdir's config.json when it is not given)")
-  from jaxvfi import train  # pylint: disable=g-import-not-at-top  (flags parse fast, jax loads after)
-  from jaxvfi import utils  # pylint: disable=g-import-not-at-top
   utils.quiet_library_info_logs()
   if _DISTRIBUTED.value or _COORDINATOR.value:
-    train.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
     if config is None:
-      from jaxvfi import checkpoints  # pylint: disable=g-import-not-at-top
       config = checkpoints.read_config(workdir)
     with utils.termination_as_interrupt():
       if _MODE.value == "summary":

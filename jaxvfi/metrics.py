@@ -20,6 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvfi import torch_weights
+from jaxvfi.models import lpips as lpips_lib
+
 
 def quantize(x: jax.Array) -> jax.Array:
   return jnp.round(jnp.clip(x, 0.0, 1.0) * 255.0) / 255.0
@@ -134,12 +137,10 @@ def lpips_fn(weights_path: str | os.PathLike) -> Callable[[jax.Array, jax.Array]
   or VGG-16, is read from the file). `fn.net` names it. Frames must be at least `LPIPS_MIN_SIDE[net]` pixels.
   Raises FileNotFoundError / ValueError for a missing or wrong file.
   """
-  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
-  from jaxvfi.models import lpips  # pylint: disable=g-import-not-at-top
-  state = weights.read_state_dict(weights_path)
+  state = torch_weights.read_state_dict(weights_path)
   net = lpips_net(state)
-  params = weights.convert_state_dict(f"lpips_{net}", state)
-  apply = jax.jit(lpips.LPIPS(net=net).apply)
+  params = torch_weights.convert_state_dict(lpips_lib.TORCH_LAYOUTS[net], state)
+  apply = jax.jit(lpips_lib.LPIPS(net=net).apply)
 
   def fn(pred: jax.Array, target: jax.Array) -> jax.Array:
     if min(pred.shape[1:3]) < LPIPS_MIN_SIDE[net]:

@@ -92,18 +92,31 @@ def _warm_restarts(spec, v0: float, total_steps: int, steps_per_epoch: float) ->
   return lambda step: joined(jnp.floor(jnp.asarray(step, jnp.float32) / unit_steps).astype(jnp.int32))
 
 
-def _base_tx(opt_config, schedule) -> optax.GradientTransformation:
+def clip_by_tensor_norm(max_norm: float) -> optax.GradientTransformation:
+  """Every gradient tensor g -> g * max_norm / max(|g|_2, max_norm), TF's `clip_by_norm` per variable."""
+  def clip(g, _):
+    norm = jnp.sqrt(jnp.sum(jnp.square(g)))
+    return g * (max_norm / jnp.maximum(norm, max_norm))
+  return optax.stateless_with_tree_map(clip)
+
+
+def make_tx(opt_config, schedule) -> optax.GradientTransformation:
+  """Adam or AdamW (`opt_config.name`) at `schedule`, after per-tensor clipping (`clip_per_tensor_norm`, SepConv-GAN)
+  and/or global clipping (`grad_clip_norm`) when they are set."""
   name = opt_config.get("name", "adam")
   if name == "adam":
     tx = optax.adam(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps)
   elif name == "adamw":
     tx = optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps,
-                     weight_decay=opt_config.weight_decay)
+                     weight_decay=opt_config.get("weight_decay", 0.0))
   else:
     raise ValueError(f"unknown optimizer {name!r}; known: adam, adamw")
-  if opt_config.get("grad_clip_norm", 0.0):
-    tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), tx)
-  return tx
+  clips = []
+  if opt_config.get("clip_per_tensor_norm"):
+    clips.append(clip_by_tensor_norm(float(opt_config.clip_per_tensor_norm)))
+  if opt_config.get("grad_clip_norm"):
+    clips.append(optax.clip_by_global_norm(float(opt_config.grad_clip_norm)))
+  return optax.chain(*clips, tx) if clips else tx
 
 
 def make_optimizer(opt_config, params, total_steps: int, steps_per_epoch: float):
@@ -117,7 +130,7 @@ def make_optimizer(opt_config, params, total_steps: int, steps_per_epoch: float)
   for name, spec in groups.items():
     schedules[name] = make_schedule(spec, total_steps, steps_per_epoch)
   if not groups:
-    return _base_tx(opt_config, schedules["default"]), schedules
+    return make_tx(opt_config, schedules["default"]), schedules
   labels = {k: (k if k in groups else "default") for k in params}
-  txs = {name: _base_tx(opt_config, sched) for name, sched in schedules.items()}
+  txs = {name: make_tx(opt_config, sched) for name, sched in schedules.items()}
   return optax.multi_transform(txs, labels), schedules

@@ -13,9 +13,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxvfi import families
 from jaxvfi import losses
 from jaxvfi import optim
-from jaxvfi import train
+from jaxvfi import parallel
+from jaxvfi import steps
 
 
 def main(counts: list[int]):
@@ -34,9 +36,9 @@ def main(counts: list[int]):
   opt_cfg = ml_collections.ConfigDict(dict(name="adam", b1=0.9, b2=0.999, eps=1e-3, grad_clip_norm=0.0,
                                            schedule=dict(name="constant", init_value=1e-4),
                                            groups=dict(flow=dict(name="constant", init_value=1e-5))))
-  model = train.build_model(model_cfg)
+  model = families.build_model(model_cfg)
   loss_fn, _ = losses.make_loss_fn(loss_cfg, ctx={"warp_impl": "xla"})
-  params = train.init_params(model, cfg, jax.random.PRNGKey(0))
+  params = steps.init_params(model, families.of(cfg).example_batch(cfg), jax.random.PRNGKey(0))
   tx, _ = optim.make_optimizer(opt_cfg, params, 10, 10.0)
   rng = np.random.default_rng(0)
   batches = [{"frame0": rng.random((8, 32, 32, 3), np.float32), "frame1": rng.random((8, 32, 32, 3), np.float32),
@@ -44,9 +46,9 @@ def main(counts: list[int]):
              for _ in range(2)]
   results = {}
   for devices in [1] + counts:
-    step = functools.partial(train.supervised_step, apply_fn=model.apply, loss_fn=loss_fn, tx=tx)
-    runner = train.StepRunner(step, devices)
-    state = runner.put(train.TrainState(step=jnp.asarray(0), params=params, opt_state=tx.init(params)))
+    step = functools.partial(steps.supervised_step, apply_fn=model.apply, loss_fn=loss_fn, tx=tx)
+    runner = parallel.StepRunner(step, devices)
+    state = runner.put(steps.TrainState(step=jnp.asarray(0), params=params, opt_state=tx.init(params)))
     step_losses = []
     for i, b in enumerate(batches):
       state, m = runner(state, b, jax.random.PRNGKey(i))

@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
+from jaxvfi import families
 from jaxvfi import utils
 
 
@@ -56,7 +57,7 @@ def test_inference_imports_neither_grain_nor_tfds(tmp_path):
   config = config_lib.load_config(os.path.join(ROOT, "configs", "sepconv.py"), "runlocal",
                                   {"model.kernel_size": 3, "data.crop_size": 32})
   from jaxvfi import models  # pylint: disable=g-import-not-at-top
-  model = models.build_model(config.model)
+  model = families.build_model(config.model)
   shapes = checkpoints.params_template(model, config)
   params = jax.tree.map(lambda s: np.full(s.shape, 0.01, np.float32), shapes)
   mngr = checkpoints.checkpoint_manager(str(tmp_path))

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from jaxvfi import config_lib
-from jaxvfi import models
+from jaxvfi import families
 from jaxvfi.models import dsfn
 
 
@@ -132,13 +132,14 @@ def test_eq12_loss_by_hand():
   sharp = np.broadcast_to((0.1 * np.arange(7, dtype=np.float32))[None, :, None, None, None], (2, 7, 4, 8, 3))
   preds = {"level1": jnp.zeros((2, 5, 4, 8, 3)), "level2": jnp.full((2, 3, 4, 8, 3), 0.25)}
   config = config_lib.load_config(os.path.join(ROOT, "configs", "dsfn.py"))
-  loss_fn, notes = models.make_loss_fn(config)
+  loss_fn, notes = families.of(config).make_loss_fn(config)
   total, metrics = loss_fn(preds, {"sharp": jnp.asarray(sharp)})
   assert notes == []
   assert float(metrics["loss_level1_l1"]) == pytest.approx(0.3, rel=1e-6)
   assert float(metrics["loss_level2_l1"]) == pytest.approx(1 / 12, rel=1e-6)
   assert float(total) == pytest.approx(0.3 + 1 / 12, rel=1e-6)
-  single, _ = models.make_loss_fn(config_lib.load_config(os.path.join(ROOT, "configs", "dsfn.py"), "levels=1"))
+  single_config = config_lib.load_config(os.path.join(ROOT, "configs", "dsfn.py"), "levels=1")
+  single, _ = families.of(single_config).make_loss_fn(single_config)
   total, metrics = single({"level1": preds["level1"]}, {"sharp": jnp.asarray(sharp)})
   assert float(total) == pytest.approx(0.3, rel=1e-6) and "loss_level2_l1" not in metrics
 

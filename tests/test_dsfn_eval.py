@@ -19,7 +19,7 @@ from skimage.metrics import structural_similarity
 
 from conftest import ROOT
 from jaxvfi import config_lib
-from jaxvfi import evaluators
+from jaxvfi.evaluators import registry
 
 H, W = 48, 64  # LR 12x16: SSIM's 11x11 window still fits the input-scale column
 GAINS = (0.9, 0.8, 0.7)  # prediction k = gain_k * ground truth + 0.05
@@ -85,7 +85,7 @@ def test_table1_columns_and_paper_rows(fake_adobe, tmp_path):
       "progress_bar": False})
   gains = np.asarray(GAINS, np.float32)[None, :, None, None, None]
   predict_fn = lambda params, batch: {"image": gains * batch["sharp"][:, 2:5] + 0.05}
-  results = evaluators.run_benchmarks(predict_fn, None, config, str(tmp_path), step=7)
+  results = registry.run_benchmarks(predict_fn, None, config, str(tmp_path), step=7)
   (bench,) = results["benchmarks"]
   assert bench["name"] == "adobe240" and bench["num_examples"] == 6  # 2 examples x 3 frames
   want = _oracle(frames)

@@ -16,7 +16,7 @@ from conftest import DSFN_TINY as TINY
 from conftest import ROOT, run_main
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
-from jaxvfi import models
+from jaxvfi import families
 from jaxvfi import train
 
 pytestmark = pytest.mark.xdist_group("dsfn")
@@ -32,8 +32,9 @@ def _run(workdir, tfds_dir, **overrides):
 
 def _state(workdir, tfds_dir):
   config = config_lib.load_config(CONFIG, "runlocal", {**TINY, "data.tfds_dir": tfds_dir})
-  model = models.build_model(config.model)
-  setup = train.make_train_setup(config, model, models.make_loss_fn(config)[0], 2, 2.0)
+  model = families.build_model(config.model)
+  setup = families.of(config).make_train_setup(config, model, families.of(config).make_loss_fn(config)[0],
+                                               families.of(config).example_batch(config), 2, 2.0)
   template = jax.eval_shape(setup.init, jax.random.PRNGKey(0))  # shapes only: no compilation of init
   mngr = checkpoints.checkpoint_manager(str(workdir))
   state, _ = checkpoints.restore_checkpoint(mngr, template)

@@ -17,9 +17,12 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from jaxvfi import evaluators
+from jaxvfi import families
 from jaxvfi import input_pipeline
 from jaxvfi import train
+from jaxvfi import weights
+from jaxvfi.evaluators import registry
+from jaxvfi.evaluators import vfi_triplet
 
 
 
@@ -84,7 +87,7 @@ def test_run_benchmarks(benchmarks, tmp_path):
     seen_shapes.append(batch["frame0"].shape)
     return average(params, batch)
 
-  results = evaluators.run_benchmarks(predict_fn, {"w": 1}, config, str(tmp_path), step=1200)
+  results = registry.run_benchmarks(predict_fn, {"w": 1}, config, str(tmp_path), step=1200)
   # Vimeo: 3 examples in batches of 2, the last padded; UCF: one batch of 2; Middlebury: one at a time, two sizes.
   assert seen_shapes == [(2, 16, 20, 3)] * 3 + [(1, 16, 20, 3), (1, 18, 24, 3)]
   assert results["step"] == 1200 and results["method"] == "refin"
@@ -109,7 +112,7 @@ def test_run_benchmarks(benchmarks, tmp_path):
 
   with open(tmp_path / "results_1200.json") as f:
     assert json.load(f) == json.loads(json.dumps(results))
-  assert (tmp_path / "results_1200.md").read_text() == evaluators.format_table(results)
+  assert (tmp_path / "results_1200.md").read_text() == vfi_triplet.format_table(results)
 
 
 def test_format_table_layout():
@@ -120,7 +123,7 @@ def test_format_table_layout():
                                                              "repeat_frame": scores(26.0051, 0.85555)}},
       {"name": "UCF101", "num_examples": 379, "scores": {"model": scores(34.964, 0.969), "frame_average": scores(31, 1),
                                                          "repeat_frame": scores(29.999, 0.87654)}}]}
-  assert evaluators.format_table(results) == (
+  assert vfi_triplet.format_table(results) == (
       "| Method | Vimeo-90K PSNR | Vimeo-90K SSIM | UCF101 PSNR | UCF101 SSIM |\n"
       "|:---|---:|---:|---:|---:|\n"
       "| ReFIn (GridNet-4) | 35.15 | 0.9773 | 34.96 | 0.9690 |\n"
@@ -138,7 +141,7 @@ def test_config_errors(benchmarks, tmp_path):
                          ([{"dataset": "ucf101_triplet", "crop": 64}], "unknown keys \\['crop'\\]")]:
     config.evals = evals
     with pytest.raises(ValueError, match=message):
-      evaluators.run_benchmarks(predict_fn, None, config, str(tmp_path), step=0)
+      registry.run_benchmarks(predict_fn, None, config, str(tmp_path), step=0)
   assert not list(tmp_path.glob("results_*"))
 
 
@@ -157,7 +160,7 @@ def test_restoration_evaluator_y_channel_border_crop_and_bicubic_baseline(benchm
   config.evals = [{"type": "restoration", "name": "vimeo-y", "dataset": "vimeo90k_triplet", "dir": str(root / "vimeo"),
                    "target_key": "target", "input_key": "frame0", "color": "y", "crop_border": 2}]
   predict_fn = lambda params, batch: {"image": batch["frame1"], "other": batch["frame0"]}
-  results = evaluators.run_benchmarks(predict_fn, None, config, str(tmp_path), step=5)
+  results = registry.run_benchmarks(predict_fn, None, config, str(tmp_path), step=5)
   (bench,) = results["benchmarks"]
   assert bench["num_examples"] == 3 and bench["type"] == "restoration"
   crop = lambda y: y[2:-2, 2:-2]
@@ -179,16 +182,15 @@ def test_restoration_evaluator_y_channel_border_crop_and_bicubic_baseline(benchm
 
 
 def test_evaluator_types_are_looked_up_by_name():
-  assert evaluators.get_module("restoration").Evaluator is not None
+  assert registry.get_module("restoration").Evaluator is not None
   with pytest.raises(ValueError, match="unknown evaluator type 'nope'"):
-    evaluators.get_module("nope")
+    registry.get_module("nope")
 
 
 def test_lpips_is_scored_with_weights_and_explained_without(tmp_path):
   """Every evaluator type scores "lpips" through the one loop when config.lpips_weights is given (equal to the
   metric called directly), and says why it is missing otherwise."""
   from jaxvfi import metrics  # pylint: disable=g-import-not-at-top
-  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
   from jaxvfi.evaluators import common  # pylint: disable=g-import-not-at-top
   np.savez(tmp_path / "lpips.npz", **weights.random_state_dict("lpips_alex", 0))
   config = ml_collections.ConfigDict({"lpips_weights": str(tmp_path / "lpips.npz")})
@@ -209,7 +211,7 @@ def test_eval_with_test_time_augmentation_writes_its_own_record(tfds_dir, tmp_pa
   # A checkpoint of random parameters (no training); --mode=eval with and without TTA on the same split.
   from test_interpolate import _random_params, _write_workdir  # pylint: disable=g-import-not-at-top
   config = tiny_config(tfds_dir)
-  model = train.build_model(config.model)
+  model = families.build_model(config.model)
   workdir = _write_workdir(tmp_path / "w", config, _random_params(model, config, seed=5), step=4)
   plain = train.evaluate(config, workdir)
   config.test_time_augmentation = True
@@ -221,7 +223,7 @@ def test_eval_with_test_time_augmentation_writes_its_own_record(tfds_dir, tmp_pa
   # The baselines do not involve the model; the model's score moves with the averaged prediction.
   assert tta["metrics"]["frame_average_psnr"] == plain["metrics"]["frame_average_psnr"]
   assert abs(tta["metrics"]["psnr"] - plain["metrics"]["psnr"]) > 1e-3
-  assert evaluators.results_stem(config, 4) == "results_4_tta"  # benchmarks keep the plain results_4 too
+  assert registry.results_stem(config, 4) == "results_4_tta"  # benchmarks keep the plain results_4 too
   # A --config that builds another model than the run's: one error naming the differing field.
   config.model.unet_width = 0.5
   with pytest.raises(ValueError, match=r"has shape .* there and .* in the model; --config builds another model than "

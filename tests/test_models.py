@@ -15,7 +15,8 @@ import pytest
 from conftest import ROOT, run_main
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
-from jaxvfi import models
+from jaxvfi import families
+from jaxvfi import parallel
 from jaxvfi import train
 
 pytestmark = pytest.mark.xdist_group("trainer")
@@ -51,9 +52,10 @@ def _run(toypkg, workdir, tfds_dir, *args):
 
 def _state(toypkg, workdir):
   config = config_lib.load_config(toypkg / "toypkg" / "two_nets.py")
-  model = models.build_model(config.model)
-  loss_fn, _ = models.make_loss_fn(config)
-  setup = train.make_train_setup(config, model, loss_fn, 2, 4.0)
+  model = families.build_model(config.model)
+  loss_fn, _ = families.of(config).make_loss_fn(config)
+  setup = families.of(config).make_train_setup(config, model, loss_fn, families.of(config).example_batch(config),
+                                               2, 4.0)
   mngr = checkpoints.checkpoint_manager(str(workdir))
   state, _ = checkpoints.restore_checkpoint(mngr, setup.init(jax.random.PRNGKey(0)))
   mngr.close()
@@ -97,7 +99,7 @@ def test_the_critic_moves_and_the_generator_predicts(toypkg, tfds_dir, tmp_path)
   config = config_lib.load_config(toypkg / "toypkg" / "two_nets.py", None,
                                   {"data.tfds_dir": tfds_dir, "num_train_steps": 3})
   runners, predicts = [], []
-  real_runner, real_predict = train.StepRunner, train.make_predict_fn
+  real_runner, real_predict = parallel.StepRunner, families.make_predict_fn
 
   class Recording(real_runner):
     def __init__(self, *args, **kwargs):
@@ -109,18 +111,19 @@ def test_the_critic_moves_and_the_generator_predicts(toypkg, tfds_dir, tmp_path)
     predicts.append(fn)
     return fn
 
-  train.StepRunner, train.make_predict_fn = Recording, recording_predict
+  parallel.StepRunner, families.make_predict_fn = Recording, recording_predict
   try:
     record = train.train_and_evaluate(config, str(tmp_path / "w"))
   finally:
-    train.StepRunner, train.make_predict_fn = real_runner, real_predict
+    parallel.StepRunner, families.make_predict_fn = real_runner, real_predict
   assert record["step"] == 3
   # Three steps, three evaluations (every step, eval batch of 2 = the whole split): one trace of each.
   assert runners[0].traces == 1
   assert predicts[0]._cache_size() == 1  # pylint: disable=protected-access
   state = _state(toypkg, tmp_path / "w")
-  setup_init = train.make_train_setup(config, models.build_model(config.model), models.make_loss_fn(config)[0],
-                                      3, 4.0).init(jax.random.split(jax.random.PRNGKey(config.seed))[0])
+  family = families.of(config)
+  setup_init = family.make_train_setup(config, family.build(config.model), family.make_loss_fn(config)[0],
+                                       family.example_batch(config), 3, 4.0).init(jax.random.split(jax.random.PRNGKey(config.seed))[0])
   for field in ("params", "critic_params"):
     moved = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
                 for x, y in zip(jax.tree.leaves(getattr(state, field)), jax.tree.leaves(getattr(setup_init, field))))
@@ -129,13 +132,13 @@ def test_the_critic_moves_and_the_generator_predicts(toypkg, tfds_dir, tmp_path)
 
 def test_unknown_family_is_one_clear_error(tfds_dir, tmp_path):
   with pytest.raises(ValueError, match=r"unknown model 'nope': no module jaxvfi.models.nope"):
-    models.get_family("nope")
+    families.get_family("nope")
   with pytest.raises(ValueError, match=r"no module mypkg.fam"):
-    models.get_family("mypkg.fam")
+    families.get_family("mypkg.fam")
   with pytest.raises(ValueError, match=r"is not a model family"):
-    models.get_family("jaxvfi.utils")
+    families.get_family("jaxvfi.utils")
   for name, time_input in (("refin", True), ("superslomo", True), ("sepconv", False)):
-    assert models.traits({"name": name})["has_time_input"] is time_input
+    assert families.get_family(name).has_time_input is time_input
 
 
 def _free_port() -> int:
@@ -193,8 +196,8 @@ def test_test_time_augmentation_is_the_convolution_with_the_rotation_averaged_ke
   params = model.init(jax.random.PRNGKey(2), batch)["params"]
   kernel = np.asarray(params["Conv_0"]["kernel"])
   averaged = {"Conv_0": {"kernel": 0.5 * (kernel + kernel[::-1, ::-1])}}
-  plain = models.predict(model, params, batch)
-  tta = models.predict(model, params, batch, test_time_augmentation=True)
+  plain = families.predict(model, params, batch)
+  tta = families.predict(model, params, batch, test_time_augmentation=True)
   want = model.apply({"params": averaged}, batch)["image"]
   np.testing.assert_allclose(tta["image"], want, atol=1e-6)
   assert np.abs(np.asarray(tta["image"] - plain["image"])).max() > 1e-2
@@ -204,6 +207,6 @@ def test_test_time_augmentation_is_the_convolution_with_the_rotation_averaged_ke
 def test_test_time_augmentation_refused_for_packed_raw():
   config = config_lib.load_config(os.path.join(ROOT, "configs", "sdan.py"), None, {"test_time_augmentation": True})
   with pytest.raises(ValueError, match="180-degree rotation"):
-    models.check_config(config)
+    families.of(config).check_config(config)
   config = config_lib.load_config(os.path.join(ROOT, "configs", "refin.py"), None, {"test_time_augmentation": True})
-  assert models.check_test_time_augmentation(config)
+  assert families.of(config).check_test_time_augmentation(config)

@@ -5,7 +5,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxvfi import train
+from jaxvfi import families
+from jaxvfi import steps
 from jaxvfi.models import superslomo
 from jaxvfi.models import unet
 
@@ -42,15 +43,15 @@ def test_unet_width_scales_every_layer(width):
 def test_unet_width_reaches_every_unet_of_the_model():
   c = _config("refin")
   c.model.unet_width = 0.5
-  counts = train.param_counts(train.build_model(c.model), c)
+  counts = steps.param_counts(families.build_model(c.model), families.of(c).example_batch(c))
   assert counts == {"flow": _unet_count_by_hand(6, 4, 0.5), "interpolation": _unet_count_by_hand(16, 5, 0.5),
                     "refinement": _unet_count_by_hand(20, 3, 0.5),
                     "total": sum(_unet_count_by_hand(i, o, 0.5) for i, o in ((6, 4), (16, 5), (20, 3)))}
   # Other backbones keep their size: only the flow UNet narrows.
   c.model.interpolation_backbone = c.model.refinement_backbone = "unetpp"
-  narrow = train.param_counts(train.build_model(c.model), c)
+  narrow = steps.param_counts(families.build_model(c.model), families.of(c).example_batch(c))
   c.model.unet_width = 1.0
-  full = train.param_counts(train.build_model(c.model), c)
+  full = steps.param_counts(families.build_model(c.model), families.of(c).example_batch(c))
   assert narrow["flow"] == _unet_count_by_hand(6, 4, 0.5) and full["flow"] == 19_794_116
   assert (narrow["interpolation"], narrow["refinement"]) == (full["interpolation"], full["refinement"])
   with pytest.raises(ValueError, match="width must be positive"):
@@ -67,11 +68,11 @@ def _config(variant):
 
 def test_module_counts_refin_and_superslomo():
   c = _config("refin")
-  counts = train.param_counts(train.build_model(c.model), c)
+  counts = steps.param_counts(families.build_model(c.model), families.of(c).example_batch(c))
   assert counts == {"flow": 19_794_116, "interpolation": 19_810_085, "refinement": 19_815_779,
                     "total": 19_794_116 + 19_810_085 + 19_815_779}
   c = _config("superslomo")
-  counts = train.param_counts(train.build_model(c.model), c)
+  counts = steps.param_counts(families.build_model(c.model), families.of(c).example_batch(c))
   assert counts == {"flow": 19_794_116, "interpolation": 19_816_357, "total": 19_794_116 + 19_816_357}
 
 
@@ -97,8 +98,8 @@ def test_blend_eq3():
 
 def test_forward_pads_unaligned_frames_and_returns_all_predictions():
   c = _config("refin")
-  model = train.build_model(c.model)
-  params = train.init_params(model, c, jax.random.PRNGKey(0))
+  model = families.build_model(c.model)
+  params = steps.init_params(model, families.of(c).example_batch(c), jax.random.PRNGKey(0))
   rng = np.random.default_rng(0)
   batch = {"frame0": jnp.asarray(rng.random((1, 40, 36, 3)), jnp.float32),
            "frame1": jnp.asarray(rng.random((1, 40, 36, 3)), jnp.float32), "t": jnp.array([0.5])}

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
+from jaxvfi import checkpoints
+from jaxvfi import families
+from jaxvfi import steps
 from jaxvfi import train
 from jaxvfi import weights
 
@@ -67,7 +70,7 @@ def test_paper_default_trains_on_whole_frames_with_the_other_backbones_and_pretr
   record = train.train_and_evaluate(config, str(tmp_path / "w"))
   assert record["step"] == 2 and np.isfinite(record["metrics"]["psnr"])
   assert not any("PWC-Net has no pretrained weights" in n for n in record["notes"])
-  trained, step = train.restore_params(str(tmp_path / "w"), _template(config))
+  trained, step = checkpoints.restore_params(str(tmp_path / "w"), _template(config))
   assert step == 2
   loaded = _flat(weights.load_params("pwcnet", path))
   flow = _flat(trained["flow"]["pwcnet"])
@@ -79,7 +82,7 @@ def test_paper_default_trains_on_whole_frames_with_the_other_backbones_and_pretr
   flow_moves = max(np.max(np.abs(flow[k] - loaded[k])) for k in flow)
   assert 1.6e-6 < flow_moves <= 2.4e-6
   # ...and above 1e-5 for the modules on the cosine schedule from 1e-4 (100 times the flow's rate).
-  init = train.init_params(train.build_model(config.model), config, _init_rng(config))
+  init = steps.init_params(families.build_model(config.model), families.of(config).example_batch(config), _init_rng(config))
   for module in ("interpolation", "refinement"):
     moved = max(np.max(np.abs(np.asarray(a) - np.asarray(b)))
                 for a, b in zip(jax.tree.leaves(trained[module]), jax.tree.leaves(init[module])))
@@ -92,14 +95,16 @@ def test_untrained_pwcnet_follows_the_default_schedule():
   from jaxvfi import models  # pylint: disable=g-import-not-at-top
   config = tiny_config("unused", **PAPER_TINY)
   assert dict(config.optimizer.groups.to_dict()) == {"flow": {"name": "constant", "init_value": 1e-6}}
-  model = train.build_model(config.model)
-  loss_fn, notes = models.make_loss_fn(config)
+  model = families.build_model(config.model)
+  loss_fn, notes = families.of(config).make_loss_fn(config)
   assert any("PWC-Net has no pretrained weights" in n for n in notes)
-  assert set(train.make_train_setup(config, model, loss_fn, 2, 1.0).schedules) == {"default"}
+  assert set(families.of(config).make_train_setup(config, model, loss_fn, families.of(config).example_batch(config), 2,
+                                                 1.0).schedules) == {"default"}
   config.model.flow_weights = "pwc.npz"  # only its presence matters here; loading is tested above
-  loss_fn, notes = models.make_loss_fn(config)
+  loss_fn, notes = families.of(config).make_loss_fn(config)
   assert not any("PWC-Net has no pretrained weights" in n for n in notes)
-  schedules = train.make_train_setup(config, model, loss_fn, 2, 1.0).schedules
+  schedules = families.of(config).make_train_setup(config, model, loss_fn, families.of(config).example_batch(config),
+                                                   2, 1.0).schedules
   assert set(schedules) == {"default", "flow"}
   assert float(schedules["flow"](0)) == float(schedules["flow"](1)) == np.float32(1e-6)
   assert float(schedules["default"](0)) == np.float32(1e-4)
@@ -110,7 +115,7 @@ def _init_rng(config):
 
 
 def _template(config):
-  return train.init_params(train.build_model(config.model), config, jax.random.PRNGKey(0))
+  return steps.init_params(families.build_model(config.model), families.of(config).example_batch(config), jax.random.PRNGKey(0))
 
 
 @pytest.mark.xdist_group("refin")
@@ -126,8 +131,8 @@ def test_stage2_starts_from_stage1(tfds_dir, tmp_path):
   assert not os.path.exists(tmp_path / "s2_missing" / "checkpoints")
   stage2.init_from = str(tmp_path / "s1")
   train.train_and_evaluate(stage2, str(tmp_path / "s2"))
-  p1, _ = train.restore_params(str(tmp_path / "s1"), _template(stage2))
-  p2, _ = train.restore_params(str(tmp_path / "s2"), _template(stage2))
+  p1, _ = checkpoints.restore_params(str(tmp_path / "s1"), _template(stage2))
+  p2, _ = checkpoints.restore_params(str(tmp_path / "s2"), _template(stage2))
   moves = [np.max(np.abs(np.asarray(a) - np.asarray(b))) for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2))]
   # One Adam step at 1e-6 from the stage-1 parameters, for every module (the whole model is fine-tuned).
   assert 0.8e-6 < max(moves) <= 1.2e-6

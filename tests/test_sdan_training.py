@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, run_main
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
+from jaxvfi import families
 from jaxvfi import optim
 from jaxvfi import train
 from jaxvfi import zoom
@@ -56,7 +57,7 @@ def test_summary_counts(tmp_path):
 
 def _params(workdir):
   config = checkpoints.read_config(workdir)
-  model = train.build_model(config.model)
+  model = families.build_model(config.model)
   return checkpoints.restore_params(workdir, checkpoints.params_template(model, config))
 
 

@@ -77,7 +77,7 @@ def test_one_gan_step_moves_both_networks_and_not_the_frozen_vgg(tmp_path):
   model = gan.build(c.model)
   loss_fn, notes = gan.make_loss_fn(c)
   assert notes == []
-  setup = gan.make_train_setup(c, model, loss_fn, total_steps=10, steps_per_epoch=1.0)
+  setup = gan.make_train_setup(c, model, loss_fn, gan.example_batch(c), total_steps=10, steps_per_epoch=1.0)
   shapes = jax.eval_shape(lambda r: model.init(r, gan.example_batch(c), train=False)["params"], jax.random.key(0))
   rng = np.random.default_rng(1)
   params = jax.tree.map(lambda s: jnp.asarray(_lecun(s.shape, rng)), shapes)

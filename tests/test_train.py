@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, cli_args, multi_device_flags, run_main, tiny_config
+from jaxvfi import checkpoints
+from jaxvfi import families
+from jaxvfi import parallel
+from jaxvfi import steps
 from jaxvfi import train
 from jaxvfi import utils
 
@@ -20,9 +24,9 @@ pytestmark = pytest.mark.xdist_group("trainer")
 
 def _params(workdir, **overrides):
   config_template = tiny_config("unused", **overrides)
-  model = train.build_model(config_template.model)
-  template = train.init_params(model, config_template, jax.random.PRNGKey(1))
-  return train.restore_params(workdir, template)
+  model = families.build_model(config_template.model)
+  template = steps.init_params(model, families.of(config_template).example_batch(config_template), jax.random.PRNGKey(1))
+  return checkpoints.restore_params(workdir, template)
 
 
 def test_one_step_smoke_then_exact_resume(tfds_dir, tmp_path):
@@ -90,10 +94,10 @@ def _fake_vimeo(root):
 
 def test_init_params_compiled_for_speed_on_cpu_give_the_default_compilations_bits():
   config = tiny_config("unused")
-  model = train.build_model(config.model)
+  model = families.build_model(config.model)
   rng = jax.random.PRNGKey(7)
-  want = jax.jit(lambda r: model.init(r, train.example_batch(config), train=False)["params"])(rng)
-  got = train.init_params(model, config, rng)
+  want = jax.jit(lambda r: model.init(r, families.of(config).example_batch(config), train=False)["params"])(rng)
+  got = steps.init_params(model, families.of(config).example_batch(config), rng)
   assert jax.tree.structure(got) == jax.tree.structure(want)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -168,7 +172,7 @@ def test_interrupted_training_saves_its_last_step_and_resumes_from_it(tfds_dir, 
 
   # Stopped again before a step finishes: nothing new to save, and the checkpoint stays.
   monkeypatch.setattr(utils, "progress_bar", lambda total, initial=0, **kw: _BarStoppedAfter(initial + 1, initial))
-  monkeypatch.setattr(train.StepRunner, "__call__", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
+  monkeypatch.setattr(parallel.StepRunner, "__call__", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt()))
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(tiny_config(tfds_dir, num_train_steps=2, **overrides), str(tmp_path / "stopped"))
   assert sorted(os.listdir(tmp_path / "stopped" / "checkpoints")) == ["1"]

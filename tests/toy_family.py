@@ -17,8 +17,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxvfi import batches
 from jaxvfi import config_lib
-from jaxvfi import models
+from jaxvfi import optim
+from jaxvfi import steps
 
 EVALUATOR = "restoration"
 HAS_TIME_INPUT = False
@@ -56,7 +58,7 @@ def build(model_config):
   return Generator()
 
 
-example_batch = models.triplet_example_batch
+example_batch = batches.triplet_example_batch
 
 
 def baselines(batch, config):
@@ -64,18 +66,16 @@ def baselines(batch, config):
   return {"frame_average": 0.5 * (batch["frame0"] + batch["frame1"])}
 
 
-def make_train_setup(config, model, loss_fn, total_steps, steps_per_epoch):
-  from jaxvfi import optim  # pylint: disable=g-import-not-at-top
-  from jaxvfi import train  # pylint: disable=g-import-not-at-top
+def make_train_setup(config, model, loss_fn, init_batch, total_steps, steps_per_epoch):
   critic = Critic()
-  gen_shapes = jax.eval_shape(lambda r: model.init(r, example_batch(config))["params"], jax.random.PRNGKey(0))
+  gen_shapes = jax.eval_shape(lambda r: model.init(r, init_batch)["params"], jax.random.PRNGKey(0))
   tx_g, schedules = optim.make_optimizer(config.optimizer, gen_shapes, total_steps, steps_per_epoch)
   tx_c = optax.adam(config.critic_lr)
 
   def init(rng):
     rg, rc = jax.random.split(rng)
-    params = model.init(rg, example_batch(config))["params"]
-    critic_params = critic.init(rc, example_batch(config)["target"])["params"]
+    params = model.init(rg, init_batch)["params"]
+    critic_params = critic.init(rc, init_batch["target"])["params"]
     return TwoNetState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx_g.init(params),
                        critic_params=critic_params, critic_opt_state=tx_c.init(critic_params))
 
@@ -106,7 +106,7 @@ def make_train_setup(config, model, loss_fn, total_steps, steps_per_epoch):
                          critic_params=optax.apply_updates(state.critic_params, c_updates),
                          critic_opt_state=c_opt_state), metrics
 
-  return train.TrainSetup(init=init, step=step, schedules=schedules)
+  return steps.TrainSetup(init=init, step=step, schedules=schedules)
 
 
 def get_config(arg=None):

@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvfi import families
 from jaxvfi import input_pipeline
-from jaxvfi import models
 from jaxvfi.evaluators import common
 
 ENTRY_KEYS = frozenset({"name", "dataset", "dir", "builder_config", "split", "batch_size", "metrics", "color",
@@ -95,8 +95,7 @@ class Evaluator:
     self.limit = int(entry["num_examples"]) if entry.get("num_examples") is not None else default_limit
     self.num_images = int(entry["num_images"]) if entry.get("num_images") is not None else (
         0 if self.dataset else int(config.get("num_image_summaries", 0)))
-    family = models.get_family(config.model.get("name"))
-    self.family_baselines = getattr(family, "baselines", None)
+    self.family_baselines = families.of(config).baselines
     self.data = common.data_config(config, entry)
     self._baseline_names: set[str] = set()
 

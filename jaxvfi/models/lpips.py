@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxvfi import torch_weights
 from jaxvfi.models import vgg
 
 SHIFT = (-0.030, -0.088, -0.188)
@@ -70,3 +71,27 @@ class LPIPS(nn.Module):
       diff = (feat[:n] - feat[n:]) ** 2
       distance = distance + jnp.mean(nn.Conv(1, (1, 1), use_bias=False, name=f"lin{k}")(diff), axis=(1, 2, 3))
     return distance
+
+
+def torch_layers(net: str) -> torch_weights.Layers:
+  """torchvision trunk under "net" (AlexNet `features.{0,3,6,8,10}` -> conv1..5, VGG-16 as `vgg.torch_layers`) and
+  the package's heads `lin{k}.model.1` (Sequential(Dropout, Conv2d(C, 1, 1, bias=False))) -> `lin{k}`."""
+  if net == "alex":
+    layers = {f"features.{j}": (("net", f"conv{i}"), "conv") for i, j in enumerate((0, 3, 6, 8, 10), start=1)}
+  else:
+    layers = vgg.torch_layers(vgg.VGG16_BLOCKS, ("net",))
+  for k in range(5):
+    layers[f"lin{k}.model.1"] = ((f"lin{k}",), "conv_nobias")
+  return layers
+
+
+TORCH_LAYOUTS = {
+    net: torch_weights.TorchLayout(
+        name=f"lpips_{net}", layers=lambda net=net: torch_layers(net),
+        module=lambda net=net: (LPIPS(net=net), (jnp.zeros((1, 64, 64, 3)),) * 2),
+        ignored=vgg.classifier_keys((1, 4, 6)) if net == "alex" else vgg.VGG_CLASSIFIER)
+    for net in CHANNELS}
+"""LPIPS v0.1 from two files: the torchvision trunk (`alexnet-owt-7be5be79.pth`: `features.{0,3,6,8,10}`;
+`vgg16-397923af.pth`: the 13 convs of `features`; classifiers dropped: AlexNet's sit after its dropouts) and the
+linear heads that ship inside the `lpips` package (`lpips/weights/v0.1/{alex,vgg}.pth`: `lin{0..4}.model.1.weight`,
+(1, C, 1, 1), no bias)."""

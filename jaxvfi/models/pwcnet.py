@@ -41,6 +41,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxvfi import torch_weights
 import pallas_kernels
 
 LEVEL_CHANNELS = (16, 32, 64, 96, 128, 196)  # extractor levels 1..6
@@ -175,3 +176,32 @@ class PWCNet(nn.Module):
     flow = flow + Refiner(name="refiner")(feat)  # quarter resolution, 20-pixel units (the port's Network.forward)
     flow = FLOW_SCALE * resize_bilinear(flow, h, w)
     return flow * jnp.asarray([w / wp, h / hp], flow.dtype)
+
+
+_PORT_NAMES = ("One", "Two", "Thr", "Fou", "Fiv", "Six")  # the port's level and layer names, 1..6
+
+
+def torch_layers() -> torch_weights.Layers:
+  """sniklaus/pytorch-pwc layer prefix -> (Flax module path, "conv" | "deconv")."""
+  layers = {}
+  for level, name in enumerate(_PORT_NAMES, start=1):
+    for k in range(3):  # Sequential(conv, leaky, conv, leaky, conv, leaky)
+      layers[f"netExtractor.net{name}.{2 * k}"] = (("extractor", f"level{level}_conv{k}"), "conv")
+  for level in range(2, 7):
+    decoder = f"net{_PORT_NAMES[level - 1]}"
+    for k in range(6):  # netOne .. netSix, each Sequential(conv[, leaky])
+      layers[f"{decoder}.net{_PORT_NAMES[k]}.0"] = ((f"decoder{level}", f"conv{k}"), "conv")
+    if level < 6:
+      layers[f"{decoder}.netUpflow"] = ((f"decoder{level}", "upflow"), "deconv")
+      layers[f"{decoder}.netUpfeat"] = ((f"decoder{level}", "upfeat"), "deconv")
+  for k in range(7):  # Sequential(conv, leaky, ..., conv)
+    layers[f"netRefiner.netMain.{2 * k}"] = (("refiner", f"conv{k}"), "conv")
+  return layers
+
+
+TORCH_LAYOUT = torch_weights.TorchLayout(
+    name="pwcnet", layers=torch_layers, module=lambda: (PWCNet(), (jnp.zeros((1, 64, 64, 3)),) * 2),
+    rename_module_to_net=True)
+"""sniklaus/pytorch-pwc (the flow module of ReFIn, footnote 1), keys `netExtractor.netOne.0.weight`, ...,
+`netTwo.netUpflow.weight`, ..., `netRefiner.netMain.12.bias`; the released `network-default.pytorch` uses the older
+`module...` names, which the port renames on load (9,374,274 parameters in 126 arrays, 63 layers)."""

@@ -12,7 +12,7 @@ encoder output of the same resolution; four subnets conv 64 - conv 64 - conv K (
 upsampling, conv K (linear). Input H and W must be multiples of 32 (five poolings).
 
 Ours (the defaults, for training from scratch) and Niklaus et al.'s release (sniklaus/sepconv-slomo `run.py`, whose
-`network-l1.pytorch` / `network-lf.pytorch` `jaxvfi.weights` converts; `jaxvfi.weights.RELEASED_MODEL_CONFIG["sepconv"]`
+`network-l1.pytorch` / `network-lf.pytorch` `jaxvfi.weights` converts; `RELEASED_MODEL_CONFIG`
 sets all four switches):
 
   switch                     ours (default)                        release
@@ -47,7 +47,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxvfi import models
+from jaxvfi import batches
+from jaxvfi import torch_weights
 from jaxvfi.layers import conv as conv_lib
 from jaxvfi.models.unet import pad_to_multiple, upsample2x
 from pallas_kernels import separable as sepconv_lib
@@ -209,7 +210,7 @@ MODEL_FIELDS = ("kernel_size", "padding", "impl", "upsample_align_corners", "bgr
 
 # The family (`jaxvfi.models` docstring). The network has no time input: it makes the middle frame.
 HAS_TIME_INPUT = False
-example_batch = models.triplet_example_batch
+example_batch = batches.triplet_example_batch
 
 
 def build(model_config) -> SepConvInterpolator:
@@ -218,3 +219,39 @@ def build(model_config) -> SepConvInterpolator:
   if fields.get("composite_dilation") is not None:  # a JSON round trip (config.json) gives a list
     fields["composite_dilation"] = tuple(int(d) for d in fields["composite_dilation"])
   return SepConvInterpolator(**fields)
+
+
+# Released weights (`jaxvfi.families`: RELEASED_MODEL_CONFIG and TORCH_LAYOUT).
+RELEASED_MODEL_CONFIG = dict(kernel_size=51, padding="replicate", upsample_align_corners=True, bgr=True,
+                             input_multiple=128, input_border=0)
+"""`config.model` fields that reproduce sepconv-slomo `run.py` around its released weights (with its default
+"improved" padding; module docstring)."""
+
+
+def torch_layers() -> torch_weights.Layers:
+  """sepconv-slomo `Network`: Basic = Sequential(conv, relu) x 3, Upsample = (upsample, conv, relu), Subnet = convs
+  at 0, 2, 4 and, after the upsampling, 7."""
+  layers = {}
+  basics = [(f"netConv{l}", f"conv{l}") for l in range(1, 6)] + [(f"netDeconv{l}", f"deconv{l}") for l in (5, 4, 3, 2)]
+  for torch_name, flax_name in basics:
+    for k in range(3):
+      layers[f"{torch_name}.{2 * k}"] = (("sepconv", flax_name, f"conv{k}"), "conv")
+  for l in (5, 4, 3, 2):
+    layers[f"netUpsample{l}.1"] = (("sepconv", f"upsample{l}", "conv"), "conv")
+  subnets = {"netVertical1": "kv0", "netHorizontal1": "kh0", "netVertical2": "kv1", "netHorizontal2": "kh1"}
+  for torch_name, flax_name in subnets.items():
+    for index, conv in ((0, "conv0"), (2, "conv1"), (4, "conv2"), (7, "head")):
+      layers[f"{torch_name}.{index}"] = (("sepconv", flax_name, conv), "conv")
+  return layers
+
+
+def _released_module():
+  frames = jnp.zeros((1, 32, 32, 3))
+  return build(RELEASED_MODEL_CONFIG), ({"frame0": frames, "frame1": frames},)
+
+
+TORCH_LAYOUT = torch_weights.TorchLayout(name="sepconv", layers=torch_layers, module=_released_module,
+                                         rename_module_to_net=True)
+"""sniklaus/sepconv-slomo `network-l1.pytorch` / `network-lf.pytorch`, keys `netConv1.0.weight`, ...,
+`netUpsample5.1.weight`, ..., `netHorizontal2.7.bias`; the files still use the older `moduleConv1.0.weight` names,
+which `run.py` renames "module" -> "net" on load (21,675,452 parameters, tree `{"sepconv": ...}`)."""

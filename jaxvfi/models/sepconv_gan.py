@@ -66,6 +66,8 @@ import optax
 
 from jaxvfi import losses
 from jaxvfi import optim
+from jaxvfi import steps
+from jaxvfi import torch_weights
 from jaxvfi.models import sepconv
 from jaxvfi.models import vgg as vgg_lib
 
@@ -246,8 +248,7 @@ def load_pretrained(params, config):
   path = os.path.expanduser(path)
   if not os.path.isfile(path):
     raise FileNotFoundError(f"model.vgg_weights {path} does not exist")
-  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
-  loaded = weights.load_params("vgg19", path)
+  loaded = torch_weights.load_params(vgg_lib.TORCH_LAYOUT, path)
   if jax.tree.map(jnp.shape, loaded) != jax.tree.map(jnp.shape, params["vgg"]):
     raise ValueError(f"model.vgg_weights {path}: parameter shapes do not match VGG-19's 16 convolutions")
   return {**params, "vgg": jax.tree.map(jnp.asarray, loaded)}, [
@@ -256,14 +257,6 @@ def load_pretrained(params, config):
 
 # ----------------------------------------------------------------------------------------------------------------
 # Optimizers and the train step.
-
-
-def clip_by_tensor_norm(max_norm: float) -> optax.GradientTransformation:
-  """Every gradient tensor g -> g * max_norm / max(|g|_2, max_norm), TF's `clip_by_norm` per variable."""
-  def clip(g, _):
-    norm = jnp.sqrt(jnp.sum(jnp.square(g)))
-    return g * (max_norm / jnp.maximum(norm, max_norm))
-  return optax.stateless_with_tree_map(clip)
 
 
 def samples_staircase(init_value: float, decay_rate: float, every_samples: int, batch_size: int,
@@ -290,24 +283,6 @@ def make_schedule(spec, batch_size: int, total_steps: int, steps_per_epoch: floa
     return samples_staircase(float(spec["init_value"]), float(spec["decay_rate"]), int(spec["every_samples"]),
                              batch_size, spec.get("rule", "multiply"))
   return optim.make_schedule(spec, total_steps, steps_per_epoch)
-
-
-def make_tx(opt_config, schedule) -> optax.GradientTransformation:
-  """Adam (or AdamW) with per-tensor clipping (`clip_per_tensor_norm`) and/or global clipping (`grad_clip_norm`)."""
-  name = opt_config.get("name", "adam")
-  if name == "adam":
-    tx = optax.adam(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps)
-  elif name == "adamw":
-    tx = optax.adamw(schedule, b1=opt_config.b1, b2=opt_config.b2, eps=opt_config.eps,
-                     weight_decay=opt_config.get("weight_decay", 0.0))
-  else:
-    raise ValueError(f"unknown optimizer {name!r}; known: adam, adamw")
-  clips = []
-  if opt_config.get("clip_per_tensor_norm"):
-    clips.append(clip_by_tensor_norm(float(opt_config.clip_per_tensor_norm)))
-  if opt_config.get("grad_clip_norm"):
-    clips.append(optax.clip_by_global_norm(float(opt_config.grad_clip_norm)))
-  return optax.chain(*clips, tx)
 
 
 @flax.struct.dataclass
@@ -406,7 +381,8 @@ def make_optimizers(config, total_steps: int, steps_per_epoch: float):
   g_sched = make_schedule(config.optimizer.schedule, batch_size, total_steps, steps_per_epoch)
   d_sched = make_schedule(config.discriminator_optimizer.schedule, batch_size, total_steps, steps_per_epoch)
   schedules = {"generator": g_sched, "discriminator": d_sched}
-  return make_tx(config.optimizer, g_sched), make_tx(config.discriminator_optimizer, d_sched), schedules
+  return (optim.make_tx(config.optimizer, g_sched), optim.make_tx(config.discriminator_optimizer, d_sched),
+          schedules)
 
 
 def init_state(params, config, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation) -> GanState:
@@ -416,21 +392,21 @@ def init_state(params, config, g_tx: optax.GradientTransformation, d_tx: optax.G
                   d_opt_state=d_tx.init({k: params[k] for k in d_keys}))
 
 
-def make_train_setup(config, model: SepConvGAN, loss_fn: Callable, total_steps: int, steps_per_epoch: float):
+def make_train_setup(config, model: SepConvGAN, loss_fn: Callable, init_batch: dict, total_steps: int,
+                     steps_per_epoch: float):
   """The GAN's `TrainSetup`: state `GanState`, step `gan_step`, schedules {"generator", "discriminator"}.
 
   Raises ValueError at once for a config that cannot train (`check_config`): no VGG weights for a frozen VGG, a
   training crop other than model.input_size.
   """
-  from jaxvfi import train  # pylint: disable=g-import-not-at-top  # train imports the model families
   check_config(config)
   g_tx, d_tx, schedules = make_optimizers(config, total_steps, steps_per_epoch)
 
   def init(rng):
-    return init_state(train.init_params(model, config, rng), config, g_tx, d_tx)
+    return init_state(steps.init_params(model, init_batch, rng), config, g_tx, d_tx)
 
   step = functools.partial(gan_step, model=model, loss_fn=loss_fn, g_tx=g_tx, d_tx=d_tx,
                            d_keys=_trained_by_d(config.model), real_samples=config.model.get("real_samples", "target"),
                            label_smoothing=float(config.loss.get("discriminator_label_smoothing", 0.25)),
                            input_size=int(config.model.get("input_size", 160)))
-  return train.TrainSetup(init=init, step=step, schedules=schedules)
+  return steps.TrainSetup(init=init, step=step, schedules=schedules)

@@ -13,8 +13,8 @@ bw(I0, F^t->0)); ReFIn's sees 16 (I0, I1, F^t->0, F^t->1, bw(I0, F^t->0), bw(I1,
 20. Images are in [0, 1]; the networks see them minus `input_mean`. Flows are in pixels, (dx, dy).
 
 Ours (the defaults, for training from scratch) and the Super-SloMo release (avinashpaliwal/Super-SloMo `model.py`,
-`train.py`, `video_to_slomo.py`, whose `SuperSloMo.ckpt` `jaxvfi.weights` converts;
-`jaxvfi.weights.RELEASED_MODEL_CONFIG["superslomo"]` sets all four switches):
+`train.py`, `video_to_slomo.py`, whose `SuperSloMo.ckpt` `jaxvfi.weights` converts; `RELEASED_MODEL_CONFIG` sets all
+four switches):
 
   switch                   ours (default)                         release
   unet_output_leaky_relu   False: linear UNet heads               True: LeakyReLU(0.1) after the last conv of both
@@ -38,10 +38,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-import pallas_kernels
-from jaxvfi import models
+from jaxvfi import batches
+from jaxvfi import losses
+from jaxvfi import steps
+from jaxvfi import torch_weights
 from jaxvfi.models import backbones
+from jaxvfi.models import pwcnet
 from jaxvfi.models.unet import pad_to_multiple
+import pallas_kernels
 
 PRED_KEYS = ("image", "flow_01", "flow_10", "flow_t0", "flow_t1", "flow_t0_approx", "flow_t1_approx",
              "visibility_t0")
@@ -83,7 +87,6 @@ class FlowPWC(nn.Module):
 
   @nn.compact
   def __call__(self, frame0, frame1):
-    from jaxvfi.models import pwcnet  # pylint: disable=g-import-not-at-top
     n = frame0.shape[0]
     flows = pwcnet.PWCNet(name="pwcnet")(jnp.concatenate([frame0, frame1]), jnp.concatenate([frame1, frame0]))
     return flows[:n], flows[n:]
@@ -196,11 +199,11 @@ class FlowInterpolator(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The family (`jaxvfi.models` docstring): `model.name = "superslomo"`; ReFIn is `jaxvfi.models.refin`.
+# The family (`jaxvfi.families` docstring): `model.name = "superslomo"`; ReFIn is `jaxvfi.models.refin`.
 
 VARIANT = "superslomo"
 HAS_TIME_INPUT = True
-example_batch = models.triplet_example_batch
+example_batch = batches.triplet_example_batch
 
 
 def build(model_config, variant: str = VARIANT) -> FlowInterpolator:
@@ -223,7 +226,6 @@ def _untrained_pwcnet(config) -> bool:
 
 def make_loss_fn(config):
   """Eq. (5), ReFIn, over `jaxvfi.losses.TERMS`; the warp term warps as the model does (`model.warp_*`)."""
-  from jaxvfi import losses  # pylint: disable=g-import-not-at-top
   ctx = {"warp_padding": config.model.get("warp_padding", "zeros"),
          "warp_impl": config.model.get("warp_impl", "auto")}
   loss_fn, notes = losses.make_loss_fn(config.loss, ctx=ctx)
@@ -238,26 +240,56 @@ def load_pretrained(params, config):
   path = config.model.get("flow_weights")
   if not path:
     return params, []
-  from jaxvfi import weights  # pylint: disable=g-import-not-at-top
   if config.model.get("flow") != "pwcnet":
     raise ValueError(f"model.flow_weights is set but model.flow is {config.model.get('flow')!r}; pretrained flow "
                      "weights exist for pwcnet only")
-  pwc = weights.load_params("pwcnet", path)
+  pwc = torch_weights.load_params(pwcnet.TORCH_LAYOUT, path)
   if jax.tree.map(jnp.shape, params["flow"]["pwcnet"]) != jax.tree.map(jnp.shape, pwc):
     raise ValueError(f"model.flow_weights {path}: parameter shapes do not match the PWC-Net module")
   params = {**params, "flow": {"pwcnet": jax.tree.map(jnp.asarray, pwc)}}
   return params, [f"loaded pretrained PWC-Net weights from {path}"]
 
 
-def make_train_setup(config, model, loss_fn, total_steps, steps_per_epoch):
+def make_train_setup(config, model, loss_fn, init_batch, total_steps, steps_per_epoch):
   """The supervised setup, less the fixed small rate of a flow module that has no pretrained weights to keep.
 
   ReFIn trains pretrained PWC-Net at a fixed 1e-6; from scratch that rate would leave it random, so the flow module
   then follows the default schedule (and `make_loss_fn`'s notes say so).
   """
-  from jaxvfi import train  # pylint: disable=g-import-not-at-top
   opt = config.optimizer
   if _untrained_pwcnet(config) and "flow" in (opt.get("groups") or {}):
     opt = ml_collections.ConfigDict(opt.to_dict())
     opt.groups = {k: v for k, v in opt.groups.to_dict().items() if k != "flow"}
-  return train.supervised_setup(config, model, loss_fn, total_steps, steps_per_epoch, opt_config=opt)
+  return steps.supervised_setup(config, model, loss_fn, init_batch, total_steps, steps_per_epoch, opt_config=opt)
+
+
+# Released weights (`jaxvfi.families`: RELEASED_MODEL_CONFIG and TORCH_LAYOUT).
+RELEASED_MODEL_CONFIG = dict(flow="unet", interpolation_backbone="unet", warp_padding="zeros",
+                             unet_output_leaky_relu=True, warp_sample_shift=-0.5, input_mean=(0.429, 0.431, 0.397),
+                             warp_centered=True)
+"""`config.model` fields that reproduce Super-SloMo `model.py` / `video_to_slomo.py` on a GPU (i.e. with the mean)
+around its released `SuperSloMo.ckpt` (module docstring)."""
+
+
+def _unet_torch_layers(prefix: str, path: tuple[str, ...]) -> torch_weights.Layers:
+  """Super-SloMo `model.UNet`: conv1, conv2, down1..5.conv1/2, up1..5.conv1/2, conv3; jaxvfi's UNet uses the names."""
+  names = ["conv1", "conv2"] + [f"{b}{i}.conv{j}" for b in ("down", "up") for i in range(1, 6) for j in (1, 2)]
+  return {f"{prefix}.{n}": (path + tuple(n.split(".")), "conv") for n in names + ["conv3"]}
+
+
+def torch_layers() -> torch_weights.Layers:
+  return {**_unet_torch_layers("state_dictFC", ("flow", "unet")),
+          **_unet_torch_layers("state_dictAT", ("interpolation",))}
+
+
+def _released_module():
+  frames = jnp.zeros((1, 32, 32, 3))
+  return (FlowInterpolator(variant="superslomo", **RELEASED_MODEL_CONFIG),
+          ({"frame0": frames, "frame1": frames, "t": jnp.full((1,), 0.5)},))
+
+
+TORCH_LAYOUT = torch_weights.TorchLayout(name="superslomo", layers=torch_layers, module=_released_module)
+"""avinashpaliwal/Super-SloMo `SuperSloMo.ckpt`, a dict holding `state_dictFC` (the flow UNet, 6->4) and
+`state_dictAT` (the arbitrary-time interpolation UNet, 20->5) beside training metadata (epoch, losses, ...), which is
+not weights and is skipped; keys are flattened to `state_dictFC.conv1.weight`, ..., `state_dictAT.up5.conv2.bias`
+(19,794,116 + 19,816,357 parameters, tree `{"flow": {"unet": ...}, "interpolation": ...}`)."""

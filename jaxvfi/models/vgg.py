@@ -24,6 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxvfi import torch_weights
+
 BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
 VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))  # LPIPS's "vgg" trunk
 
@@ -91,3 +93,28 @@ class VGG(nn.Module):
 
 class VGG19(VGG):
   """VGG-19 (module docstring): `VGG` with its blocks, RGB [0, 1] input normalised inside."""
+
+
+def torch_layers(blocks, path: tuple[str, ...] = ()) -> torch_weights.Layers:
+  """torchvision `features.{j}` -> Flax `conv{b}_{i}`; j counts conv, ReLU and the max-pool after each block."""
+  layers, j = {}, 0
+  for b, widths in enumerate(blocks, start=1):
+    for i in range(1, len(widths) + 1):
+      layers[f"features.{j}"] = (path + (f"conv{b}_{i}",), "conv")
+      j += 2
+    j += 1
+  return layers
+
+
+def classifier_keys(indices) -> tuple[str, ...]:
+  """The keys of torchvision's ImageNet classifier layers `classifier.{j}` (dropped: the features never use them)."""
+  return tuple(f"classifier.{j}.{p}" for j in indices for p in ("weight", "bias"))
+
+
+VGG_CLASSIFIER = classifier_keys((0, 3, 6))  # torchvision's VGG-16 and VGG-19 share these key names
+
+TORCH_LAYOUT = torch_weights.TorchLayout(
+    name="vgg19", layers=lambda: torch_layers(BLOCKS),
+    module=lambda: (VGG19(output_layer=LAYERS[-1]), (jnp.zeros((1, 32, 32, 3)),)), ignored=VGG_CLASSIFIER)
+"""torchvision `vgg19()` state_dict, keys `features.{j}.weight/bias` for the 16 convs; the classifier
+(`classifier.{0,3,6}`, the fully connected head) is dropped on purpose: perceptual losses use the features only."""
