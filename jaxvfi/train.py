@@ -39,7 +39,6 @@ from jaxvfi import input_pipeline
 from jaxvfi import models
 from jaxvfi import optim
 from jaxvfi import utils
-from jaxvfi import video_io
 # Re-exported: checkpointing lives in jaxvfi.checkpoints (no grain / TFDS there, for the inference tools).
 from jaxvfi.checkpoints import checkpoint_manager, restore_checkpoint, restore_params, save_checkpoint  # noqa: F401
 
@@ -528,7 +527,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   try:
     params, step = restore_params(workdir, checkpoints.params_template(model, config))
   except (ValueError, KeyError, TypeError) as e:
-    raise ValueError(video_io.first_line(e) + _model_config_differences(config, workdir)) from e
+    raise ValueError(utils.error_reason(e) + _model_config_differences(config, workdir)) from e
   tta = models.check_test_time_augmentation(config)
   predict_fn = make_predict_fn(model, tta)
   periodic, benchmarks = _split_entries(config)

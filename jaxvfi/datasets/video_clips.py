@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from jaxvfi import utils
 from jaxvfi import video_io
 from jaxvfi.datasets.synthetic import clip_features
 
@@ -169,7 +170,7 @@ def _frames(path: str, max_size: Sequence[int]) -> Iterator[np.ndarray]:
       for image in reader:
         yield fit_frame(image[..., :3], max_size)
   except (OSError, ValueError) as e:
-    raise ValueError(f"video_clips: cannot read {path}: {video_io.first_line(e)}") from e
+    raise ValueError(f"video_clips: cannot read {path}: {utils.error_reason(e)}") from e
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
