@@ -6,7 +6,7 @@ used (`load_av`). What a file is, is FFmpeg's call: any container it probes as h
 webm, avi, ts/m2ts, flv, 3gp, m4v, an animated gif, ...) is read; no extension list.
 
 Timing. A time is an exact `fractions.Fraction` of seconds from the first video frame; a rate is an exact rational
-from the stream (24000/1001, never 23.976). `probe` demuxes every video packet once (no decoding)
+from the stream (24000/1001, never 23.976). `probe` demuxes every video packet once (decoding only the first frame)
 and calls the stream constant-rate when every timestamp sits on the grid k / r of a stream rate r (r_frame_rate,
 else avg_frame_rate), to within one tick of the stream's time base, and at most 1 in 10 grid points has no frame
 (dropped frames, as AVI stores them): then each frame is at exactly its k / r, the gaps are interpolated across, and
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from fractions import Fraction
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from absl import logging
 
@@ -146,14 +146,20 @@ def _alpha_decoder(stream):
     return None
 
 
-def decode(container, stream) -> Iterator:
-  """Decoded frames of `stream`, through `_alpha_decoder` when the stream carries alpha that way."""
+def packet_decoder(stream) -> Callable[..., list]:
+  """The decoding of one demuxed packet of `stream` into its frames (a list; an empty packet flushes the decoder):
+  through `_alpha_decoder` when the stream carries alpha that way, else the stream's own decoder."""
   ctx = _alpha_decoder(stream)
   if ctx is None:
-    yield from container.decode(stream)
-    return
+    return stream.decode  # what container.decode(stream) calls for each packet
+  return lambda packet: ctx.decode(packet if packet.size else None)
+
+
+def decode(container, stream) -> Iterator:
+  """Decoded frames of `stream`, in decoding order, through `packet_decoder`."""
+  decode_packet = packet_decoder(stream)
   for packet in container.demux(stream):
-    yield from ctx.decode(packet if packet.size else None)
+    yield from decode_packet(packet)
 
 
 def _grid_rate(times: Sequence[Fraction], tick: Fraction, rates: Sequence[Fraction | None]) -> Fraction | None:
@@ -181,8 +187,14 @@ def probe(path: str) -> VideoInfo:
     tb = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
     stream_rates = [stream.guessed_rate, stream.base_rate, stream.average_rate]
     stream_index = stream.index
+    # The first frame, decoded in the same pass: proves the stream decodes, and gives the pixel format, size,
+    # rotation and alpha.
+    decode_packet = packet_decoder(stream)
+    first = None
     pts, durations = [], {}
     for packet in container.demux(stream):
+      if first is None:
+        first = next(iter(decode_packet(packet)), None)
       if packet.size == 0:  # the demuxer's final flush packet
         continue
       key = packet.pts if packet.pts is not None else packet.dts
@@ -200,20 +212,8 @@ def probe(path: str) -> VideoInfo:
       elif s.type == "video" and s.index != stream.index:
         others.append("video (a second video stream or a cover picture)")
     format_name = container.format.name
-  except _ReadError:
-    raise
-  except av_errors() as e:
-    raise ValueError(f"cannot read video {path}: {utils.error_reason(e)}") from e
-  finally:
-    container.close()
-
-  # The first frame: proves the stream decodes, and gives the pixel format, size, rotation and alpha.
-  container = open_input(path)
-  try:
-    decode_stream = video_stream(container, path)
-    first = next(iter(decode(container, decode_stream)), None)
-    codec = decode_stream.codec_context.name
-    sar = decode_stream.codec_context.sample_aspect_ratio
+    codec = stream.codec_context.name
+    sar = stream.codec_context.sample_aspect_ratio
     sar = Fraction(sar) if sar and sar != 1 else None
   except _ReadError:
     raise
