@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 
 from jaxvfi import families
 from jaxvfi import steps
-from jaxvfi import video_io
+from jaxvfi import utils
 
 
 def checkpoint_manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
@@ -93,7 +93,7 @@ def restore_params(path: str, template_params) -> tuple[Any, int]:
     restored = mngr.restore(step,
                             args=ocp.args.Composite(params=ocp.args.StandardRestore(_abstract(template_params))))
   except ValueError as e:  # e.g. a concrete template of another shape: "Requested shape ... stored shape ..."
-    raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model: {video_io.first_line(e)}") from e
+    raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model: {utils.error_reason(e)}") from e
   # Orbax restores an array in its saved shape when an abstract template's differs; a model built from another
   # config would then fail on its first batch, deep inside Flax.
   for (key, got), want in zip(jax.tree_util.tree_flatten_with_path(restored["params"])[0],
@@ -123,7 +123,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     with open(path) as f:
       return ml_collections.ConfigDict(json.load(f))
   except (OSError, ValueError) as e:
-    raise ValueError(f"cannot read {path}: {video_io.first_line(e)}") from e
+    raise ValueError(f"cannot read {path}: {utils.error_reason(e)}") from e
 
 
 def load_trained(workdir: str, config: ml_collections.ConfigDict | None = None):
@@ -147,7 +147,7 @@ def load_trained(workdir: str, config: ml_collections.ConfigDict | None = None):
   try:
     params, step = restore_params(workdir, params_template(model, config))
   except (ValueError, KeyError, TypeError) as e:
-    why = video_io.first_line(e)
+    why = utils.error_reason(e)
     prefix = f"checkpoint {checkpoint_dir(workdir)}/{step} does not fit the model"
     raise ValueError(f"{prefix} of {os.path.join(workdir, 'config.json')}: "
                      f"{why.removeprefix(prefix + ': ')}") from e

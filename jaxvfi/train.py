@@ -29,7 +29,6 @@ from jaxvfi import input_pipeline
 from jaxvfi import parallel
 from jaxvfi import steps
 from jaxvfi import utils
-from jaxvfi import video_io
 from jaxvfi.evaluators import registry
 from jaxvfi.evaluators import report
 
@@ -245,7 +244,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   try:
     params, step = checkpoints.restore_params(workdir, checkpoints.params_template(model, config))
   except (ValueError, KeyError, TypeError) as e:
-    raise ValueError(video_io.first_line(e) + _model_config_differences(config, workdir)) from e
+    raise ValueError(utils.error_reason(e) + _model_config_differences(config, workdir)) from e
   tta = family.check_test_time_augmentation(config)
   predict_fn = families.make_predict_fn(model, tta)
   periodic, benchmarks = report.split_entries(config)

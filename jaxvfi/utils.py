@@ -1,5 +1,5 @@
 """Small host-side helpers of the trainer and the tools: workdir checks, atomic writes, logging, progress bars,
-image grids, the tools' exit paths."""
+image grids, one-line error reasons, the tools' exit paths."""
 from __future__ import annotations
 
 import contextlib
@@ -16,6 +16,13 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 import tqdm
+
+
+def error_reason(e: BaseException) -> str:
+  """The first line of an error's message; FFmpeg's and the OS's errors give their reason without the errno."""
+  reason = getattr(e, "strerror", None)
+  text = str(reason if isinstance(reason, str) and reason else e).strip() or type(e).__name__
+  return text.splitlines()[0]
 
 
 def prepare_workdir(workdir: str) -> str:
@@ -41,7 +48,7 @@ def _read_umask() -> int:
   return mask
 
 
-_UMASK = _read_umask()  # read once at import: os.umask is process-wide and a later read would race with threads
+UMASK = _read_umask()  # read once at import: os.umask is process-wide and a later read would race with threads
 
 
 def _atomic_write_bytes(path: str, data: bytes) -> None:
@@ -51,7 +58,7 @@ def _atomic_write_bytes(path: str, data: bytes) -> None:
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; a results file should read like any other
+    os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp creates 0600; a results file should read like any other
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -131,3 +131,9 @@ def test_run_tool_lets_other_errors_through():
 
   with pytest.raises(RuntimeError, match="a bug"):
     utils.run_tool(run, None, (ValueError,))
+
+
+def test_error_reason_is_one_line_without_the_errno():
+  assert utils.error_reason(FileNotFoundError(2, "No such file or directory", "x.png")) == "No such file or directory"
+  assert utils.error_reason(ValueError("first line\nsecond line")) == "first line"
+  assert utils.error_reason(KeyError()) == "KeyError"

@@ -211,7 +211,7 @@ def test_alpha_survives_lossless_and_webm(tmp_path):
   # MP4 keeps alpha only with a fallback encoder that most players do not play: the plan says so.
   plan = video_io.plan_video_output(str(tmp_path / "a.mp4"), 16, 16, time_base=Fraction(1, 24), rate=Fraction(24),
                                     source=info, alpha=True, alpha_required=True)
-  assert plan.alpha and plan.codec in video_io._ALPHA_ENCODERS  # pylint: disable=protected-access
+  assert plan.alpha and plan.codec in video_io.ALPHA_ENCODERS
   assert any("few players play" in n and "--alpha=drop" in n for n in plan.notes), plan.notes
   webm = video_io.plan_video_output(str(tmp_path / "b.webm"), 16, 16, time_base=Fraction(1, 24), rate=Fraction(24),
                                     source=info, alpha=True, alpha_required=True)

@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from jaxvfi import utils
 from jaxvfi import video_io
 from jaxvfi.datasets.synthetic import clip_features
 
@@ -110,7 +111,7 @@ def folder_videos(folder: str) -> list[str]:
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"video folder {folder} does not exist")
   names = sorted((n for n in os.listdir(folder) if os.path.splitext(n)[1].lower() in VIDEO_EXTENSIONS
-                  and os.path.isfile(os.path.join(folder, n))), key=video_io._natural_key)  # pylint: disable=protected-access
+                  and os.path.isfile(os.path.join(folder, n))), key=video_io.natural_key)
   if not names:
     raise FileNotFoundError(f"video folder {folder} has no videos (extensions {', '.join(sorted(VIDEO_EXTENSIONS))})")
   return [os.path.join(folder, n) for n in names]
@@ -169,7 +170,7 @@ def _frames(path: str, max_size: Sequence[int]) -> Iterator[np.ndarray]:
       for image in reader:
         yield fit_frame(image[..., :3], max_size)
   except (OSError, ValueError) as e:
-    raise ValueError(f"video_clips: cannot read {path}: {video_io.first_line(e)}") from e
+    raise ValueError(f"video_clips: cannot read {path}: {utils.error_reason(e)}") from e
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
