@@ -44,10 +44,66 @@ def _abstract(tree):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
 
 
+class DamagedCheckpoint(ValueError):
+  """A checkpoint step that cannot be read: a data file cut short, an item missing (an interrupted copy), ..."""
+
+  def __init__(self, directory: str, step: int, problem: str):
+    super().__init__(f"checkpoint step {step} in {directory} is damaged: {problem}")
+    self.step = step
+
+
+class StructureMismatch(ValueError):
+  """A readable checkpoint that holds another state than the one asked for (a config that changed the model or the
+  optimizer since the checkpoint was written)."""
+
+
+def _key_name(key) -> str:
+  for attr in ("key", "name", "idx"):
+    if hasattr(key, attr):
+      return str(getattr(key, attr))
+  return str(key)
+
+
+def _leaf_shapes(tree) -> dict[str, tuple[int, ...]]:
+  """{"a/b/0/c": shape} of a tree's leaves. Orbax's metadata turns named tuples into dicts and lists, so keys are
+  compared by name or index alone."""
+  leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: x is None)[0]
+  return {"/".join(_key_name(k) for k in path): tuple(np.shape(leaf) if not hasattr(leaf, "shape") else leaf.shape)
+          for path, leaf in leaves if leaf is not None}
+
+
+def _item_metadata(mngr: ocp.CheckpointManager, step: int, names) -> dict[str, Any]:
+  """The saved trees' metadata of `names`; DamagedCheckpoint when it cannot be read or an item is missing."""
+  directory = str(mngr.directory)
+  try:
+    metadata = mngr.item_metadata(step)
+  except Exception as e:  # pylint: disable=broad-except  (orbax raises many types for unreadable metadata)
+    raise DamagedCheckpoint(directory, step, f"its metadata cannot be read ({utils.error_reason(e)})") from e
+  out = {}
+  for name in names:
+    item = metadata.get(name) if hasattr(metadata, "get") else None
+    if item is None:
+      raise DamagedCheckpoint(directory, step, f"its item {name!r} is missing (an interrupted save or copy?)")
+    out[name] = getattr(item, "tree", item)
+  return out
+
+
+def structure_differences(saved, template) -> list[str]:
+  """What differs between a saved tree's metadata and a template: parameters only in one, or of another shape."""
+  have, want = _leaf_shapes(saved), _leaf_shapes(template)
+  out = [f"{k} only in the checkpoint" for k in sorted(set(have) - set(want))]
+  out += [f"{k} only in this config's model" for k in sorted(set(want) - set(have))]
+  out += [f"{k} has shape {have[k]} there, {want[k]} here" for k in sorted(set(have) & set(want))
+          if tuple(have[k]) != tuple(want[k])]
+  return out
+
+
 def save_checkpoint(mngr: ocp.CheckpointManager, state, rng: jax.Array) -> None:
   """Saves every field of `state` (host copies) and {step, rng, data_position} under step `state.step`.
 
-  Multi-process: every process calls this with the same (replicated) state; orbax writes it once.
+  Multi-process: every process calls this with the same (replicated) state; orbax writes it once. Orbax writes a
+  step into a temporary folder and renames it when complete, so a process killed during a save leaves no step that
+  looks complete.
   """
   state = jax.device_get(state)
   step = int(state.step)
@@ -59,14 +115,58 @@ def save_checkpoint(mngr: ocp.CheckpointManager, state, rng: jax.Array) -> None:
 
 
 def restore_checkpoint(mngr: ocp.CheckpointManager, template, step: int | None = None):
-  """(state, rng) of checkpoint `step` (default the latest); `template` gives the state's type and shapes."""
+  """(state, rng) of checkpoint `step` (default the latest); `template` gives the state's type and shapes.
+
+  Raises:
+    StructureMismatch: the checkpoint is readable but holds another state (one line naming the first differences).
+    DamagedCheckpoint: the step cannot be read (metadata, an item or a data file).
+  """
   step = mngr.latest_step() if step is None else step
-  items = {name: ocp.args.StandardRestore(_abstract(value)) for name, value in _fields(template).items()}
-  restored = mngr.restore(step, args=ocp.args.Composite(extra=ocp.args.JsonRestore(), **items))
-  extra = restored["extra"]
-  state = template.replace(step=jnp.asarray(extra["step"], jnp.int32), **{k: restored[k] for k in items})
-  rng = jnp.asarray(np.asarray(extra["rng"], np.uint32))
+  fields = _fields(template)
+  saved = _item_metadata(mngr, step, ["extra"] + list(fields))
+  diffs = [f"{name}/{d}" for name, value in fields.items() for d in structure_differences(saved[name], value)]
+  if diffs:
+    raise StructureMismatch(f"checkpoint step {step} in {mngr.directory} holds another train state than this config "
+                            f"builds ({len(diffs)} differences: {'; '.join(diffs[:3])}{'; ...' if len(diffs) > 3 else ''})")
+  items = {name: ocp.args.StandardRestore(_abstract(value)) for name, value in fields.items()}
+  try:
+    restored = mngr.restore(step, args=ocp.args.Composite(extra=ocp.args.JsonRestore(), **items))
+    extra = restored["extra"]
+    state = template.replace(step=jnp.asarray(extra["step"], jnp.int32), **{k: restored[k] for k in items})
+    rng = jnp.asarray(np.asarray(extra["rng"], np.uint32))
+  except Exception as e:  # pylint: disable=broad-except  (tensorstore, orbax and JSON errors for damaged files)
+    raise DamagedCheckpoint(str(mngr.directory), step, utils.error_reason(e)) from e
   return state, rng
+
+
+def newest_intact_step(mngr: ocp.CheckpointManager, template, below: int | None = None) -> int | None:
+  """The newest step (below `below` if given) that `restore_checkpoint` reads without error, or None."""
+  for step in sorted(mngr.all_steps(), reverse=True):
+    if below is not None and step >= below:
+      continue
+    try:
+      restore_checkpoint(mngr, template, step)
+    except (DamagedCheckpoint, StructureMismatch):
+      continue
+    return step
+  return None
+
+
+def discard_steps_after(mngr: ocp.CheckpointManager, step: int, workdir: str) -> list[int]:
+  """Moves the checkpoint steps newer than `step` to `workdir/discarded_checkpoints/` (nothing is deleted), so that a
+  run resumed from `step` writes its own steps after it; returns the steps moved."""
+  moved = sorted(s for s in mngr.all_steps() if s > step)
+  if moved and jax.process_index() == 0:
+    dest = os.path.join(os.path.abspath(workdir), "discarded_checkpoints")
+    os.makedirs(dest, exist_ok=True)
+    for s in moved:
+      target = os.path.join(dest, str(s))
+      n = 1
+      while os.path.exists(target):
+        target, n = os.path.join(dest, f"{s}.{n}"), n + 1
+      os.rename(os.path.join(str(mngr.directory), str(s)), target)
+  mngr.reload()
+  return moved
 
 
 def checkpoint_dir(path: str) -> str:
@@ -81,28 +181,42 @@ def latest_step(path: str) -> int | None:
 
 
 def restore_params(path: str, template_params) -> tuple[Any, int]:
-  """Params of the latest checkpoint under `path` (a workdir or its checkpoints/ folder), for eval and init_from."""
+  """Params of the latest intact checkpoint under `path` (a workdir or its checkpoints/ folder), for eval, init_from
+  and the tools. A damaged latest step is skipped for the newest intact one, with a warning naming both.
+
+  Raises:
+    FileNotFoundError: no checkpoints folder or no checkpoint.
+    ValueError: the checkpoint holds other parameters than `template_params` (one line naming the first
+      differences), or no step is intact.
+  """
   ckpt_dir = checkpoint_dir(path)
   if not os.path.isdir(ckpt_dir):
     raise FileNotFoundError(f"no checkpoints folder at {ckpt_dir}")
   mngr = ocp.CheckpointManager(ckpt_dir)
-  step = mngr.latest_step()
-  if step is None:
+  all_steps = sorted(mngr.all_steps(), reverse=True)
+  if not all_steps:
     raise FileNotFoundError(f"no checkpoint in {ckpt_dir}")
-  try:
-    restored = mngr.restore(step,
-                            args=ocp.args.Composite(params=ocp.args.StandardRestore(_abstract(template_params))))
-  except ValueError as e:  # e.g. a concrete template of another shape: "Requested shape ... stored shape ..."
-    raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model: {utils.error_reason(e)}") from e
-  # Orbax restores an array in its saved shape when an abstract template's differs; a model built from another
-  # config would then fail on its first batch, deep inside Flax.
-  for (key, got), want in zip(jax.tree_util.tree_flatten_with_path(restored["params"])[0],
-                              jax.tree.leaves(template_params)):
-    if tuple(got.shape) != tuple(want.shape):
-      raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model: parameter "
-                       f"{jax.tree_util.keystr(key)} has shape {tuple(got.shape)} there and {tuple(want.shape)} in "
-                       "the model")
-  return restored["params"], step
+  damaged = []
+  for step in all_steps:
+    try:
+      saved = _item_metadata(mngr, step, ["params"])["params"]
+    except DamagedCheckpoint as e:
+      damaged.append(str(e))
+      continue
+    diffs = structure_differences(saved, template_params)
+    if diffs:
+      raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model: {len(diffs)} differences: "
+                       f"{'; '.join(diffs[:3])}{'; ...' if len(diffs) > 3 else ''}")
+    try:
+      restored = mngr.restore(step,
+                              args=ocp.args.Composite(params=ocp.args.StandardRestore(_abstract(template_params))))
+    except Exception as e:  # pylint: disable=broad-except  (tensorstore and orbax errors for damaged files)
+      damaged.append(str(DamagedCheckpoint(ckpt_dir, step, utils.error_reason(e))))
+      continue
+    for line in damaged:
+      logging.warning("%s; using step %d, the newest intact one", line, step)
+    return restored["params"], step
+  raise ValueError(f"{damaged[0]}; no older step in {ckpt_dir} is intact either")
 
 
 def params_template(model, config) -> Any:

@@ -34,6 +34,11 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Start JAX's multi-proces
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0, for multi-process runs.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes of a multi-process run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
+_DISTRIBUTED_TIMEOUT = flags.DEFINE_integer("distributed_timeout", 300, "Seconds the processes of a multi-process run "
+                                            "wait for each other at start-up before giving up with one error line.")
+_RESTORE_STEP = flags.DEFINE_string("restore_step", "latest", "Checkpoint a training run resumes from: latest, "
+                                    "intact (the newest step that reads without error) or a step number; newer steps "
+                                    "are moved to WORKDIR/discarded_checkpoints.")
 flags.mark_flags_as_required(["workdir"])
 
 # Errors that mean bad input rather than a bug: reported in one line, exit status 1.
@@ -47,10 +52,13 @@ def main(argv):
     raise app.UsageError("--config is required to train: --config=configs/<paper>.py[:arg] (--mode=eval and "
                          "--mode=summary read the workdir's config.json when it is not given)")
   utils.quiet_library_info_logs()
-  if _DISTRIBUTED.value or _COORDINATOR.value:
-    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if _RESTORE_STEP.value not in ("latest", "intact") and not _RESTORE_STEP.value.isdigit():
+    raise app.UsageError(f"--restore_step must be latest, intact or a step number, got {_RESTORE_STEP.value!r}")
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
+    if _DISTRIBUTED.value or _COORDINATOR.value:
+      parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                      _DISTRIBUTED_TIMEOUT.value)
     if config is None:
       config = checkpoints.read_config(workdir)
     with utils.termination_as_interrupt():
@@ -59,7 +67,8 @@ def main(argv):
       elif _MODE.value == "eval":
         train.evaluate(config, workdir, split=_SPLIT.value)
       else:
-        train.train_and_evaluate(config, workdir)
+        restore = _RESTORE_STEP.value
+        train.train_and_evaluate(config, workdir, restore_step=int(restore) if restore.isdigit() else restore)
   except (train.TrainingError,) + _USER_ERRORS as e:
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)

@@ -8,16 +8,24 @@ multi-process run, `initialize_distributed`) when there are several.
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import threading
 from typing import Callable
 
 from absl import logging
 import jax
-import jax.numpy as jnp
+import numpy as np
 
 
 def replicate(tree, n: int):
-  """Every leaf stacked n times on a new leading axis (the pmapped state's layout)."""
-  return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), tree)
+  """Every leaf stacked n times on a new leading axis (the pmapped state's layout), as host arrays.
+
+  Through the host because arrays that are committed to one device (every array orbax restores) cannot be
+  broadcast on that device and then handed to `jax.pmap`, which refuses their single-device sharding; pmap places
+  host arrays itself.
+  """
+  return jax.tree.map(lambda x: np.broadcast_to(x, (n,) + np.shape(x)), jax.device_get(tree))
 
 
 def unreplicate(tree):
@@ -78,15 +86,48 @@ class StepRunner:
 
 
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
+                           process_id: int | None = None, timeout: int = 300) -> None:
   """JAX's multi-process runtime (`jax.distributed.initialize`), from the arguments or the environment.
 
   With no argument JAX reads the cluster from the environment (SLURM's variables, among others). On CPU the
-  cross-process collectives use gloo. Call once, before anything touches a device.
+  cross-process collectives use gloo. Call once, before anything touches a device. A log line says who waits for
+  whom; when the processes have not all met after `timeout` seconds, the process prints one `jaxvfi: error:` line
+  and exits with status 1 (JAX itself would abort with a C++ stack a little later).
+
+  Raises:
+    ValueError: a coordinator address without the number of processes or this process's index.
   """
+  if coordinator_address and (num_processes is None or process_id is None):
+    missing = " and ".join(f for f, v in (("--num_processes", num_processes), ("--process_id", process_id))
+                           if v is None)
+    raise ValueError(f"--coordinator_address={coordinator_address} needs {missing} too (each process gets the same "
+                     "address and count and its own --process_id from 0 to num_processes - 1)")
+  if coordinator_address and not 0 <= process_id < num_processes:
+    raise ValueError(f"--process_id={process_id} must be in 0..{num_processes - 1} (--num_processes={num_processes})")
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # only the CPU backend reads it
-  jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
-                             process_id=process_id)
+  if coordinator_address:
+    others = "process 1" if num_processes == 2 else f"processes 1..{num_processes - 1}"
+    who = (f"process 0 of {num_processes}: waiting for {others} to connect to {coordinator_address}"
+           if process_id == 0 else
+           f"process {process_id} of {num_processes}: connecting to process 0 at {coordinator_address}")
+  else:
+    who = "connecting to the cluster that the environment describes"
+  logging.info("%s (up to %d s, --distributed_timeout)", who, timeout)
+
+  def give_up():
+    print(f"jaxvfi: error: {who}: not every process had joined after {timeout} s; start every process with the "
+          "same --coordinator_address and --num_processes and its own --process_id, or raise --distributed_timeout",
+          file=sys.stderr, flush=True)
+    os._exit(1)  # pylint: disable=protected-access  (the runtime's threads are blocked: a clean exit cannot join them)
+
+  watchdog = threading.Timer(timeout, give_up)
+  watchdog.daemon = True
+  watchdog.start()
+  try:
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                               process_id=process_id, initialization_timeout=timeout + 30)
+  finally:
+    watchdog.cancel()
   logging.info("process %d of %d (%d local devices, %d in all)", jax.process_index(), jax.process_count(),
                jax.local_device_count(), jax.device_count())
 

@@ -17,6 +17,7 @@ import logging as py_logging
 import os
 import re
 import time
+from typing import Any
 
 from absl import logging
 import jax
@@ -64,34 +65,78 @@ def _check_batch_size(config, num_devices: int) -> None:
                      f"({jax.process_count()} processes x {num_devices})")
 
 
+def _resume(mngr, template, config, workdir: str, restore_step):
+  """(state, rng) of the checkpoint `restore_step` names (`train_and_evaluate`), with one TrainingError line for a
+  checkpoint that does not fit the config or is damaged."""
+  saved = sorted(mngr.all_steps())
+  if restore_step in (None, "latest"):
+    step = saved[-1]
+  elif restore_step == "intact":
+    step = checkpoints.newest_intact_step(mngr, template)
+    if step is None:
+      raise TrainingError(f"no checkpoint step in {mngr.directory} is intact (steps {saved})")
+  else:
+    step = int(restore_step)
+    if step not in saved:
+      raise TrainingError(f"--restore_step={step}: {mngr.directory} holds steps {saved}")
+  try:
+    state, rng = checkpoints.restore_checkpoint(mngr, template, step)
+  except checkpoints.StructureMismatch as e:
+    raise TrainingError(f"{e}{_config_differences(config, workdir, ('model', 'optimizer'))}; resume with the "
+                        "config the run was trained with, or start a new workdir from this one's parameters with "
+                        f"--config.init_from={workdir}") from e
+  except checkpoints.DamagedCheckpoint as e:
+    intact = checkpoints.newest_intact_step(mngr, template, below=step)
+    offer = (f"step {intact} is intact: rerun with --restore_step={intact} to resume from it (the newer steps are then "
+             f"moved to {os.path.join(workdir, 'discarded_checkpoints')})" if intact is not None
+             else "no older step is intact")
+    raise TrainingError(f"{e}; {offer}") from e
+  moved = checkpoints.discard_steps_after(mngr, step, workdir)
+  if moved:
+    logging.warning("resuming from step %d: the newer steps %s were moved to %s", step, moved,
+                    os.path.join(workdir, "discarded_checkpoints"))
+  logging.info("resuming from the checkpoint of step %d in %s", step, mngr.directory)
+  return state, rng
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Modes.
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, restore_step: str | int | None = None) -> dict:
   """Trains with periodic evaluation and checkpoints; resumes from `workdir` if it holds checkpoints.
 
+  Args:
+    config: the run's config.
+    workdir: checkpoints, config.json, logs, TensorBoard events and eval records go here.
+    restore_step: which checkpoint a run resumes from: None or "latest" (the default), "intact" (the newest step
+      that reads without error) or a step number. Steps newer than the one restored are moved to
+      `workdir/discarded_checkpoints/` (nothing is deleted).
+
   Returns the last eval record (the content of `workdir/eval_<step>.json`).
+
+  Raises:
+    TrainingError: a non-finite loss, a damaged checkpoint (naming the newest intact step), a checkpoint that holds
+      another state than `config` builds (naming the config fields that differ from the run's config.json). The
+      workdir's config.json is rewritten only once the restore has succeeded.
   """
   utils.prepare_workdir(workdir)
   log_handler = utils.add_file_logging(workdir) if parallel.is_primary() else None
   try:
-    return _train_and_evaluate(config, workdir)
+    return _train_and_evaluate(config, workdir, restore_step)
   finally:
     if log_handler is not None:
       py_logging.getLogger("absl").removeHandler(log_handler)
       log_handler.close()
 
 
-def _train_and_evaluate(config, workdir):
+def _train_and_evaluate(config, workdir, restore_step):
   ckpt_dir = os.path.join(workdir, "checkpoints")
   resuming = checkpoints.latest_step(ckpt_dir) is not None
   if not resuming and config.get("require_init_from") and not config.get("init_from"):
     raise ValueError("this config fine-tunes a trained model: set --config.init_from=<workdir of the first stage>")
   family = families.of(config)
   family.check_config(config)  # before the data is prepared: a config that cannot train fails at once
-  if parallel.is_primary():
-    utils.atomic_write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
   num_devices = jax.local_device_count() if config.get("use_pmap", True) else 1
   _check_batch_size(config, num_devices)
   if num_devices > 1 or jax.process_count() > 1:
@@ -119,14 +164,14 @@ def _train_and_evaluate(config, workdir):
     logging.warning("%s", note)
 
   mngr = checkpoints.checkpoint_manager(workdir, config.keep_checkpoints)
-  last_saved = mngr.latest_step()
-  if last_saved is not None:
-    state, train_rng = checkpoints.restore_checkpoint(mngr, state)
-    logging.info("resuming from the checkpoint of step %d in %s", last_saved, mngr.directory)
+  if mngr.latest_step() is not None:
+    state, train_rng = _resume(mngr, state, config, workdir, restore_step)
   elif config.get("init_from"):
     init, from_step = checkpoints.restore_params(config.init_from, state.params)
     state = state.replace(params=init)
     logging.info("initialised the parameters from step %d of %s", from_step, config.init_from)
+  if parallel.is_primary():  # only now: a run that cannot resume leaves the workdir's config.json as it was
+    utils.atomic_write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
   start = int(state.step)
   counts = steps.param_counts(model, init_batch)
   logging.info("parameters: %s", ", ".join(f"{k} {v:,}" for k, v in counts.items()))
@@ -155,6 +200,7 @@ def _train_and_evaluate(config, workdir):
     bar = utils.progress_bar(total=total_steps, initial=start,
                              enabled=config.get("progress_bar", True) and parallel.is_primary())
     t_log, steps_since_log = time.perf_counter(), 0
+    nonfinite_saves = set()
     try:
       for step in range(start, total_steps):
         batch = next(train_iter)
@@ -163,10 +209,7 @@ def _train_and_evaluate(config, workdir):
         done = step + 1
         loss = float(m["loss"])
         if not np.isfinite(loss):
-          where = (f"the last good checkpoint is step {mngr.latest_step()} in {mngr.directory}"
-                   if mngr.latest_step() is not None else "no checkpoint had been written yet")
-          raise TrainingError(f"non-finite loss ({loss}) at step {done}: training stopped; {where}; nothing was "
-                              f"saved for step {done}")
+          raise TrainingError(_non_finite_message(loss, done, mngr, workdir, nonfinite_saves))
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}")
         steps_since_log += 1
@@ -182,7 +225,10 @@ def _train_and_evaluate(config, workdir):
                        ", ".join(f"{k} {float(v):.4g}" for k, v in sorted(m.items())), sps)
           t_log, steps_since_log = time.perf_counter(), 0
         if done % config.checkpoint_every_steps == 0 or done == total_steps:
-          checkpoints.save_checkpoint(mngr, runner.get(dstate), train_rng)
+          saved_state = runner.get(dstate)
+          if not _all_finite(saved_state.params):
+            nonfinite_saves.add(done)
+          checkpoints.save_checkpoint(mngr, saved_state, train_rng)
         record = evaluate_now(done, final=done == total_steps) or record
     except KeyboardInterrupt:
       _checkpoint_on_interrupt(mngr, runner.get(dstate), train_rng, start)
@@ -197,6 +243,29 @@ def _train_and_evaluate(config, workdir):
   writer.close()
   mngr.close()
   return record
+
+
+def _all_finite(tree) -> bool:
+  return all(np.all(np.isfinite(x)) for x in jax.tree.leaves(jax.device_get(tree))
+             if np.issubdtype(np.asarray(x).dtype, np.inexact))
+
+
+def _non_finite_message(loss: float, done: int, mngr, workdir: str, nonfinite_saves: set[int]) -> str:
+  """The NaN guard's one line. A checkpoint of step k holds the parameters after update k; the loss of step k + 1 is
+  computed from them. So the last good checkpoint is the newest step k <= done - 2 (every loss from k + 1 on was
+  finite) whose parameters are finite; newer steps are suspect."""
+  saved = sorted(mngr.all_steps())
+  good = [k for k in saved if k <= done - 2 and k not in nonfinite_saves]
+  suspect = [k for k in saved if k not in good]
+  if not good:
+    where = "no good checkpoint exists" + (f" (steps {suspect} hold the parameters that led here)" if suspect else "")
+  elif suspect:
+    where = (f"the last good checkpoint is step {good[-1]} in {mngr.directory}; steps {suspect} hold the parameters "
+             f"that led here: resume with --restore_step={good[-1]} (they are then moved to "
+             f"{os.path.join(workdir, 'discarded_checkpoints')}) and a smaller learning rate or gradient clipping")
+  else:
+    where = f"the last good checkpoint is step {good[-1]} in {mngr.directory}"
+  return f"non-finite loss ({loss}) at step {done}: training stopped; nothing was saved for step {done}; {where}"
 
 
 def _checkpoint_on_interrupt(mngr, state, rng: jax.Array, start: int) -> None:
@@ -256,20 +325,51 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   return record
 
 
+def _flat(tree, prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def _changed_fields(config, workdir: str, sections: tuple[str, ...]) -> list[str]:
+  """["model.x: a there, b here", ...] for the fields of `sections` where `config` differs from the workdir's
+  config.json; [] when it has none or cannot be read."""
+  try:
+    saved_config = checkpoints.read_config(workdir)
+  except (FileNotFoundError, ValueError):
+    return []
+  out = []
+  for section in sections:
+    # JSON both, so that a tuple equals its saved list.
+    saved = _flat(json.loads(saved_config[section].to_json_best_effort())) if section in saved_config else {}
+    given = _flat(json.loads(config[section].to_json_best_effort())) if section in config else {}
+    out += [f"{section}.{k}: {saved.get(k)!r} there, {given.get(k)!r} here"
+            for k in sorted(set(saved) | set(given)) if saved.get(k) != given.get(k)]
+  return out
+
+
+def _config_differences(config, workdir: str, sections: tuple[str, ...]) -> str:
+  """'; the run's config.json differs in <fields>' (`_changed_fields`), or ''."""
+  changed = _changed_fields(config, workdir, sections)
+  if not changed:
+    return ""
+  return (f"; --config differs from the run's {os.path.join(workdir, 'config.json')} in {', '.join(changed[:4])}"
+          f"{', ...' if len(changed) > 4 else ''}")
+
+
 def _model_config_differences(config, workdir: str) -> str:
   """'; --config builds another model than the run's config.json (model.x: a there, b here)', or '' when the
   workdir has no readable config.json or its model fields equal `config.model`'s."""
-  try:
-    saved = json.loads(checkpoints.read_config(workdir).model.to_json_best_effort())
-  except (FileNotFoundError, ValueError):
+  changed = _changed_fields(config, workdir, ("model",))
+  if not changed:
     return ""
-  given = json.loads(config.model.to_json_best_effort())  # JSON both, so that a tuple equals its saved list
-  keys = sorted(k for k in set(saved) | set(given) if saved.get(k) != given.get(k))
-  if not keys:
-    return ""
-  shown = ", ".join(f"model.{k}: {saved.get(k)!r} there, {given.get(k)!r} here" for k in keys[:4])
-  return (f"; --config builds another model than the run's {os.path.join(workdir, 'config.json')} ({shown}"
-          f"{', ...' if len(keys) > 4 else ''}): evaluate with the config the run was trained with")
+  return (f"; --config builds another model than the run's {os.path.join(workdir, 'config.json')} "
+          f"({', '.join(changed[:4])}{', ...' if len(changed) > 4 else ''}): evaluate with the config the run was "
+          "trained with")
 
 
 def summarize(config: ml_collections.ConfigDict, workdir: str) -> dict:
