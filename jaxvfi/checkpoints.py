@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from absl import logging
+from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -73,17 +74,19 @@ def _leaf_shapes(tree) -> dict[str, tuple[int, ...]]:
 
 
 def _item_metadata(mngr: ocp.CheckpointManager, step: int, names) -> dict[str, Any]:
-  """The saved trees' metadata of `names`; DamagedCheckpoint when it cannot be read or an item is missing."""
+  """The saved trees' metadata of `names` (the array items); DamagedCheckpoint when an item's folder is missing or
+  its metadata cannot be read."""
   directory = str(mngr.directory)
-  try:
-    metadata = mngr.item_metadata(step)
-  except Exception as e:  # pylint: disable=broad-except  (orbax raises many types for unreadable metadata)
-    raise DamagedCheckpoint(directory, step, f"its metadata cannot be read ({utils.error_reason(e)})") from e
+  missing = [n for n in ["extra"] + list(names) if not os.path.isdir(os.path.join(directory, str(step), n))]
+  if missing:
+    raise DamagedCheckpoint(directory, step, f"its item {missing[0]!r} is missing (an interrupted save or copy?)")
   out = {}
   for name in names:
-    item = metadata.get(name) if hasattr(metadata, "get") else None
-    if item is None:
-      raise DamagedCheckpoint(directory, step, f"its item {name!r} is missing (an interrupted save or copy?)")
+    try:
+      item = ocp.StandardCheckpointHandler().metadata(epath.Path(directory) / str(step) / name)
+    except Exception as e:  # pylint: disable=broad-except  (orbax raises many types for unreadable metadata)
+      raise DamagedCheckpoint(directory, step, f"the metadata of its item {name!r} cannot be read "
+                                               f"({utils.error_reason(e)})") from e
     out[name] = getattr(item, "tree", item)
   return out
 
@@ -123,7 +126,7 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, template, step: int | None =
   """
   step = mngr.latest_step() if step is None else step
   fields = _fields(template)
-  saved = _item_metadata(mngr, step, ["extra"] + list(fields))
+  saved = _item_metadata(mngr, step, list(fields))
   diffs = [f"{name}/{d}" for name, value in fields.items() for d in structure_differences(saved[name], value)]
   if diffs:
     raise StructureMismatch(f"checkpoint step {step} in {mngr.directory} holds another train state than this config "
