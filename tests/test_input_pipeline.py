@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from jaxvfi import input_pipeline
-from jaxvfi.data import render
+from jaxvfi.datasets import render
 from jaxvfi.datasets import synthetic
 
 NUM_FRAMES = 5  # times 0, 0.25, 0.5, 0.75, 1

@@ -1,7 +1,7 @@
 """`jaxvfi_synthetic`: the embedded default dataset of rendered clips with exact intermediate frames; and
 `jaxvfi_synthetic_zoom`: misaligned optical-zoom pairs in SR-RAW's layout (SDAN's embedded default, see below).
 
-Each example is one clip from `jaxvfi.data.render` (a background photo and 1-3 independently moving foreground
+Each example is one clip from `jaxvfi.datasets.render` (a background photo and 1-3 independently moving foreground
 layers, all from scikit-image's bundled photos; train and validation use disjoint photos). Clips are written in
 ArrayRecord format, so building and reading need no TensorFlow:
 
@@ -36,7 +36,7 @@ import tensorflow_datasets as tfds
 
 from jaxvfi import augment
 from jaxvfi import utils
-from jaxvfi.data import render
+from jaxvfi.datasets import render
 
 SPLIT_INDEX = {"train": 0, "validation": 1}
 _REFERENCE_SIZE = 128  # `render.sample_scene`'s default motion (2-15 px per unit t) is meant for 128x128 frames.

@@ -1,7 +1,7 @@
 """`jaxvfi_synthetic_blur`: embedded blurry 30-fps clips with sharp ground truth, in the features of `adobe240`.
 
 DSFN's training data (paper 002, Sec. 4.1) made from rendered scenes instead of Adobe240 videos, so that a DSFN run
-needs no download. Each example is one `jaxvfi.data.render` scene (a background photo and 1-3 independently moving
+needs no download. Each example is one `jaxvfi.datasets.render` scene (a background photo and 1-3 independently moving
 foreground layers; train and validation use disjoint scikit-image photos, as `jaxvfi_synthetic`) rendered as
 consecutive sharp "240-fps" sub-frames, and blurred exactly as `adobe240` blurs real frames:
   * blurry frame k is the mean of `BLUR_WINDOW` = 11 consecutive sub-frames centred on sub-frame 5 + 8 k (240 -> 30
@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxvfi.data import render
+from jaxvfi.datasets import render
 from jaxvfi.datasets import adobe240
 from jaxvfi.datasets.synthetic import SPLIT_INDEX
 
