@@ -54,7 +54,7 @@ overrides any of them, e.g. smaller crops for a laptop run):
 A preset used with a dataset of another feature kind raises one ValueError naming the datasets it reads.
 
 Fields of the data config (an `ml_collections.ConfigDict`; `default_data_config()` fills all of them):
-  name: TFDS dataset name, one of `jaxvfi.datasets.BUILDERS` ("jaxvfi_synthetic").
+  name: TFDS dataset name, one of `jaxvfi.datasets.registry.BUILDERS` ("jaxvfi_synthetic").
   dir: manual-download directory for datasets that need one (must exist if set); None for "jaxvfi_synthetic".
   tfds_dir: where TFDS datasets are built and read ("~" is expanded).
   builder_config: optional TFDS builder config name for builders other than "jaxvfi_synthetic" (e.g. "blurry4").
@@ -101,7 +101,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxvfi import augment
-from jaxvfi import datasets
+from jaxvfi.datasets import registry
 from jaxvfi.datasets import synthetic
 from jaxvfi.datasets import synthetic_blur
 from jaxvfi.datasets import video_clips
@@ -128,7 +128,9 @@ PRESET_PARAMS: dict[str, dict[str, Any] | None] = {
 """Preset -> its parameters (module docstring); `data.augmentation_args` overrides any of them."""
 
 FEATURES = {
-    "clip": (("frames", "times"), datasets.CLIP_DATASETS),
+    "clip": (("frames", "times"),
+             frozenset({"jaxvfi_synthetic", "vimeo90k_triplet", "vimeo90k_septuplet", "ucf101_triplet",
+                        "middlebury_other", "video_clips"})),
     "blur": (("blurry", "blurry_times", "sharp", "sharp_times"),
              frozenset({"adobe240", "gopro", "jaxvfi_synthetic_blur"})),
     "sr_raw": (("lr_raw", "black_level", "white_level", "lr_rgb", "hr_rgb"),
@@ -214,8 +216,8 @@ _PREPARED: dict[tuple[Any, ...], tfds.core.DatasetBuilder] = {}
 def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """The dataset's builder in `data_config.tfds_dir`, built (ArrayRecord, no TensorFlow) if it is not yet."""
   name = data_config.name
-  if name not in datasets.BUILDERS:
-    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(datasets.BUILDERS))}")
+  if name not in registry.BUILDERS:
+    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(registry.BUILDERS))}")
   _require_features(_preset(data_config), dataset=name)
   manual_dir = data_config.get("dir")
   if manual_dir is not None:
@@ -246,7 +248,7 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
   tfds_dir = os.path.abspath(os.path.expanduser(data_config.tfds_dir))
   key = (name, tfds_dir, manual_dir, config if config is None or isinstance(config, str) else config.name)
   if key not in _PREPARED:  # prepared once per process, not once per num_examples call and again per eval
-    builder = datasets.BUILDERS[name](data_dir=tfds_dir, config=config, file_format="array_record")
+    builder = registry.BUILDERS[name](data_dir=tfds_dir, config=config, file_format="array_record")
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     _PREPARED[key] = builder
   return _PREPARED[key]
