@@ -10,7 +10,7 @@ consecutive sharp "240-fps" sub-frames, and blurred exactly as `adobe240` blurs 
     two centres.
 Time: one unit is one blurry-frame interval (8 sub-frames); each layer moves 2-15 px per unit at 128 px (scaled with
 the frame size), the motion of `jaxvfi_synthetic`'s clips per input interval, so blurs span about 3-20 px at 128 px.
-Frames are stored at the full (high) resolution; the `dsfn` preset of `jaxvfi.input_pipeline` crops and downscales
+Frames are stored at the full (high) resolution; the `dsfn` preset (`jaxvfi.transforms.dsfn`) crops and downscales
 them (bicubic x1/4), as it does Adobe240's.
 
 Features (`adobe240.blur_features`): blurry uint8 (N, H, W, 3), blurry_times 0..N-1, sharp uint8 (2N-1, H, W, 3),
