@@ -116,13 +116,11 @@ def get_config(arg=None):
   c.optimizer.schedule = dict(name="cosine", init_value=1e-4, end_value=1e-6)
 
   reference = lambda paper: {k: v for k, v in paper.items() if ("single" in k) == (a.levels == 1)}
-  c.evals = config_dict.ConfigDict({
-      "validation": _restoration_entry(),
-      "adobe240": _restoration_entry(dataset="adobe240", builder_config="blurry4", dir=config_dict.placeholder(str),
-                                     split="test", reference=reference(PAPER_ADOBE240)),
-      "gopro": _restoration_entry(dataset="gopro", builder_config="blurry4", dir=config_dict.placeholder(str),
-                                  split="test", reference=reference(PAPER_GOPRO)),
-  })
+  c.evals.validation = _restoration_entry()
+  c.evals.adobe240 = _restoration_entry(dataset="adobe240", builder_config="blurry4", dir=config_dict.placeholder(str),
+                                        split="test", reference=reference(PAPER_ADOBE240))
+  c.evals.gopro = _restoration_entry(dataset="gopro", builder_config="blurry4", dir=config_dict.placeholder(str),
+                                     split="test", reference=reference(PAPER_GOPRO))
 
   if a.runlocal:
     c.data.name = DATASETS["synthetic"]

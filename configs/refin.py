@@ -61,6 +61,7 @@ def get_config(arg=None):
     raise ValueError("data= chooses the training data of runlocal and cpu; the paper's recipe reads data.name/dir")
   a.runlocal = a.runlocal or a.cpu
   c = config_lib.base_config()
+  c.evals.update(config_lib.vfi_benchmarks())
   c.batch_size = 4
   c.num_epochs = 30.0
   c.eval_every_steps = 2000

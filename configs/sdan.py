@@ -41,7 +41,6 @@ The recipe, line by line (paper Sec. 3-4 and the authors' code, MKFMIKU/SDAN `mo
     --config.lpips_weights=lpips_alex.npz (without them the eval's notes say it was not computed). Table 1 (test
     split): RAW 30.53 dB / 0.870 / 0.133, RGB 29.05 / 0.858 / 0.149, bicubic 20.15 / 0.615 / 0.344.
 """
-import ml_collections
 from ml_collections import config_dict
 
 from jaxvfi import config_lib
@@ -68,9 +67,8 @@ def get_config(arg=None):
   c.eval_metrics = ("psnr", "ssim", "lpips")  # LPIPS with --config.lpips_weights (jaxvfi.metrics)
   # Sec. 4.2: the model's 4x image against the target, Y channel (BT.601), 32 px border crop, beside bicubic x4
   # (the family's `baselines`); the eval JSON's notes carry Table 1's numbers.
-  c.evals = ml_collections.ConfigDict({"validation": dict(
-      type="restoration", pred_key="image", target_key="hr_rgb", color="y", crop_border=32,
-      split=config_dict.placeholder(str), every_steps=config_dict.placeholder(int))})
+  c.evals.validation = dict(type="restoration", pred_key="image", target_key="hr_rgb", color="y", crop_border=32,
+                            split=config_dict.placeholder(str), every_steps=config_dict.placeholder(int))
 
   c.data.name = "sr_raw"
   c.data.augmentation = "sdan"

@@ -38,6 +38,7 @@ def get_config(arg=None):
   if a.loss not in ("l1", "l1_perceptual"):
     raise ValueError(f"loss must be l1 or l1_perceptual, got {a.loss!r}")
   c = config_lib.base_config()
+  c.evals.update(config_lib.vfi_benchmarks())
   c.batch_size = 16
   c.num_epochs = 50.0
   c.eval_every_steps = 2000

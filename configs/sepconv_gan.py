@@ -58,6 +58,7 @@ TOTAL_SAMPLES = 10_000_000
 def get_config(arg=None):
   a = config_lib.parse_arg(arg, runlocal=False, composite=False, luminosity=0.0)
   c = config_lib.base_config()
+  c.evals.update(config_lib.vfi_benchmarks())
   c.batch_size = 6
   c.num_epochs = 0.0
   c.num_train_steps = -(-TOTAL_SAMPLES // c.batch_size)

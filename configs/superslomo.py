@@ -24,6 +24,7 @@ from jaxvfi import config_lib
 def get_config(arg=None):
   a = config_lib.parse_arg(arg, runlocal=False)
   c = config_lib.base_config()
+  c.evals.update(config_lib.vfi_benchmarks())
   c.batch_size = 12
   c.num_epochs = 500.0
   c.eval_every_steps = 2000

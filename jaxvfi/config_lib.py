@@ -10,6 +10,8 @@ from typing import Any, Mapping
 import ml_collections
 from ml_collections import config_dict
 
+from jaxvfi import data_config
+
 
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
   """Parses a config arg string "a=1,b=x,flag" into typed values (types taken from `defaults`).
@@ -41,8 +43,8 @@ def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """Fields every jaxvfi config has; a paper's config fills them from its recipe."""
-  from jaxvfi import input_pipeline  # pylint: disable=g-import-not-at-top
+  """Fields every jaxvfi config has, whatever its task; a paper's config fills them from its recipe and adds its
+  benchmarks to `evals` (e.g. `vfi_benchmarks`)."""
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.batch_size = 4                     # global, split across local devices
@@ -64,16 +66,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.init_from = config_dict.placeholder(str)  # workdir or checkpoint dir whose params initialise the model
   c.require_init_from = False          # e.g. ReFIn stage 2: refuse to start from random parameters
   c.progress_bar = True
-  c.data = input_pipeline.default_data_config()
+  c.data = data_config.default_data_config()
   # Evaluations by type (jaxvfi.evaluators). "validation" scores data.eval_split every eval_every_steps with the
-  # family's evaluator type; the benchmarks run after training and in --mode=eval once their folder is given
-  # (--config.evals.vimeo90k.dir=/data/vimeo_triplet): results_<step>.md in the layout of ReFIn's Table 1.
+  # family's evaluator type; a paper's config adds its benchmarks, which run after training and in --mode=eval once
+  # their folder is given.
   c.evals = ml_collections.ConfigDict({
       "validation": {"type": config_dict.placeholder(str), "split": config_dict.placeholder(str),
-                     "every_steps": config_dict.placeholder(int), "color": "rgb", "crop_border": 0},
-      **{name: {"type": "vfi_triplet", "dataset": dataset, "dir": config_dict.placeholder(str), "split": "test"}
-         for name, dataset in (("vimeo90k", "vimeo90k_triplet"), ("ucf101", "ucf101_triplet"),
-                               ("middlebury", "middlebury_other"))}})
+                     "every_steps": config_dict.placeholder(int), "color": "rgb", "crop_border": 0}})
   c.model = ml_collections.ConfigDict()
   c.loss = ml_collections.ConfigDict()
   c.optimizer = ml_collections.ConfigDict(dict(
@@ -83,6 +82,15 @@ def base_config() -> ml_collections.ConfigDict:
       groups={},
   ))
   return c
+
+
+def vfi_benchmarks() -> dict[str, dict[str, Any]]:
+  """The interpolation benchmarks of the VFI configs, entries of `config.evals`: Vimeo-90K, UCF101 and Middlebury
+  triplets, each run once its folder is given (--config.evals.vimeo90k.dir=/data/vimeo_triplet), into
+  results_<step>.md in the layout of ReFIn's Table 1. A config adds them with `c.evals.update(vfi_benchmarks())`."""
+  return {name: {"type": "vfi_triplet", "dataset": dataset, "dir": config_dict.placeholder(str), "split": "test"}
+          for name, dataset in (("vimeo90k", "vimeo90k_triplet"), ("ucf101", "ucf101_triplet"),
+                                ("middlebury", "middlebury_other"))}
 
 
 def apply_overrides(config: ml_collections.ConfigDict,

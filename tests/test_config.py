@@ -1,5 +1,7 @@
 """Configs load, their arg-string variants parse, and unknown variants fail clearly."""
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -54,3 +56,28 @@ def test_overrides_like_the_command_line():
   assert (c.batch_size, c.data.crop_size, c.model.use_refinement) == (8, 96, False)
   with pytest.raises(KeyError, match="data.no_such"):
     config_lib.load_config(os.path.join(ROOT, "configs", "refin.py"), None, {"data.no_such": 1})
+
+
+def test_base_config_is_task_neutral_and_each_vfi_config_adds_the_three_benchmarks():
+  assert set(config_lib.base_config().evals) == {"validation"}
+  datasets = {"vimeo90k": "vimeo90k_triplet", "ucf101": "ucf101_triplet", "middlebury": "middlebury_other"}
+  assert {k: v["dataset"] for k, v in config_lib.vfi_benchmarks().items()} == datasets
+  for name in ("refin", "superslomo", "sepconv", "sepconv_gan"):
+    c = _load(name)()
+    assert set(c.evals) == {"validation", *datasets}, name
+    assert c.evals.validation.type is None  # the family's evaluator type
+    for key, dataset in datasets.items():
+      assert c.evals[key].to_dict() == {"type": "vfi_triplet", "dataset": dataset, "dir": None, "split": "test"}
+  assert set(_load("dsfn")().evals) == {"validation", "adobe240", "gopro"}
+  assert set(_load("sdan")().evals) == {"validation"}
+
+
+def test_configs_and_the_data_config_load_no_input_pipeline():
+  """Configs (and families reading them) need the data config only: no grain, TFDS or input pipeline."""
+  code = ("import sys; from jaxvfi import config_lib, data_config; config_lib.base_config(); "
+          "data_config.augmentation_params(data_config.default_data_config()); "
+          "print(sorted(m for m in ('grain', 'tensorflow_datasets', 'jaxvfi.input_pipeline', "
+          "'jaxvfi.datasets.registry') if m in sys.modules))")
+  r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert r.stdout.strip() == "[]"

@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from jaxvfi import data_config
 from jaxvfi import input_pipeline
 from jaxvfi.datasets import adobe240
 from jaxvfi.datasets import synthetic_blur
@@ -40,7 +41,7 @@ def test_examples_are_pure_functions_of_seed_split_index():
 
 
 def test_dsfn_preset_reads_the_embedded_blur_data(tmp_path):
-  config = input_pipeline.default_data_config()
+  config = data_config.default_data_config()
   config.name = "jaxvfi_synthetic_blur"
   config.tfds_dir = str(tmp_path)
   config.augmentation = "dsfn"

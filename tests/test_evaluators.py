@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
+from jaxvfi import data_config
 from jaxvfi import families
-from jaxvfi import input_pipeline
 from jaxvfi import train
 from jaxvfi import weights
 from jaxvfi.evaluators import registry
@@ -42,7 +42,7 @@ def benchmarks(tmp_path_factory):
 
 def _config(root, tfds_dir):
   config = ml_collections.ConfigDict()
-  config.data = input_pipeline.default_data_config()
+  config.data = data_config.default_data_config()
   config.data.tfds_dir = str(tfds_dir)
   config.data.augmentation = "sepconv"  # A training preset; the benchmarks must ignore it.
   config.eval_batch_size = 2

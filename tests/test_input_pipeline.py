@@ -12,16 +12,19 @@ import jax
 import numpy as np
 import pytest
 
+from jaxvfi import data_config
 from jaxvfi import input_pipeline
-from jaxvfi.data import render
+from jaxvfi.datasets import registry
+from jaxvfi.datasets import render
 from jaxvfi.datasets import synthetic
+from jaxvfi.datasets import video_clips
 
 NUM_FRAMES = 5  # times 0, 0.25, 0.5, 0.75, 1
 
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
-  config = input_pipeline.default_data_config()
+  config = data_config.default_data_config()
   config.tfds_dir = str(tmp_path_factory.mktemp("tfds"))
   config.synthetic_num_train = 6
   config.synthetic_num_val = 3
@@ -138,7 +141,7 @@ def test_exact_resume_and_seed_dependence(builder, config):
 
 def test_epochs_reshuffle_and_augmentation_changes_per_epoch():
   clips = _coordinate_clips(count=6)
-  config = _plain(input_pipeline.default_data_config())
+  config = _plain(data_config.default_data_config())
   dataset = input_pipeline.make_train_dataset(clips, config, 6, seed=0)
   orders = []
   for batch in _take(dataset, 4):  # 4 epochs of 6 clips.
@@ -154,7 +157,7 @@ def test_epochs_reshuffle_and_augmentation_changes_per_epoch():
 
 def test_crop_window_is_shared_by_all_frames():
   clips = _coordinate_clips()  # 20x24 frames
-  config = _plain(input_pipeline.default_data_config(), crop_size=16, t_sampling="uniform")
+  config = _plain(data_config.default_data_config(), crop_size=16, t_sampling="uniform")
   batch = input_pipeline.make_train_dataset(clips, config, 64, seed=1)[0]
   windows = set()
   for example in range(64):
@@ -175,7 +178,7 @@ def test_crop_window_is_shared_by_all_frames():
 
 def test_flips_flip_all_frames():
   clips = _coordinate_clips()
-  config = _plain(input_pipeline.default_data_config(), random_flip_h=True, random_flip_v=True)
+  config = _plain(data_config.default_data_config(), random_flip_h=True, random_flip_v=True)
   batch = input_pipeline.make_train_dataset(clips, config, 32, seed=2)[0]
   states = set()
   for example in range(32):
@@ -191,7 +194,7 @@ def test_flips_flip_all_frames():
 
 def test_channel_reverse_reverses_all_frames_of_an_example_and_leaves_the_other_draws():
   clips = _coordinate_clips()
-  config = _plain(input_pipeline.default_data_config(), crop_size=8, random_flip_h=True, temporal_swap=True)
+  config = _plain(data_config.default_data_config(), crop_size=8, random_flip_h=True, temporal_swap=True)
   before = input_pipeline.make_train_dataset(clips, config, 32, seed=4)[0]
   config.random_channel_reverse = True
   after = input_pipeline.make_train_dataset(clips, config, 32, seed=4)[0]
@@ -208,7 +211,7 @@ def test_channel_reverse_reverses_all_frames_of_an_example_and_leaves_the_other_
 
 def test_random_downscale_shrinks_all_frames_alike_before_the_crop():
   clips = _coordinate_clips(size=(40, 48))
-  config = _plain(input_pipeline.default_data_config(), crop_size=8, random_downscale=0.5)
+  config = _plain(data_config.default_data_config(), crop_size=8, random_downscale=0.5)
   batch = input_pipeline.make_train_dataset(clips, config, 32, seed=5)[0]
   assert batch["frame0"].shape == (32, 8, 8, 3)
   np.testing.assert_array_equal(batch["frame0"], input_pipeline.make_train_dataset(clips, config, 32, seed=5)[0][
@@ -230,7 +233,7 @@ def test_random_downscale_shrinks_all_frames_alike_before_the_crop():
 
 def test_temporal_swap_swaps_frames_and_maps_t():
   clips = _coordinate_clips()
-  config = _plain(input_pipeline.default_data_config(), temporal_swap=True, t_sampling="uniform")
+  config = _plain(data_config.default_data_config(), temporal_swap=True, t_sampling="uniform")
   batch = input_pipeline.make_train_dataset(clips, config, 32, seed=4)[0]
   swapped = []
   for example in range(32):
@@ -244,7 +247,7 @@ def test_temporal_swap_swaps_frames_and_maps_t():
 
 def test_hosts_split_the_global_batch():
   clips = _coordinate_clips(count=5)
-  config = _plain(input_pipeline.default_data_config(), crop_size=8, random_flip_h=True)
+  config = _plain(data_config.default_data_config(), crop_size=8, random_flip_h=True)
   whole = _take(input_pipeline.make_train_dataset(clips, config, 4, seed=9), 3)
   parts = [_take(input_pipeline.make_train_dataset(clips, config, 4, seed=9, process_index=p, process_count=2), 3)
            for p in range(2)]
@@ -256,9 +259,9 @@ def test_hosts_split_the_global_batch():
 def test_t_validation():
   clips = _coordinate_clips()
   with pytest.raises(ValueError, match="t=0.3"):
-    input_pipeline.make_train_dataset(clips, _plain(input_pipeline.default_data_config(), t=0.3), 2, seed=0)
+    input_pipeline.make_train_dataset(clips, _plain(data_config.default_data_config(), t=0.3), 2, seed=0)
   with pytest.raises(ValueError, match="t_sampling"):
-    input_pipeline.make_train_dataset(clips, _plain(input_pipeline.default_data_config(), t_sampling="x"), 2, 0)
+    input_pipeline.make_train_dataset(clips, _plain(data_config.default_data_config(), t_sampling="x"), 2, 0)
 
 
 def test_eval_batches(builder, config):
@@ -279,7 +282,7 @@ def test_eval_batches(builder, config):
   assert len(input_pipeline.create_eval_batches(config, 2, split="train")) == 3
   # With no frame at t, evaluation falls back to the middle frame: index 2 of times 0, 1/3, 2/3, 1.
   clips = _coordinate_clips(count=3, num_frames=4)
-  batch = input_pipeline.make_eval_dataset(clips, _plain(input_pipeline.default_data_config(), t=0.5), 3)[0]
+  batch = input_pipeline.make_eval_dataset(clips, _plain(data_config.default_data_config(), t=0.5), 3)[0]
   np.testing.assert_allclose(batch["t"], 2 / 3)
   np.testing.assert_array_equal(np.rint(batch["target"][:, 0, 0, 2] * 255), [2, 10, 18])
 
@@ -290,7 +293,7 @@ def test_eval_batches(builder, config):
 
 
 def _preset_config(tfds_dir, name, manual, augmentation, **args):
-  config = input_pipeline.default_data_config()
+  config = data_config.default_data_config()
   config.update(dict(tfds_dir=str(tfds_dir), name=name, dir=str(manual), train_split="train", eval_split="test",
                      augmentation=augmentation, augmentation_args=args))
   return config
@@ -356,26 +359,34 @@ def _locate(crop, full, step=1):
 
 
 def test_preset_parameters_and_errors():
-  config = input_pipeline.default_data_config()
-  assert input_pipeline.augmentation_params(config) == dict(crop_size=64, random_downscale=1.0, random_flip_h=True,
-                                                            random_flip_v=True, temporal_swap=True,
-                                                            random_channel_reverse=False, t_sampling="fixed",
-                                                            t=0.5)
+  config = data_config.default_data_config()
+  assert data_config.augmentation_params(config) == dict(crop_size=64, random_downscale=1.0, random_flip_h=True,
+                                                         random_flip_v=True, temporal_swap=True,
+                                                         random_channel_reverse=False, t_sampling="fixed", t=0.5)
   config.augmentation = "sepconv"
-  assert input_pipeline.augmentation_params(config)["crop_size"] == 128  # The preset's, not the field's 64.
+  assert data_config.augmentation_params(config)["crop_size"] == 128  # The preset's, not the field's 64.
   config.augmentation_args = dict(crop_size=32)
-  assert input_pipeline.augmentation_params(config)["crop_size"] == 32
+  assert data_config.augmentation_params(config)["crop_size"] == 32
   config.augmentation_args = dict(noise_std=0.1)
   with pytest.raises(ValueError, match="noise_std"):
-    input_pipeline.augmentation_params(config)
+    data_config.augmentation_params(config)
   config.augmentation = "mixup"
   with pytest.raises(ValueError, match="mixup"):
-    input_pipeline.augmentation_params(config)
+    data_config.augmentation_params(config)
+
+
+def test_presets_transforms_and_feature_kinds_agree_with_the_data_config():
+  assert list(input_pipeline.PRESETS) == list(data_config.PRESET_PARAMS)
+  for name, preset in input_pipeline.PRESETS.items():
+    assert preset.params is data_config.PRESET_PARAMS[name] and preset.features in data_config.FEATURES
+  assert set().union(*(names for _, names in data_config.FEATURES.values())) <= set(registry.BUILDERS)
+  defaults = video_clips.VideoClipsConfig(name="defaults")
+  assert {k: getattr(defaults, k) for k in video_clips.FIELDS} == dict(data_config.default_data_config().video_clips)
 
 
 def test_refin_preset_sets_the_clip_fields():
   clips = _coordinate_clips()  # 20x24, times 0 .. 1 in quarters.
-  config = input_pipeline.default_data_config()  # Fields say: crop 64, flips, swap; the preset overrides them all.
+  config = data_config.default_data_config()  # Fields say: crop 64, flips, swap; the preset overrides them all.
   config.augmentation = "refin"
   batch = input_pipeline.make_train_dataset(clips, config, 8, seed=0)[0]
   ys, xs = np.meshgrid(np.arange(20), np.arange(24), indexing="ij")
@@ -428,7 +439,7 @@ def test_sepconv_gan_preset_on_vimeo(fake_vimeo, tmp_path_factory):
 
 def test_sepconv_gan_offsets_through_the_pipeline():
   clips = _coordinate_clips(count=4, size=(24, 28))
-  config = input_pipeline.default_data_config()
+  config = data_config.default_data_config()
   config.augmentation = "sepconv_gan"
   config.augmentation_args = dict(crop_size=10, max_offset=3, random_resize=False, random_flip_h=False,
                                   random_flip_v=False, temporal_swap=False)
@@ -509,7 +520,7 @@ def test_preset_with_the_wrong_dataset_kind(fake_vimeo, fake_adobe, tmp_path_fac
         _preset_config(tfds_dir, "vimeo90k_triplet", fake_vimeo[0] / "manual", "dsfn"), 2, seed=0)
   with pytest.raises(ValueError, match="'sepconv' reads datasets with the clip features .*got dataset 'adobe240'"):
     input_pipeline.create_eval_batches(_preset_config(tfds_dir, "adobe240", fake_adobe / "manual", "sepconv"), 2)
-  config = input_pipeline.default_data_config()
+  config = data_config.default_data_config()
   config.augmentation = "sdan"
   with pytest.raises(ValueError, match="'sdan' reads .*got examples with features"):
     input_pipeline.make_train_dataset(_coordinate_clips(), config, 2, seed=0)

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from jaxvfi.data import render
+from jaxvfi.datasets import render
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from scipy import ndimage
 import tensorflow_datasets as tfds
 
 from jaxvfi import augment
+from jaxvfi import data_config
 from jaxvfi import input_pipeline
 from jaxvfi.datasets import sr_raw
 from jaxvfi.datasets import synthetic
@@ -75,7 +76,7 @@ def test_packed_raw_is_the_linear_light_the_camera_renders():
 
 
 def test_sdan_preset_on_the_embedded_pairs(tmp_path):
-  config = input_pipeline.default_data_config()
+  config = data_config.default_data_config()
   config.update(name="jaxvfi_synthetic_zoom", tfds_dir=str(tmp_path), augmentation="sdan", num_threads=1,
                 augmentation_args=dict(crop_size=4), synthetic_num_train=3, synthetic_num_val=2, synthetic_size=64)
   batch = next(input_pipeline.create_train_iterator(config, 2, seed=0))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jaxvfi import augment
+from jaxvfi import data_config
 from jaxvfi import input_pipeline
 from jaxvfi.datasets import synthetic
 
@@ -72,7 +73,7 @@ def _clips(count, size, moving):
 
 
 def _config(**args):
-  config = input_pipeline.default_data_config()
+  config = data_config.default_data_config()
   config.augmentation = "sepconv_gan"
   config.augmentation_args = dict(crop_size=8, max_offset=2, random_resize=False, **args)
   return config

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from jaxvfi import data_config
 from jaxvfi import input_pipeline
 from jaxvfi.datasets import video_clips
 
@@ -132,7 +133,7 @@ def test_split_is_by_video(folder, tmp_path):
 
 def test_builder_through_the_pipeline_keeps_videos_apart(folder, tmp_path):
   root, frames = folder
-  data = input_pipeline.default_data_config()
+  data = data_config.default_data_config()
   data.name, data.dir, data.tfds_dir = "video_clips", str(root), str(tmp_path / "tfds")
   data.video_clips = {"frame_gap": 1, "stride": 1}
   builder = input_pipeline.get_builder(data)
@@ -179,14 +180,14 @@ def _clips(tag: int, n: int, size: int = 8) -> list[dict]:
 
 
 def _mixture_data(**weights):
-  data = input_pipeline.default_data_config()
+  data = data_config.default_data_config()
   data.crop_size = 4
   data.mixture = {k: {"name": "jaxvfi_synthetic", "weight": w} for k, w in weights.items()}
   return data
 
 
 def _mixture_dataset(data, seed=3, sizes=(5, 7)):
-  components = input_pipeline.mixture_components(data)
+  components = data_config.mixture_components(data)
   source = [(_clips(k + 1, n), c, w) for k, ((c, w), n) in enumerate(zip(components, sizes))]
   return input_pipeline.make_mixture_dataset(source, 4, seed)
 
@@ -214,27 +215,27 @@ def test_mixture_components_and_their_errors():
   data = _mixture_data(real=2.0, rendered=1.0)
   data.mixture.real.name = "video_clips"
   data.mixture.real.crop_size = 8
-  (real, w1), (rendered, w0) = input_pipeline.mixture_components(data)  # in the order of the keys
+  (real, w1), (rendered, w0) = data_config.mixture_components(data)  # in the order of the keys
   assert (rendered.name, w0, rendered.crop_size) == ("jaxvfi_synthetic", 1.0, 4)
   assert (real.name, w1, real.crop_size) == ("video_clips", 2.0, 8)
   assert not real.mixture and data.mixture  # the components hold no mixture; the data config is unchanged
   data.dir = "/my/videos"
   data.mixture.real.dir = None  # None inherits data.dir
-  assert input_pipeline.mixture_components(data)[0][0].dir == "/my/videos"
+  assert data_config.mixture_components(data)[0][0].dir == "/my/videos"
   data.mixture.real.dir = "/other"
-  assert input_pipeline.mixture_components(data)[0][0].dir == "/other"
+  assert data_config.mixture_components(data)[0][0].dir == "/other"
   data.dir = None
   source = [(_clips(1, 5), rendered, w0), (_clips(2, 5), real, w1)]
   with pytest.raises(ValueError, match="same crop size"):
     input_pipeline.make_mixture_dataset(source, 4, 0)
   data.mixture.real.weight = 0.0
   with pytest.raises(ValueError, match="weight must be positive"):
-    input_pipeline.mixture_components(data)
+    data_config.mixture_components(data)
   data.mixture.real = {"name": "video_clips", "no_such_field": 1}
   with pytest.raises(ValueError, match="no_such_field"):
-    input_pipeline.mixture_components(data)
-  plain = input_pipeline.default_data_config()
-  assert input_pipeline.mixture_components(plain) == [(plain, 1.0)]
+    data_config.mixture_components(data)
+  plain = data_config.default_data_config()
+  assert data_config.mixture_components(plain) == [(plain, 1.0)]
 
 
 def test_quickstart_config_trains_on_the_mixture_and_scores_the_real_validation_video(folder, tfds_dir, tmp_path):
@@ -258,7 +259,7 @@ def test_quickstart_config_trains_on_the_mixture_and_scores_the_real_validation_
 def test_one_video_folder_is_for_evaluation_and_refuses_training(tmp_path):
   (tmp_path / "mine").mkdir()
   frames = _write(tmp_path / "mine" / "clip.mov", _moving(_texture(5, 0, 256), 6))
-  data = input_pipeline.default_data_config()
+  data = data_config.default_data_config()
   data.name, data.dir, data.tfds_dir = "video_clips", str(tmp_path / "mine"), str(tmp_path / "tfds")
   data.video_clips.frame_gap, data.video_clips.stride = 1, 1
   assert input_pipeline.num_examples(data, "validation") == 4

@@ -1,7 +1,7 @@
 """`jaxvfi_synthetic`: the embedded default dataset of rendered clips with exact intermediate frames; and
 `jaxvfi_synthetic_zoom`: misaligned optical-zoom pairs in SR-RAW's layout (SDAN's embedded default, see below).
 
-Each example is one clip from `jaxvfi.data.render` (a background photo and 1-3 independently moving foreground
+Each example is one clip from `jaxvfi.datasets.render` (a background photo and 1-3 independently moving foreground
 layers, all from scikit-image's bundled photos; train and validation use disjoint photos). Clips are written in
 ArrayRecord format, so building and reading need no TensorFlow:
 
@@ -36,7 +36,7 @@ import tensorflow_datasets as tfds
 
 from jaxvfi import augment
 from jaxvfi import utils
-from jaxvfi.data import render
+from jaxvfi.datasets import render
 
 SPLIT_INDEX = {"train": 0, "validation": 1}
 _REFERENCE_SIZE = 128  # `render.sample_scene`'s default motion (2-15 px per unit t) is meant for 128x128 frames.
@@ -70,16 +70,23 @@ class SyntheticConfig(tfds.core.BuilderConfig):
 _DEFAULT = SyntheticConfig(name="default", description="512/64 clips of 9 frames at 128x128.")
 
 
+def named_config(default: tfds.core.BuilderConfig, name: str, **fields) -> tfds.core.BuilderConfig:
+  """The builder config of `default`'s class with `fields` (the others at the class's defaults), named `name`.
+
+  `default` itself when `fields` equal its own: TFDS refuses a second config object named like a registered one.
+  The name is the config's directory, so each set of parameters is built once, apart from the others.
+  """
+  if all(getattr(default, key) == value for key, value in fields.items()):
+    return default
+  return type(default)(name=name, **fields)
+
+
 def synthetic_config(num_train: int = 512, num_validation: int = 64, size: tuple[int, int] = (128, 128),
                      num_frames: int = 9, seed: int = 0) -> SyntheticConfig:
   """The builder config for these parameters; non-default ones get their own name (and so their own directory)."""
-  config = SyntheticConfig(name="", num_train=num_train, num_validation=num_validation, size=tuple(size),
-                           num_frames=num_frames, seed=seed)
-  fields = ("num_train", "num_validation", "size", "num_frames", "seed")
-  if all(getattr(config, f) == getattr(_DEFAULT, f) for f in fields):
-    return _DEFAULT  # TFDS refuses a second config object named like a registered one.
-  config.name = f"{num_train}train_{num_validation}val_{size[0]}x{size[1]}_{num_frames}f_seed{seed}"
-  return config
+  return named_config(_DEFAULT, f"{num_train}train_{num_validation}val_{size[0]}x{size[1]}_{num_frames}f_seed{seed}",
+                      num_train=num_train, num_validation=num_validation, size=tuple(size), num_frames=num_frames,
+                      seed=seed)
 
 
 def clip_times(num_frames: int) -> np.ndarray:
@@ -169,15 +176,9 @@ def synthetic_zoom_config(num_train: int = 512, num_validation: int = 64, size: 
   if int(size) != size or size % (2 * ZOOM) or size <= 0:
     raise ValueError(f"jaxvfi_synthetic_zoom: the target side must be a positive multiple of {2 * ZOOM} (packed "
                      f"RAW grid), got {size}")
-  config = SyntheticZoomConfig(name="", num_train=num_train, num_validation=num_validation, size=int(size),
-                               max_shift=float(max_shift), validation_max_shift=float(validation_max_shift),
-                               seed=seed)
-  fields = ("num_train", "num_validation", "size", "max_shift", "validation_max_shift", "seed")
-  if all(getattr(config, f) == getattr(_ZOOM_DEFAULT, f) for f in fields):
-    return _ZOOM_DEFAULT
-  config.name = (f"{num_train}train_{num_validation}val_{int(size)}px_shift{max_shift:g}_val{validation_max_shift:g}"
-                 f"_seed{seed}")
-  return config
+  name = f"{num_train}train_{num_validation}val_{int(size)}px_shift{max_shift:g}_val{validation_max_shift:g}_seed{seed}"
+  return named_config(_ZOOM_DEFAULT, name, num_train=num_train, num_validation=num_validation, size=int(size),
+                      max_shift=float(max_shift), validation_max_shift=float(validation_max_shift), seed=seed)
 
 
 def bayer_pack(rgb: np.ndarray) -> np.ndarray:

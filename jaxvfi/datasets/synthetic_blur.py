@@ -1,7 +1,7 @@
 """`jaxvfi_synthetic_blur`: embedded blurry 30-fps clips with sharp ground truth, in the features of `adobe240`.
 
 DSFN's training data (paper 002, Sec. 4.1) made from rendered scenes instead of Adobe240 videos, so that a DSFN run
-needs no download. Each example is one `jaxvfi.data.render` scene (a background photo and 1-3 independently moving
+needs no download. Each example is one `jaxvfi.datasets.render` scene (a background photo and 1-3 independently moving
 foreground layers; train and validation use disjoint scikit-image photos, as `jaxvfi_synthetic`) rendered as
 consecutive sharp "240-fps" sub-frames, and blurred exactly as `adobe240` blurs real frames:
   * blurry frame k is the mean of `BLUR_WINDOW` = 11 consecutive sub-frames centred on sub-frame 5 + 8 k (240 -> 30
@@ -10,7 +10,7 @@ consecutive sharp "240-fps" sub-frames, and blurred exactly as `adobe240` blurs 
     two centres.
 Time: one unit is one blurry-frame interval (8 sub-frames); each layer moves 2-15 px per unit at 128 px (scaled with
 the frame size), the motion of `jaxvfi_synthetic`'s clips per input interval, so blurs span about 3-20 px at 128 px.
-Frames are stored at the full (high) resolution; the `dsfn` preset of `jaxvfi.input_pipeline` crops and downscales
+Frames are stored at the full (high) resolution; the `dsfn` preset (`jaxvfi.transforms.dsfn`) crops and downscales
 them (bicubic x1/4), as it does Adobe240's.
 
 Features (`adobe240.blur_features`): blurry uint8 (N, H, W, 3), blurry_times 0..N-1, sharp uint8 (2N-1, H, W, 3),
@@ -24,9 +24,9 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxvfi.data import render
+from jaxvfi.datasets import render
 from jaxvfi.datasets import adobe240
-from jaxvfi.datasets.synthetic import SPLIT_INDEX
+from jaxvfi.datasets import synthetic
 
 BLUR_WINDOW = adobe240.BLUR_WINDOW  # sub-frames averaged per blurry frame
 BLUR_STRIDE = adobe240.BLUR_STRIDE  # sub-frames between blurry frames
@@ -53,13 +53,9 @@ def synthetic_blur_config(num_train: int = 512, num_validation: int = 64, size: 
   """The builder config for these parameters; non-default ones get their own name (and so their own directory)."""
   if num_blurry < 2:
     raise ValueError(f"jaxvfi_synthetic_blur needs at least 2 blurry frames per example, got {num_blurry}")
-  config = SyntheticBlurConfig(name="", num_train=num_train, num_validation=num_validation, size=tuple(size),
-                               num_blurry=num_blurry, seed=seed)
-  fields = ("num_train", "num_validation", "size", "num_blurry", "seed")
-  if all(getattr(config, f) == getattr(_DEFAULT, f) for f in fields):
-    return _DEFAULT  # TFDS refuses a second config object named like a registered one.
-  config.name = f"{num_train}train_{num_validation}val_{size[0]}x{size[1]}_{num_blurry}blurry_seed{seed}"
-  return config
+  return synthetic.named_config(_DEFAULT, f"{num_train}train_{num_validation}val_{size[0]}x{size[1]}_{num_blurry}"
+                                f"blurry_seed{seed}", num_train=num_train, num_validation=num_validation,
+                                size=tuple(size), num_blurry=num_blurry, seed=seed)
 
 
 def config_from_data(data_config) -> SyntheticBlurConfig:
@@ -94,7 +90,7 @@ def blur_example(subframes: np.ndarray, num_blurry: int) -> dict[str, np.ndarray
 def make_example(split: str, index: int, *, size: tuple[int, int] = (128, 128), num_blurry: int = 4,
                  seed: int = 0) -> dict[str, object]:
   """Example `index` of `split` (module docstring)."""
-  rng = np.random.default_rng([seed, SPLIT_INDEX[split], index, _STREAM])
+  rng = np.random.default_rng([seed, synthetic.SPLIT_INDEX[split], index, _STREAM])
   times = subframe_times(num_blurry)
   motion = min(size) / _REFERENCE_SIZE
   scene = render.sample_scene(rng, render.load_photos(split), tuple(size), displacement=(2.0 * motion, 15.0 * motion),

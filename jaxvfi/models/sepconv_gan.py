@@ -64,6 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxvfi import data_config
 from jaxvfi import losses
 from jaxvfi import optim
 from jaxvfi import steps
@@ -366,8 +367,7 @@ def check_config(config) -> None:
                      f"{m.get('vgg_preprocessing')!r}")
   side = int(m.get("input_size", 160))
   dense_input_size(side)
-  from jaxvfi import input_pipeline  # pylint: disable=g-import-not-at-top  # training only (grain, TFDS)
-  crop = input_pipeline.augmentation_params(config.data).get("crop_size")
+  crop = data_config.augmentation_params(config.data).get("crop_size")
   if not crop or tuple(np.broadcast_to(crop, (2,))) != (side, side):
     raise ValueError(f"the training crop (data.augmentation={config.data.get('augmentation')!r}, crop_size {crop!r}) "
                      f"must be model.input_size x model.input_size = {side}x{side}: the discriminator's dense layer "
