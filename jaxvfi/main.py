@@ -31,9 +31,6 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processe
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in a multi-process run.")
 flags.mark_flags_as_required(["workdir"])
 
-# Errors that mean bad input rather than a bug: reported in one line, exit status 1.
-_USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
-
 
 def main(argv):
   if len(argv) > 1:
@@ -58,7 +55,7 @@ def main(argv):
         train.evaluate(config, workdir, split=_SPLIT.value)
       else:
         train.train_and_evaluate(config, workdir)
-  except (train.TrainingError,) + _USER_ERRORS as e:
+  except (train.TrainingError,) + utils.USER_ERRORS as e:
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt as e:

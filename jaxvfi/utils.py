@@ -17,6 +17,10 @@ import numpy as np
 from PIL import Image
 import tqdm
 
+# Errors that mean bad input rather than a bug (a missing file, a bad flag value, a folder where a file was meant):
+# the command-line tools and `jaxvfi.main` report them in one `jaxvfi: error:` line and exit with status 1.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError)
+
 
 def prepare_workdir(workdir: str) -> str:
   """Creates `workdir` and proves it is writable, or raises one clear PermissionError/NotADirectoryError."""
