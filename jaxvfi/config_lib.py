@@ -2,6 +2,7 @@
 config file from Python (notebooks, tests) with the same overrides `--config.a.b=v` gives on the command line."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -115,3 +116,13 @@ def load_config(path: str | os.PathLike, arg: str | None = None,
   sys.modules[spec.name] = module  # a config file may define dataclasses, which look their module up
   spec.loader.exec_module(module)
   return apply_overrides(module.get_config(arg), overrides)
+
+
+def packaged_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  """`get_config(arg)` of the config shipped in the installed package as `jaxvfi.configs.<name>` (the repository's
+  `configs/<name>.py`, mapped there by pyproject.toml), so that tools work from any install and any directory.
+
+  Raises:
+    ModuleNotFoundError: no config of that name is shipped (or an editable install predates the mapping: reinstall).
+  """
+  return importlib.import_module(f"jaxvfi.configs.{name}").get_config(arg)

@@ -44,10 +44,11 @@ import numpy as np
 import tqdm
 
 from jaxvfi import checkpoints
-from jaxvfi import interpolate
 from jaxvfi import models
 from jaxvfi import utils
 from jaxvfi import video_io
+from jaxvfi.inference import cli
+from jaxvfi.inference import retime
 
 WINDOW = 4  # input frames per DSFN call (B_{t-4}, B_{t-2}, B_t, B_{t+2})
 
@@ -178,16 +179,11 @@ def enhance_video(enhancer: Enhancer, path: str, output: str, reader: video_io.V
     total = reader.approx_num_frames - 1 if reader.approx_num_frames else None
     bar = tqdm.tqdm(total=total, desc="enhance", unit="window", dynamic_ncols=True, disable=not progress_bar)
     count = 0
-    try:
+    with bar, retime.aborted_on_error(sink):
       for frame in enhancer.enhance(all_frames(), progress=bar):
         sink.write(frame, Fraction(count) / rate)
         count += 1
       sink.commit(Fraction(count + 1) / rate)
-    except BaseException:
-      sink.abort()
-      raise
-    finally:
-      bar.close()
   finally:
     reader.close()
   logging.info("%s: frames %d -> %d, %dx%d -> %dx%d, fps %s -> %s, %.1f s", output, frames_in, count, w, h,
@@ -199,13 +195,8 @@ def enhance_video(enhancer: Enhancer, path: str, output: str, reader: video_io.V
 # ----------------------------------------------------------------------------------------------------------------
 # Command line.
 
-_USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError)
-
-
 def _parse_flags(argv: list[str]) -> argparse.Namespace:
-  parser = interpolate._Parser(prog="python -m jaxvfi.enhance",  # pylint: disable=protected-access
-                               description="\n\n".join(__doc__.split("\n\n")[:2]),
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.make_parser("python -m jaxvfi.enhance", __doc__, 2)
   parser.add_argument("--workdir", required=True, help="workdir of a DSFN training run (config.json, checkpoints/)")
   parser.add_argument("--video", required=True, help="a blurry low-resolution video file")
   parser.add_argument("--output", required=True, help="a video file (2x the frame rate) or a folder for PNGs")
@@ -230,7 +221,7 @@ def run(args: argparse.Namespace) -> list[str]:
 def main(args: argparse.Namespace) -> None:
   # ffmpeg is started by fork + exec (no Python runs in the child), which Python flags once JAX has started threads.
   warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
-  utils.run_tool(run, args, _USER_ERRORS, hard_exit=True)
+  cli.run_tool(run, args)
 
 
 if __name__ == "__main__":

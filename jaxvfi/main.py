@@ -41,9 +41,6 @@ _RESTORE_STEP = flags.DEFINE_string("restore_step", "latest", "Checkpoint a trai
                                     "are moved to WORKDIR/discarded_checkpoints.")
 flags.mark_flags_as_required(["workdir"])
 
-# Errors that mean bad input rather than a bug: reported in one line, exit status 1.
-_USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
-
 
 def main(argv):
   if len(argv) > 1:
@@ -69,7 +66,7 @@ def main(argv):
       else:
         restore = _RESTORE_STEP.value
         train.train_and_evaluate(config, workdir, restore_step=int(restore) if restore.isdigit() else restore)
-  except (train.TrainingError,) + _USER_ERRORS as e:
+  except (train.TrainingError,) + utils.USER_ERRORS as e:
     print(f"jaxvfi: error: {e}", file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt as e:

@@ -17,6 +17,10 @@ import numpy as np
 from PIL import Image
 import tqdm
 
+# Errors that mean bad input rather than a bug (a missing file, a bad flag value, a folder where a file was meant):
+# the command-line tools and `jaxvfi.main` report them in one `jaxvfi: error:` line and exit with status 1.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError)
+
 
 def error_reason(e: BaseException) -> str:
   """The first line of an error's message; FFmpeg's and the OS's errors give their reason without the errno."""

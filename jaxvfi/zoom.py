@@ -44,9 +44,10 @@ import numpy as np
 import tqdm
 
 from jaxvfi import checkpoints
-from jaxvfi import interpolate  # tile_windows, and its CLI plumbing (_Parser, _USER_ERRORS) shared as is
 from jaxvfi import utils
 from jaxvfi import video_io
+from jaxvfi.inference import cli
+from jaxvfi.inference import frames
 from jaxvfi.models import sdan
 from jaxvfi.models.unet import pad_to_multiple
 
@@ -100,7 +101,7 @@ class Zoomer:
     if hp <= self.tile and wp <= self.tile:
       return np.asarray(self._reconstruct(self.params, x, offset))[0]
     out = np.zeros((s * hp, s * wp, 3), np.float32)
-    windows = interpolate.tile_windows(hp, wp, self.tile, self.context(offset))
+    windows = frames.tile_windows(hp, wp, self.tile, self.context(offset))
     for rows, cols, core_rows, core_cols in tqdm.tqdm(windows, desc="zoom", disable=not progress, leave=False):
       tile = np.asarray(self._reconstruct(self.params, x[:, rows, cols], offset[:, rows, cols]))[0]
       hr = lambda sl: slice(s * sl.start, s * sl.stop)  # LR rows or columns -> the HR ones they make
@@ -183,8 +184,7 @@ def zoom_files(zoomer: Zoomer, pairs: Sequence[tuple[str, str]], progress: bool 
 
 
 def _parse_flags(argv: list[str]) -> argparse.Namespace:
-  parser = interpolate._Parser(prog="python -m jaxvfi.zoom", description="\n\n".join(__doc__.split("\n\n")[:3]),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = cli.make_parser("python -m jaxvfi.zoom", __doc__, 3)
   parser.add_argument("--workdir", required=True, help="workdir of an SDAN run with RGB input")
   parser.add_argument("--input", required=True, help="an image file, or a folder of images")
   parser.add_argument("--output", required=True, help="a .png for one image, a folder for a folder")
@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> None:
-  utils.run_tool(run, args, interpolate._USER_ERRORS, hard_exit=True)  # pylint: disable=protected-access
+  cli.run_tool(run, args)
 
 
 if __name__ == "__main__":

@@ -65,8 +65,8 @@ def test_inference_imports_neither_grain_nor_tfds(tmp_path):
                                            extra_net={}), jax.random.PRNGKey(0))
   mngr.close()
   utils.atomic_write_text(str(tmp_path / "config.json"), config.to_json_best_effort())
-  code = ("import sys; from jaxvfi import interpolate; import numpy as np; "
-          f"interp = interpolate.load_model({str(tmp_path)!r}); "
+  code = ("import sys; from jaxvfi.inference import interpolator; import numpy as np; "
+          f"interp = interpolator.load_model({str(tmp_path)!r}); "
           "out, = interp.interpolate(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)); "
           "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('grain', 'tensorflow_datasets', 'tensorflow')); "
           "print('STEP', interp.step, 'SHAPE', out.shape, 'IMPORTED', bad)")

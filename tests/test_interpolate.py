@@ -32,6 +32,10 @@ from jaxvfi import checkpoints
 from jaxvfi import interpolate
 from jaxvfi import train
 from jaxvfi import utils
+from jaxvfi import video_io
+from jaxvfi.inference import frames as frames_lib
+from jaxvfi.inference import interpolator
+from jaxvfi.inference import retime
 
 K = 5  # SepConv kernel taps: small, the oracle does not depend on it
 
@@ -89,7 +93,7 @@ def sepconv_workdir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sepconv_interp(sepconv_workdir):
-  return interpolate.load_model(sepconv_workdir)
+  return interpolator.load_model(sepconv_workdir)
 
 
 def _blend(f0, f1, t):
@@ -138,21 +142,21 @@ def test_read_frame_converts_every_kind_of_png_to_rgb8(tmp_path, caplog):
   _png16(tmp_path / "g16.png", g16)
   _png16(tmp_path / "rgb16.png", rgb16)
 
-  np.testing.assert_array_equal(interpolate.read_frame(str(tmp_path / "rgb.png")), rgb)
-  np.testing.assert_array_equal(interpolate.read_frame(str(tmp_path / "gray.png")), np.stack([gray] * 3, -1))
+  np.testing.assert_array_equal(video_io.read_frame(str(tmp_path / "rgb.png")), rgb)
+  np.testing.assert_array_equal(video_io.read_frame(str(tmp_path / "gray.png")), np.stack([gray] * 3, -1))
   with caplog.at_level("INFO", logger="absl"):
-    got = interpolate.read_frame(str(tmp_path / "rgba.png"))
+    got = video_io.read_frame(str(tmp_path / "rgba.png"))
   np.testing.assert_array_equal(got, rgb)
   assert "rgba.png: alpha channel dropped" in caplog.text
   lut = np.asarray(palette.getpalette(), np.uint8).reshape(-1, 3)
-  np.testing.assert_array_equal(interpolate.read_frame(str(tmp_path / "palette.png")), lut[np.asarray(palette)])
-  got16 = interpolate.read_frame(str(tmp_path / "g16.png"))
+  np.testing.assert_array_equal(video_io.read_frame(str(tmp_path / "palette.png")), lut[np.asarray(palette)])
+  got16 = video_io.read_frame(str(tmp_path / "g16.png"))
   np.testing.assert_array_equal(got16, np.stack([np.round(g16 / 257.0).astype(np.uint8)] * 3, -1))
   assert got16[0, :3, 0].tolist() == [0, 255, 100]
   # Pillow decodes 16-bit RGB to its high byte; a log line says so (none for an 8-bit RGB file).
   assert "reduced to 8 bits" not in caplog.text
   with caplog.at_level("INFO", logger="absl"):
-    got = interpolate.read_frame(str(tmp_path / "rgb16.png"))
+    got = video_io.read_frame(str(tmp_path / "rgb16.png"))
   np.testing.assert_array_equal(got, (rgb16 >> 8).astype(np.uint8))
   assert "rgb16.png: 16-bit RGB reduced to 8 bits" in caplog.text
 
@@ -162,7 +166,7 @@ def test_read_frame_applies_exif_orientation(tmp_path):
   exif = Image.Exif()
   exif[0x0112] = 6  # "rotate 90 CW to display"
   img.save(tmp_path / "phone.jpg", exif=exif)
-  assert interpolate.read_frame(str(tmp_path / "phone.jpg")).shape == (30, 10, 3)
+  assert video_io.read_frame(str(tmp_path / "phone.jpg")).shape == (30, 10, 3)
 
 
 def test_bad_frames_give_one_clear_error(tmp_path):
@@ -173,22 +177,22 @@ def test_bad_frames_give_one_clear_error(tmp_path):
   (tmp_path / "truncated.png").write_bytes(good[:len(good) // 2])
   (tmp_path / "garbage.png").write_bytes(b"not an image at all")
   with pytest.raises(ValueError, match=r"frame sizes differ: .*a\.png is 48x32 and .*odd\.png is 47x32"):
-    interpolate.read_frame_pair(str(tmp_path / "a.png"), str(tmp_path / "odd.png"))
+    frames_lib.read_frame_pair(str(tmp_path / "a.png"), str(tmp_path / "odd.png"))
   for name in ("truncated.png", "garbage.png"):
     with pytest.raises(ValueError, match=rf"cannot read image .*{name}"):
-      interpolate.read_frame_pair(str(tmp_path / "a.png"), str(tmp_path / name))
+      frames_lib.read_frame_pair(str(tmp_path / "a.png"), str(tmp_path / name))
   with pytest.raises(FileNotFoundError, match=r"frame .*missing\.png does not exist"):
-    interpolate.read_frame_pair(str(tmp_path / "missing.png"), str(tmp_path / "a.png"))
+    frames_lib.read_frame_pair(str(tmp_path / "missing.png"), str(tmp_path / "a.png"))
   with pytest.raises(ValueError, match="is not a file"):
-    interpolate.read_frame(str(tmp_path))
+    video_io.read_frame(str(tmp_path))
 
 
 def test_load_model_needs_config_and_checkpoint(tmp_path, sepconv_workdir):
   with pytest.raises(FileNotFoundError, match=r"has no config\.json and no checkpoint"):
-    interpolate.load_model(str(tmp_path))
+    interpolator.load_model(str(tmp_path))
   (tmp_path / "config.json").write_text((open(os.path.join(sepconv_workdir, "config.json"))).read())
   with pytest.raises(FileNotFoundError, match=r"has no checkpoint"):
-    interpolate.load_model(str(tmp_path))
+    interpolator.load_model(str(tmp_path))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -225,18 +229,18 @@ def test_frame_files_several_times_go_to_a_folder(sepconv_interp, tmp_path):
   Image.fromarray(np.stack([f1[..., 0]] * 3, -1)).convert("L").save(tmp_path / "b.png")  # grayscale input
   gray1 = np.stack([f1[..., 0]] * 3, -1)
   out = tmp_path / "out"
-  paths = interpolate.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
-                                              str(out), times=interpolate.times_for_factor(4))
+  paths = retime.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                                         str(out), times=interpolator.times_for_factor(4))
   assert sorted(os.listdir(out)) == ["t0.2500.png", "t0.5000.png", "t0.7500.png"]
   for path, t in zip(paths, (0.25, 0.5, 0.75)):
     np.testing.assert_array_equal(np.asarray(Image.open(path)), _blend(f0, gray1, t))
   for name in ("x.png", "x.mp4"):  # several frames never go to a file, nor to a folder named like a video
     with pytest.raises(ValueError, match=f"--output .*{name} names a file but 2 times give 2 frames: name a folder"):
-      interpolate.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
-                                          str(tmp_path / name), times=(0.25, 0.5))
+      retime.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                                     str(tmp_path / name), times=(0.25, 0.5))
     assert not (tmp_path / name).exists()
-  paths = interpolate.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
-                                              str(tmp_path / "one" / "mid.png"))
+  paths = retime.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                                         str(tmp_path / "one" / "mid.png"))
   assert paths == [str(tmp_path / "one" / "mid.png")]
   np.testing.assert_array_equal(np.asarray(Image.open(paths[0])), _blend(f0, gray1, 0.5))
   _no_temp_files(out)
@@ -301,10 +305,10 @@ def test_cli_frames_refin_equals_the_model_applied_directly(tmp_path):
   flags = lambda *a: interpolate._parse_flags(  # pylint: disable=protected-access
       ["interpolate", "--workdir=w", "--frames", "a.png", "b.png", "--output", "o.png", *a]).test_time_augmentation
   assert [flags(), flags("--tta"), flags("--no_tta")] == [None, True, False]
-  assert not interpolate.Interpolator(model, params, config).test_time_augmentation
+  assert not interpolator.Interpolator(model, params, config).test_time_augmentation
   config.test_time_augmentation = True
-  assert interpolate.Interpolator(model, params, config).test_time_augmentation
-  assert not interpolate.Interpolator(model, params, config, test_time_augmentation=False).test_time_augmentation
+  assert interpolator.Interpolator(model, params, config).test_time_augmentation
+  assert not interpolator.Interpolator(model, params, config, test_time_augmentation=False).test_time_augmentation
 
 
 class _ExactBlend:
@@ -345,7 +349,7 @@ def _run_cli(capsys, monkeypatch, *args, model=None):
     assert model is not None, f"the model of {workdir or source} was loaded before the refusal"
     return model
 
-  monkeypatch.setattr(interpolate, "load_model", load)
+  monkeypatch.setattr(interpolator, "load_model", load)
   try:
     flags = interpolate._parse_flags(["interpolate", "--no_progress", *args])  # pylint: disable=protected-access
     interpolate.main(flags)
@@ -372,10 +376,10 @@ def test_video_ntsc_factor_and_fps_have_exact_rational_timing(tmp_path):
   duration = media.facts(tmp_path / "in.mov")["duration"]
   assert duration == Fraction(5 * 1001, 24000)
   model = _ExactBlend()
-  off = interpolate.Options(scene_threshold=None)  # random frames of 384 pixels have noisy histograms
+  off = frames_lib.Options(scene_threshold=None)  # random frames of 384 pixels have noisy histograms
 
-  assert interpolate.interpolate_video(model, str(tmp_path / "in.mov"), str(tmp_path / "x2.mov"), factor=2,
-                                       progress_bar=False, options=off) == 10
+  assert retime.interpolate_video(model, str(tmp_path / "in.mov"), str(tmp_path / "x2.mov"), factor=2,
+                                  progress_bar=False, options=off) == 10
   got = media.facts(tmp_path / "x2.mov")
   assert got["rate"] == Fraction(48000, 1001)  # not 47.96
   assert got["times"] == [Fraction(k * 1001, 48000) for k in range(10)] and got["duration"] == duration
@@ -384,8 +388,8 @@ def test_video_ntsc_factor_and_fps_have_exact_rational_timing(tmp_path):
 
   # 24000/1001 -> 60: every frame at its own exact t, the second one at t = (24000/1001) / 60 = 0.3996.
   model = _ExactBlend()
-  n = interpolate.interpolate_video(model, str(tmp_path / "in.mov"), str(tmp_path / "60.mov"), fps=Fraction(60),
-                                    progress_bar=False, options=off)
+  n = retime.interpolate_video(model, str(tmp_path / "in.mov"), str(tmp_path / "60.mov"), fps=Fraction(60),
+                               progress_bar=False, options=off)
   assert model.calls[0] == [float(rate / 60), float(2 * rate / 60)]  # one call per pair; t = 0.3996, not 0.4
   got = media.facts(tmp_path / "60.mov")
   assert n == len(got["frames"]) == round(duration * 60) == 13 and got["rate"] == 60
@@ -404,11 +408,11 @@ def test_video_variable_frame_rate_keeps_timestamps_or_converts_on_purpose(tmp_p
   times, duration = src["times"], src["duration"]
   assert times == [p * tb for p in pts]
   model = _ExactBlend()
-  off = interpolate.Options(scene_threshold=None)  # random frames of 384 pixels have noisy histograms
+  off = frames_lib.Options(scene_threshold=None)  # random frames of 384 pixels have noisy histograms
 
   # --factor=2 keeps the timestamps and splits every interval, the last frame's too: the same duration exactly.
-  n = interpolate.interpolate_video(model, str(tmp_path / "vfr.mov"), str(tmp_path / "x2.mov"), factor=2,
-                                    progress_bar=False, options=off)
+  n = retime.interpolate_video(model, str(tmp_path / "vfr.mov"), str(tmp_path / "x2.mov"), factor=2,
+                               progress_bar=False, options=off)
   got = media.facts(tmp_path / "x2.mov")
   ends = times[1:] + [duration]
   assert n == 10 and got["times"] == [s + (e - s) * j / 2 for s, e in zip(times, ends) for j in range(2)]
@@ -419,8 +423,8 @@ def test_video_variable_frame_rate_keeps_timestamps_or_converts_on_purpose(tmp_p
   # --fps converts to a constant rate: frames at k / 25, each at its exact t; the duration within one frame.
   with caplog.at_level("INFO", logger="absl"):
     code_path = str(tmp_path / "25.mov")
-    job = interpolate.prepare_video_job(interpolate.open_video_source(str(tmp_path / "vfr.mov")), code_path,
-                                        fps=Fraction(25), options=off)
+    job = retime.prepare_video_job(retime.open_video_source(str(tmp_path / "vfr.mov")), code_path,
+                                   fps=Fraction(25), options=off)
     stats = job.run(model, progress_bar=False)
   got = media.facts(tmp_path / "25.mov")
   assert got["rate"] == 25 and got["times"] == [Fraction(k, 25) for k in range(len(got["frames"]))]
@@ -429,7 +433,7 @@ def test_video_variable_frame_rate_keeps_timestamps_or_converts_on_purpose(tmp_p
   np.testing.assert_array_equal(np.stack(got["frames"]), np.stack(want))
 
 
-class _BlendInterpolator(interpolate.Interpolator):
+class _BlendInterpolator(interpolator.Interpolator):
   """The real Interpolator's time checks (trained at t = 0.5 only, like ReFIn) around an exact blend."""
 
   def __init__(self):  # pylint: disable=super-init-not-called  (no network: _middle is the blend)
@@ -443,12 +447,12 @@ class _BlendInterpolator(interpolate.Interpolator):
 def test_video_run_names_every_untrained_t_it_used(tmp_path, caplog):
   frames = media.frames_rgb(5, 16, 24, seed=12)
   media.encode(tmp_path / "in.mov", frames, rate=Fraction(12), codec="png", pix_fmt="rgb24")
-  off = interpolate.Options(scene_threshold=None)
+  off = frames_lib.Options(scene_threshold=None)
   interp = _BlendInterpolator()
   # 12 -> 30 fps: output frame k falls at t = frac(2k / 5); the first pair makes t = 0.4 and 0.8 only.
   with caplog.at_level("INFO", logger="absl"):
-    job = interpolate.prepare_video_job(interpolate.open_video_source(str(tmp_path / "in.mov")),
-                                        str(tmp_path / "30"), fps=Fraction(30), options=off)
+    job = retime.prepare_video_job(retime.open_video_source(str(tmp_path / "in.mov")),
+                                   str(tmp_path / "30"), fps=Fraction(30), options=off)
     job.run(interp, progress_bar=False)
   warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
   assert warnings == ["this blend model was trained at t = 0.5 only; t = 0.4, 0.8 extrapolates what it learnt",
@@ -460,8 +464,8 @@ def test_video_run_names_every_untrained_t_it_used(tmp_path, caplog):
   caplog.clear()
   interp = _BlendInterpolator()
   with caplog.at_level("INFO", logger="absl"):
-    interpolate.interpolate_video(interp, str(tmp_path / "in.mov"), str(tmp_path / "x4"), factor=4,
-                                  progress_bar=False, options=off)
+    retime.interpolate_video(interp, str(tmp_path / "in.mov"), str(tmp_path / "x4"), factor=4,
+                             progress_bar=False, options=off)
   warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
   assert warnings == ["this blend model was trained at t = 0.5 only; t = 0.25, 0.75 extrapolates what it learnt"]
 
@@ -471,8 +475,8 @@ def test_video_with_missing_frames_stays_on_its_grid_and_fills_the_gap(tmp_path)
   slots = [0] + list(range(2, 11))  # slot 1 of the 25 fps grid is empty (an AVI drop frame)
   media.encode(tmp_path / "gap.mov", frames, rate=Fraction(25), pts=slots, codec="png", pix_fmt="rgb24")
   model = _ExactBlend()
-  n = interpolate.interpolate_video(model, str(tmp_path / "gap.mov"), str(tmp_path / "x2.mov"), progress_bar=False,
-                                    options=interpolate.Options(scene_threshold=None))
+  n = retime.interpolate_video(model, str(tmp_path / "gap.mov"), str(tmp_path / "x2.mov"), progress_bar=False,
+                               options=frames_lib.Options(scene_threshold=None))
   got = media.facts(tmp_path / "x2.mov")
   assert n == 22 and got["rate"] == 50 and got["times"] == [Fraction(k, 50) for k in range(22)]
   assert got["duration"] == Fraction(11, 25)
@@ -484,9 +488,9 @@ def test_time_free_model_retimes_at_the_nearest_dyadic_t(sepconv_interp, tmp_pat
   rate = Fraction(24000, 1001)
   frames = media.frames_rgb(4, 16, 24, seed=9, step=16)  # blends at k/16 stay integers
   media.encode(tmp_path / "in.mov", frames, rate=rate, codec="png", pix_fmt="rgb24")
-  source = interpolate.open_video_source(str(tmp_path / "in.mov"))
-  options = interpolate.Options(dyadic_depth=4, scene_threshold=None)
-  job = interpolate.prepare_video_job(source, str(tmp_path / "out"), fps=Fraction(60), options=options)
+  source = retime.open_video_source(str(tmp_path / "in.mov"))
+  options = frames_lib.Options(dyadic_depth=4, scene_threshold=None)
+  job = retime.prepare_video_job(source, str(tmp_path / "out"), fps=Fraction(60), options=options)
   stats = job.run(sepconv_interp, progress_bar=False)
   names = sorted(os.listdir(tmp_path / "out"))
   assert len(names) == stats.frames_out == round(source.duration * 60)
@@ -510,13 +514,13 @@ def test_video_audio_is_copied_in_sync_or_dropped_on_request(tmp_path):
   rate = Fraction(24)
   media.encode(tmp_path / "in.mp4", media.frames_rgb(6, 16, 16, seed=10), rate=rate, audio_seconds=Fraction(6, 24))
   model = _ExactBlend()
-  interpolate.interpolate_video(model, str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), progress_bar=False)
+  retime.interpolate_video(model, str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"), progress_bar=False)
   got = media.facts(tmp_path / "out.mp4")
   assert got["rate"] == 48 and got["duration"] == Fraction(1, 4) and len(got["audio"]) == 1
   assert got["audio"][0]["codec"] == "aac" and abs(got["audio"][0]["duration"] - got["duration"]) <= Fraction(1, 48)
   assert media.audio_payloads(tmp_path / "out.mp4") == media.audio_payloads(tmp_path / "in.mp4")  # not re-encoded
-  interpolate.interpolate_video(model, str(tmp_path / "in.mp4"), str(tmp_path / "mute.mp4"), progress_bar=False,
-                                audio=False)
+  retime.interpolate_video(model, str(tmp_path / "in.mp4"), str(tmp_path / "mute.mp4"), progress_bar=False,
+                           audio=False)
   assert media.facts(tmp_path / "mute.mp4")["audio"] == []
 
 
@@ -551,24 +555,24 @@ def test_alpha_is_kept_for_stills_and_video(sepconv_interp, tmp_path):
   f0, f1 = _rgba_pair()
   Image.fromarray(f0).save(tmp_path / "a.png")
   Image.fromarray(f1).save(tmp_path / "b.png")
-  interpolate.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
-                                      str(tmp_path / "mid.png"))
+  retime.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                                 str(tmp_path / "mid.png"))
   got = np.asarray(Image.open(tmp_path / "mid.png"))
   assert got.shape == (16, 24, 4)
   _check_alpha_blend(got, f0, f1)
 
   media.encode(tmp_path / "in.mov", [f0, f1], rate=Fraction(24), codec="png", pix_fmt="rgba")
-  interpolate.interpolate_video(sepconv_interp, str(tmp_path / "in.mov"), str(tmp_path / "out.mov"),
-                                progress_bar=False)
+  retime.interpolate_video(sepconv_interp, str(tmp_path / "in.mov"), str(tmp_path / "out.mov"),
+                           progress_bar=False)
   got = media.facts(tmp_path / "out.mov")
   assert got["pix_fmt"] == "rgba" and len(got["frames"]) == 4
   np.testing.assert_array_equal(got["frames"][0], f0)
   np.testing.assert_array_equal(got["frames"][2], f1)
   _check_alpha_blend(got["frames"][1], f0, f1)
   # --alpha=blend: (1 - t) a0 + t a1 without the model; the same at t = 1/2.
-  options = interpolate.Options(alpha="blend")
-  interpolate.interpolate_video(sepconv_interp, str(tmp_path / "in.mov"), str(tmp_path / "pngs"),
-                                progress_bar=False, options=options)
+  options = frames_lib.Options(alpha="blend")
+  retime.interpolate_video(sepconv_interp, str(tmp_path / "in.mov"), str(tmp_path / "pngs"),
+                           progress_bar=False, options=options)
   _check_alpha_blend(np.asarray(Image.open(tmp_path / "pngs" / "frame_000001.png")), f0, f1)
 
 
@@ -584,9 +588,9 @@ def test_model_alpha_stays_within_the_inputs_alpha_range():
   f0, f1 = _rgba_pair()
   opaque0, opaque1 = f0.copy(), f1.copy()
   opaque0[..., 3] = opaque1[..., 3] = 255
-  got = interpolate.make_frames(_DarkeningBlend(), opaque0, opaque1, (0.5,))[0]
+  got = frames_lib.interpolate_rgba(_DarkeningBlend(), opaque0, opaque1, (0.5,))[0]
   assert (got[..., 3] == 255).all()  # the model's 254 is clipped: an opaque pair stays opaque
-  got = interpolate.make_frames(_DarkeningBlend(), f0, f1, (0.5,))[0]
+  got = frames_lib.interpolate_rgba(_DarkeningBlend(), f0, f1, (0.5,))[0]
   lo, hi = min(f0[..., 3].min(), f1[..., 3].min()), max(f0[..., 3].max(), f1[..., 3].max())
   blend = np.round((f0[..., 3].astype(float) + f1[..., 3]) / 2) - 1
   np.testing.assert_array_equal(got[..., 3], np.clip(blend, lo, hi))  # inside the range the model's alpha is kept
@@ -598,11 +602,11 @@ def test_shared_stills_keep_alpha_and_do_not_cross_fade_a_cut(sepconv_interp, tm
   if not os.path.isdir(folder):
     pytest.skip(f"{folder} absent (the shared cases sit beside the clone in CI)")
   a, b = (os.path.join(folder, f"rgba_{k}.png") for k in "AB")
-  interpolate.interpolate_frame_files(sepconv_interp, a, b, str(tmp_path / "rgba.png"))
+  retime.interpolate_frame_files(sepconv_interp, a, b, str(tmp_path / "rgba.png"))
   f0, f1 = (np.asarray(Image.open(p).convert("RGBA")) for p in (a, b))
   _check_alpha_blend(np.asarray(Image.open(tmp_path / "rgba.png")), f0, f1)
   a, b = (os.path.join(folder, f"scene_cut_{k}.png") for k in "AB")
-  interpolate.interpolate_frame_files(sepconv_interp, a, b, str(tmp_path / "cut.png"))
+  retime.interpolate_frame_files(sepconv_interp, a, b, str(tmp_path / "cut.png"))
   np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cut.png")), np.asarray(Image.open(a)))
 
 
@@ -618,22 +622,22 @@ def _two_scenes(h=32, w=48):
 
 def test_scene_cuts_repeat_the_earlier_frame(sepconv_interp, tmp_path, caplog):
   (a0, a1), (b0, b1) = _two_scenes()
-  assert interpolate.scene_score(a0, a1) < interpolate.SCENE_THRESHOLD < interpolate.scene_score(a1, b0)
-  assert interpolate.scene_score(b0, b1) < interpolate.SCENE_THRESHOLD
+  assert frames_lib.scene_score(a0, a1) < frames_lib.SCENE_THRESHOLD < frames_lib.scene_score(a1, b0)
+  assert frames_lib.scene_score(b0, b1) < frames_lib.SCENE_THRESHOLD
   hidden0 = np.concatenate([a1, np.zeros_like(a1[..., :1])], -1)  # fully transparent: only the hidden colour differs
   hidden1 = np.concatenate([b0, np.zeros_like(b0[..., :1])], -1)
-  assert interpolate.scene_score(hidden0, hidden1) == 0
+  assert frames_lib.scene_score(hidden0, hidden1) == 0
   Image.fromarray(a1).save(tmp_path / "a.png")
   Image.fromarray(b0).save(tmp_path / "b.png")
   with caplog.at_level("INFO", logger="absl"):
-    interpolate.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
-                                        str(tmp_path / "cut.png"))
+    retime.interpolate_frame_files(sepconv_interp, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                                   str(tmp_path / "cut.png"))
   np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cut.png")), a1)
   assert "scene cut (score" in caplog.text
 
   media.encode(tmp_path / "in.mov", [a0, a1, b0, b1], rate=Fraction(10), codec="png", pix_fmt="rgb24")
-  job = interpolate.prepare_video_job(interpolate.open_video_source(str(tmp_path / "in.mov")), str(tmp_path / "o"),
-                                      factor=2)
+  job = retime.prepare_video_job(retime.open_video_source(str(tmp_path / "in.mov")), str(tmp_path / "o"),
+                                 factor=2)
   stats = job.run(sepconv_interp, progress_bar=False)
   got = [np.asarray(Image.open(tmp_path / "o" / f"frame_{k:06d}.png")) for k in range(8)]
   assert stats.scene_cuts == 1
@@ -641,8 +645,8 @@ def test_scene_cuts_repeat_the_earlier_frame(sepconv_interp, tmp_path, caplog):
   np.testing.assert_array_equal(got[3], a1)  # the cut: repeated, not a cross-fade
   np.testing.assert_allclose(got[5], (b0.astype(float) + b1) / 2, atol=0.5)
   # Detection off: the cut is interpolated like any pair.
-  job = interpolate.prepare_video_job(interpolate.open_video_source(str(tmp_path / "in.mov")), str(tmp_path / "o"),
-                                      factor=2, options=interpolate.Options(scene_threshold=None))
+  job = retime.prepare_video_job(retime.open_video_source(str(tmp_path / "in.mov")), str(tmp_path / "o"),
+                                 factor=2, options=frames_lib.Options(scene_threshold=None))
   assert job.run(sepconv_interp, progress_bar=False).scene_cuts == 0
   np.testing.assert_allclose(np.asarray(Image.open(tmp_path / "o" / "frame_000003.png")),
                              (a1.astype(float) + b0) / 2, atol=0.5)
@@ -652,12 +656,12 @@ def test_gif_in_and_out_and_codec_switch(tmp_path):
   frames = media.frames_rgb(3, 16, 16, seed=13)
   media.encode(tmp_path / "in.gif", frames, rate=Fraction(10), codec="gif", pix_fmt="rgb8")
   model = _ExactBlend()
-  interpolate.interpolate_video(model, str(tmp_path / "in.gif"), str(tmp_path / "out.gif"), progress_bar=False)
+  retime.interpolate_video(model, str(tmp_path / "in.gif"), str(tmp_path / "out.gif"), progress_bar=False)
   got = media.facts(tmp_path / "out.gif")
   assert got["codec"] == "gif" and got["rate"] == 20 and len(got["frames"]) == 6 and got["duration"] == Fraction(3, 10)
   # An h264 input written to .webm: the container's codec, chosen before any frame is made.
   media.encode(tmp_path / "in.mp4", frames, rate=Fraction(24))
-  interpolate.interpolate_video(model, str(tmp_path / "in.mp4"), str(tmp_path / "out.webm"), progress_bar=False)
+  retime.interpolate_video(model, str(tmp_path / "in.mp4"), str(tmp_path / "out.webm"), progress_bar=False)
   got = media.facts(tmp_path / "out.webm")
   assert got["codec"] == "vp9" and len(got["frames"]) == 6 and got["rate"] == 48
 
@@ -775,17 +779,17 @@ def test_refusals_are_one_line_before_the_model_and_lose_nothing(tmp_path, capsy
 
 def test_tiles_equal_the_whole_frame_away_from_the_border(tmp_path):
   # Off-centre taps: Î(y, x) = (I0(y - 2, x + 1) + I1(y + 1, x - 2)) / 2, a local operator of radius 2.
-  interp = interpolate.load_model(_sepconv_workdir(tmp_path / "taps", taps=(0, 3, 3, 0)))
+  interp = interpolator.load_model(_sepconv_workdir(tmp_path / "taps", taps=(0, 3, 3, 0)))
   f0, f1 = media.frames_rgb(2, 40, 56, seed=16)  # 2 x 3 tiles, windows of 32 x 32: one compile
   whole = interp.interpolate(f0, f1, (0.5,))[0]
   want = (np.roll(f0.astype(float), (2, -1), (0, 1)) + np.roll(f1.astype(float), (-1, 2), (0, 1))) / 2
   np.testing.assert_allclose(whole[2:-2, 2:-2], want[2:-2, 2:-2], atol=0.5)  # the operator is what it says
-  tiled = interpolate.make_frames(interp, f0, f1, (0.5,), interpolate.Options(tile=24, tile_overlap=4))[0]
+  tiled = frames_lib.interpolate_rgba(interp, f0, f1, (0.5,), frames_lib.Options(tile=24, tile_overlap=4))[0]
   # The frame's own border is padded differently in a tile and in the whole frame: compare 2 px inside it.
   np.testing.assert_array_equal(tiled[2:-2, 2:-2], whole[2:-2, 2:-2])
-  no_context = interpolate.make_frames(interp, f0, f1, (0.5,), interpolate.Options(tile=24, tile_overlap=0))[0]
+  no_context = frames_lib.interpolate_rgba(interp, f0, f1, (0.5,), frames_lib.Options(tile=24, tile_overlap=0))[0]
   assert (no_context[2:-2, 2:-2] != whole[2:-2, 2:-2]).any()  # without overlap the seams show: the test can fail
-  windows = interpolate.tile_windows(40, 56, 24, 4)
+  windows = frames_lib.tile_windows(40, 56, 24, 4)
   assert len(windows) == 6 and {(r.stop - r.start, c.stop - c.start) for r, c, _, _ in windows} == {(32, 32)}
   covered = np.zeros((40, 56), int)
   for rows, cols, core_rows, core_cols in windows:
@@ -814,8 +818,8 @@ def test_video_lossless_factor_2_keeps_frames_and_inserts_known_ones(sepconv_int
   frames = [(rng.integers(0, 64, (32, 48, 3)) * 4).astype(np.uint8) for _ in range(4)]
   src = tmp_path / "in.mkv"
   media.encode(src, frames, rate=Fraction(10), codec="ffv1", pix_fmt="bgr0")  # lossless RGB
-  n = interpolate.interpolate_video(sepconv_interp, str(src), str(tmp_path / "out.mkv"), factor=2,
-                                    progress_bar=False)
+  n = retime.interpolate_video(sepconv_interp, str(src), str(tmp_path / "out.mkv"), factor=2,
+                               progress_bar=False)
   got = media.facts(tmp_path / "out.mkv")
   assert n == len(got["frames"]) == 8  # 4 inputs, 3 new frames, the last input held for its own 1/10 s
   assert got["rate"] == 20 and got["codec"] == "ffv1" and got["duration"] == Fraction(4, 10)
@@ -840,7 +844,7 @@ def test_video_h264_factor_4_and_png_folder(sepconv_interp, tmp_path):
   decoded = media.facts(src)["frames"]
   assert len(decoded) == 4
 
-  interpolate.interpolate_video(sepconv_interp, str(src), str(tmp_path / "out.mp4"), factor=4, progress_bar=False)
+  retime.interpolate_video(sepconv_interp, str(src), str(tmp_path / "out.mp4"), factor=4, progress_bar=False)
   got = media.facts(tmp_path / "out.mp4")
   assert len(got["frames"]) == 16 and got["rate"] == 48 and got["codec"] == "h264"
   for i, frame in enumerate(decoded):
@@ -850,7 +854,7 @@ def test_video_h264_factor_4_and_png_folder(sepconv_interp, tmp_path):
       assert _psnr(got["frames"][4 * i + k], _blend(decoded[i], decoded[i + 1], t)) > 35.0
 
   # A folder of PNGs is exact: the decoded frames, and the bisection blends of them to one unit of rounding.
-  n = interpolate.interpolate_video(sepconv_interp, str(src), str(tmp_path / "pngs"), factor=4, progress_bar=False)
+  n = retime.interpolate_video(sepconv_interp, str(src), str(tmp_path / "pngs"), factor=4, progress_bar=False)
   names = sorted(os.listdir(tmp_path / "pngs"))
   assert n == 16 and names == [f"frame_{i:06d}.png" for i in range(16)]
   pngs = [np.asarray(Image.open(tmp_path / "pngs" / name)) for name in names]
@@ -886,22 +890,22 @@ def test_video_interrupted_or_bad_leaves_no_temp_file_and_keeps_the_old_output(s
   (tmp_path / "pngs" / "frame_000000.png").write_bytes(b"an earlier frame")
   for output in ("out.mkv", "pngs"):
     with pytest.raises(KeyboardInterrupt):
-      interpolate.interpolate_video(_FailsOnSecondPair(sepconv_interp), str(src), str(tmp_path / output),
-                                    progress_bar=False)
+      retime.interpolate_video(_FailsOnSecondPair(sepconv_interp), str(src), str(tmp_path / output),
+                               progress_bar=False)
   assert (tmp_path / "out.mkv").read_bytes() == b"an earlier result"
   assert os.listdir(tmp_path / "pngs") == ["frame_000000.png"]
   assert sorted(os.listdir(tmp_path)) == ["in.mkv", "out.mkv", "pngs"]
 
   (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 garbage")
   with pytest.raises(ValueError, match=r"cannot read video .*broken\.mp4"):
-    interpolate.interpolate_video(sepconv_interp, str(tmp_path / "broken.mp4"), str(tmp_path / "o.mp4"))
+    retime.interpolate_video(sepconv_interp, str(tmp_path / "broken.mp4"), str(tmp_path / "o.mp4"))
   media.encode(tmp_path / "one.mkv", frames[:1], rate=Fraction(10), codec="ffv1", pix_fmt="bgr0")
   with pytest.raises(ValueError, match="has one frame"):
-    interpolate.interpolate_video(sepconv_interp, str(tmp_path / "one.mkv"), str(tmp_path / "o.mkv"))
+    retime.interpolate_video(sepconv_interp, str(tmp_path / "one.mkv"), str(tmp_path / "o.mkv"))
   with pytest.raises(ValueError, match="names one image"):
-    interpolate.interpolate_video(sepconv_interp, str(src), str(tmp_path / "o.png"))
+    retime.interpolate_video(sepconv_interp, str(src), str(tmp_path / "o.png"))
   with pytest.raises(ValueError, match="integer >= 2"):
-    interpolate.interpolate_video(sepconv_interp, str(src), str(tmp_path / "o.mkv"), factor=1)
+    retime.interpolate_video(sepconv_interp, str(src), str(tmp_path / "o.mkv"), factor=1)
   assert sorted(os.listdir(tmp_path)) == ["broken.mp4", "in.mkv", "one.mkv", "out.mkv", "pngs"]
 
 
@@ -944,4 +948,4 @@ def test_a_restoration_workdir_is_refused_before_its_checkpoint_is_read(paper, t
   config = config_lib.load_config(os.path.join(ROOT, "configs", f"{paper}.py"))
   (tmp_path / "config.json").write_text(config.to_json_best_effort())  # and no checkpoint: it is never reached
   with pytest.raises(ValueError, match=rf"holds a '{config.model.name}' model, which does not interpolate.*{tool}"):
-    interpolate.load_model(workdir=str(tmp_path))
+    interpolator.load_model(workdir=str(tmp_path))

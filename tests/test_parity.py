@@ -174,12 +174,12 @@ def test_cli_released_sepconv_weights_without_a_workdir(tmp_path):
   """The library call sets the release's switches on the family's config; the CLI frame is the original code's
   frame in 8 bits (with random weights most of it saturates at 0 or 255, which the sign pattern still checks)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from jaxvfi import interpolate  # pylint: disable=g-import-not-at-top
   from jaxvfi import utils  # pylint: disable=g-import-not-at-top
+  from jaxvfi.inference import interpolator  # pylint: disable=g-import-not-at-top
   fx = fixture("sepconv")
   path = tmp_path / "sepconv.npz"
   assert weights.main(["random", "--arch=sepconv", f"--seed={int(fx['seed'])}", f"--dst={path}"]) == 0
-  interp = interpolate.load_model(weights=str(path), model="sepconv")
+  interp = interpolator.load_model(weights=str(path), model="sepconv")
   assert interp.time_free and interp.config.model.padding == "replicate"
   for key, value in weights.RELEASED_MODEL_CONFIG["sepconv"].items():
     assert getattr(interp.model, key) == value, key
@@ -197,6 +197,6 @@ def test_cli_released_weights_errors(tmp_path):
     _cli("--model=sepconv", *frames)
   with pytest.raises(FileNotFoundError, match="--weights .*missing.npz does not exist"):
     _cli("--model=sepconv", f"--weights={tmp_path / 'missing.npz'}", *frames)
-  from jaxvfi import interpolate  # pylint: disable=g-import-not-at-top
+  from jaxvfi.inference import interpolator  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match="--model must be one of sepconv, superslomo"):
-    interpolate.load_model(weights=str(tmp_path / "x.npz"), model="pwcnet")
+    interpolator.load_model(weights=str(tmp_path / "x.npz"), model="pwcnet")
