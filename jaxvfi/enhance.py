@@ -44,7 +44,7 @@ import numpy as np
 import tqdm
 
 from jaxvfi import checkpoints
-from jaxvfi import models
+from jaxvfi import families
 from jaxvfi import utils
 from jaxvfi import video_io
 from jaxvfi.inference import cli
@@ -127,7 +127,7 @@ def load_enhancer(workdir: str, config: ml_collections.ConfigDict | None = None)
 
 
 def _check_family(config, workdir: str) -> None:
-  batch = models.example_batch(config)
+  batch = families.of(config).example_batch(config)
   blurry = batch.get("blurry")
   if blurry is None or blurry.ndim != 5 or blurry.shape[1] != WINDOW:
     raise ValueError(f"workdir {workdir} holds a {config.model.get('name')!r} model; jaxvfi.enhance needs a model "

@@ -44,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import pkgutil
 import types
 from typing import Any, Callable
 
@@ -53,6 +54,7 @@ from jaxvfi import batches
 from jaxvfi import losses
 from jaxvfi import steps
 from jaxvfi import torch_weights
+import jaxvfi.models as models_package
 
 
 def _default_loss_fn(config):
@@ -131,6 +133,20 @@ def get_family(name: str | None) -> Family:
       rotation_equivariant=bool(getattr(module, "ROTATION_EQUIVARIANT", True)),
       released_model_config=getattr(module, "RELEASED_MODEL_CONFIG", None),
       torch_layout=getattr(module, "TORCH_LAYOUT", None))
+
+
+def released_families() -> list[str]:
+  """The names of jaxvfi's families whose authors released weights (`RELEASED_MODEL_CONFIG` and `TORCH_LAYOUT`)."""
+  names = [m.name for m in pkgutil.iter_modules(models_package.__path__) if not m.name.startswith("_")]
+  out = []
+  for name in sorted(names):
+    try:
+      family = get_family(name)
+    except ValueError:  # a network module, not a family
+      continue
+    if family.released_model_config is not None and family.torch_layout is not None:
+      out.append(name)
+  return out
 
 
 def of(config) -> Family:

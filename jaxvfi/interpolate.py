@@ -17,7 +17,7 @@ W is a training run's workdir (`python -m jaxvfi.main`): its `config.json` build
   python -m jaxvfi.interpolate --model=superslomo --weights=superslomo.npz --frames A.png B.png --output mid.png
 
 The config is then the family's defaults (`configs/<model>.py`, installed as `jaxvfi.configs`) with the original
-code's conventions that the weights need (`jaxvfi.weights.RELEASED_MODEL_CONFIG`). This file is the command line
+code's conventions that the weights need (the family's `RELEASED_MODEL_CONFIG`). This file is the command line
 only; the library is `jaxvfi.inference` (interpolator.py: the model, its loading and times; frames.py: tiling,
 alpha, scene cuts; retime.py: sources, retiming, video jobs, frame files):
 

@@ -8,7 +8,7 @@ from released weights, and the times it can make.
 A workdir's `config.json` builds the model and its latest `checkpoints/<step>/` gives the parameters. Released
 weights (`python -m jaxvfi.weights convert --arch=sepconv|superslomo`) take the family's default config, shipped in
 the package as `jaxvfi.configs.<model>` (`config_lib.packaged_config`), with the original code's conventions that
-the weights need (`jaxvfi.weights.RELEASED_MODEL_CONFIG`).
+the weights need (the family's `RELEASED_MODEL_CONFIG`).
 
 Time. Super-SloMo takes any t in (0, 1); ReFIn takes any t through Eq. (1) of ReFIn but is trained at t = 0.5 only
 (`Interpolator.check_times` warns once). SepConv has no time input: it always makes the middle frame, so other times
@@ -28,12 +28,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxvfi import batches
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
-from jaxvfi import models
+from jaxvfi import families
 from jaxvfi import pixel_shader as pixel_shader_lib
 from jaxvfi import utils
-from jaxvfi import weights
+from jaxvfi import torch_weights
 
 MAX_BISECTION_DEPTH = 8  # t = k / 256 at the finest
 DEFAULT_DYADIC_DEPTH = 4
@@ -75,7 +76,7 @@ class Interpolator:
     self.pixel_shader = pixel_shader  # None, or a `jaxvfi.pixel_shader.SHADERS` name applied to every made frame
     # Each frame averaged with the one made from the 180-degree rotated inputs (`jaxvfi.models.predict`); None: the
     # config's `test_time_augmentation`.
-    self.test_time_augmentation = (models.check_test_time_augmentation(config) if test_time_augmentation is None
+    self.test_time_augmentation = (families.of(config).check_test_time_augmentation(config) if test_time_augmentation is None
                                    else bool(test_time_augmentation))
     if self.test_time_augmentation:
       logging.info("test-time augmentation on: each frame is the mean of two model evaluations, on the inputs and on "
@@ -85,7 +86,7 @@ class Interpolator:
     self.step = step
     self.name = config.model.get("name")
     # A family without a time input (`HAS_TIME_INPUT = False`, e.g. SepConv) reaches other times by bisection.
-    self.time_free = not models.traits(config.model)["has_time_input"]
+    self.time_free = not families.of(config).has_time_input
     data = config.get("data") or ml_collections.ConfigDict()
     # The one t the model saw in training, or None for arbitrary-time training (data.t_sampling = "uniform").
     self.trained_t = float(data.get("t", 0.5)) if data.get("t_sampling", "fixed") == "fixed" else None
@@ -98,7 +99,7 @@ class Interpolator:
 
   def _apply(self, params, batch):
     self.num_traces += 1  # runs at trace time only: once per frame size
-    image = models.predict(self.model, params, batch, self.test_time_augmentation)["image"]
+    image = families.predict(self.model, params, batch, self.test_time_augmentation)["image"]
     if self.pixel_shader:
       image = pixel_shader_lib.pixel_shader(batch["frame0"], batch["frame1"], image, self.pixel_shader)
     return image
@@ -188,7 +189,7 @@ def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | N
     config: the run's config; None reads `workdir/config.json` (with `weights`: the packaged
       `jaxvfi.configs.<model>`'s defaults).
     weights: instead of a workdir, a .npz from `python -m jaxvfi.weights convert --arch=<model>`.
-    model: the family of `weights`, one of `jaxvfi.weights.RELEASED_MODEL_CONFIG` ("sepconv", "superslomo"); its
+    model: the family of `weights`, one of `jaxvfi.families.released_families()` ("sepconv", "superslomo"); its
       config gets the switches those weights need.
     pixel_shader: None, or "paper" | "code": SepConv-GAN's shader (`jaxvfi.pixel_shader`) on every frame made.
     test_time_augmentation: average each frame with the one made from the 180-degree rotated inputs (RIFE's TTA,
@@ -217,8 +218,7 @@ def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | N
 
 
 def _check_family(config, workdir: str) -> None:
-  batch = models.example_batch(config)
-  if "t" not in batch or not all(k in batch and batch[k].ndim == 4 for k in ("frame0", "frame1")):
+  if not batches.is_triplet(families.of(config).example_batch(config)):
     raise ValueError(f"workdir {workdir} holds a {config.model.get('name')!r} model, which does not interpolate "
                      "between two frames; jaxvfi.interpolate needs a frame interpolation model (configs/refin.py, "
                      "superslomo.py, sepconv.py, sepconv_gan.py); for DSFN use python -m jaxvfi.enhance, for SDAN "
@@ -229,15 +229,17 @@ def _load_released(path: str | None, name: str | None, config: ml_collections.Co
                    pixel_shader: str | None = None, test_time_augmentation: bool | None = None) -> Interpolator:
   if not path or not name:
     raise ValueError("released weights need both a weights file and its model (--weights and --model)")
-  if name not in weights.RELEASED_MODEL_CONFIG:
-    raise ValueError(f"--model must be one of {', '.join(weights.RELEASED_MODEL_CONFIG)} (the families with "
-                     f"released weights), got {name!r}")
+  released = families.released_families()
+  if name not in released:
+    raise ValueError(f"--model must be one of {', '.join(released)} (the families with released weights), got "
+                     f"{name!r}")
+  family = families.get_family(name)
   if config is None:
     config = config_lib.packaged_config(name)
   config = config.copy_and_resolve_references()
-  config.model.update(weights.RELEASED_MODEL_CONFIG[name])
-  module = models.build_model(config.model)
-  params = weights.load_params(name, path)
+  config.model.update(family.released_model_config)
+  module = family.build(config.model)
+  params = torch_weights.load_params(family.torch_layout, path)
   want = jax.tree.map(lambda x: tuple(x.shape), checkpoints.params_template(module, config))
   got = jax.tree.map(lambda x: tuple(x.shape), params)
   if got != want:
@@ -263,7 +265,7 @@ def check_times_before_loading(model_source: dict, times: Sequence[float]) -> No
       model_config = checkpoints.read_config(model_source["workdir"]).model
     else:
       model_config = ml_collections.ConfigDict({"name": model_source["model"]})
-    name, has_time_input = model_config.get("name"), models.traits(model_config)["has_time_input"]
+    name, has_time_input = model_config.get("name"), families.get_family(model_config.get("name")).has_time_input
   except (OSError, ValueError, AttributeError, KeyError):
     return
   if not has_time_input:
