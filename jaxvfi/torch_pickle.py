@@ -311,12 +311,15 @@ def _load_zip(path: str, data: bytes) -> Any:
 
 def _load_legacy(path: str, data: bytes) -> Any:
   f = io.BytesIO(data)
-  header = []
-  for _ in range(3):  # magic number, protocol version, sys info: plain values, so no global is allowed here
-    header.append(_Plain(f).load())
-  magic, protocol, sys_info = header
-  if magic != LEGACY_MAGIC:
+  try:
+    magic = _Plain(f).load()  # it and the two pickles after it are plain values: no global is allowed
+  except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as e:
+    if isinstance(e, RefusedPickleError):
+      raise
+    magic = None
+  if type(magic) is not int or magic != LEGACY_MAGIC:  # pylint: disable=unidiomatic-typecheck
     raise CorruptCheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip nor torch's legacy magic number)")
+  protocol, sys_info = _Plain(f).load(), _Plain(f).load()
   if protocol != LEGACY_PROTOCOL or not isinstance(sys_info, dict):
     raise CorruptCheckpointError(f"{path}: legacy PyTorch checkpoint of protocol {protocol!r}, expected "
                                  f"{LEGACY_PROTOCOL}")
