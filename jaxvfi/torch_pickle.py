@@ -236,15 +236,15 @@ def _tensor_array(t: _Tensor) -> np.ndarray:
   storage = t.storage
   if storage.view is not None:
     root, start = storage.view
-    if start + storage.numel > root.numel:
+    if root.array is not None and start + storage.numel > root.array.size:
       raise CorruptCheckpointError(f"storage view {storage.key} runs past its storage {root.key}")
-    data = root.array[start:start + storage.numel]
+    data = None if root.array is None else root.array[start:start + storage.numel]
   else:
     data = storage.array
   if data is None:
     raise CorruptCheckpointError(f"storage {storage.key} is used by a tensor but its bytes were never stored")
   if math.prod(t.size) == 0:
-    out = np.zeros(t.size, data.dtype)
+    out = np.zeros(t.size, data.dtype.newbyteorder("="))
   else:
     last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride))
     if last >= data.size:
@@ -281,35 +281,31 @@ def _materialize(obj, memo: dict[int, Any]):
   return memo[id(obj)]
 
 
-def _load_zip(path: str, data: bytes) -> Any:
+def _load_zip(path: str) -> tuple[Any, dict[str, _Storage]]:
   try:
-    archive = zipfile.ZipFile(io.BytesIO(data))
-    names = archive.namelist()
-  except (zipfile.BadZipFile, OSError, ValueError) as e:
-    raise CorruptCheckpointError(f"{path}: truncated or corrupt zip-format PyTorch checkpoint ({e})") from None
-  pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1] or [n for n in names
-                                                                                     if n == "data.pkl"]
-  if len(pickles) != 1:
-    raise CorruptCheckpointError(f"{path}: a zip file but not a PyTorch checkpoint (no single <name>/data.pkl)")
-  prefix = pickles[0][:-len("data.pkl")]
-  try:
-    byteorder = archive.read(prefix + "byteorder").decode("ascii") if prefix + "byteorder" in names else "little"
-    if byteorder not in ("little", "big"):
-      raise CorruptCheckpointError(f"{path}: unknown byte order {byteorder!r}")
-    storages: dict[str, _Storage] = {}
-    obj = _Unpickler(io.BytesIO(archive.read(pickles[0])), storages, legacy=False).load()
-    for key, storage in storages.items():
-      name = f"{prefix}data/{key}"
-      if name not in names:
-        raise CorruptCheckpointError(f"{path}: storage record {name} is missing")
-      storage.array = _storage_array(archive.read(name), storage.type.dtype, storage.numel,
-                                     "<" if byteorder == "little" else ">", f"{path}: storage {key}")
+    with zipfile.ZipFile(path) as archive:  # read record by record: the file is never held in memory twice
+      names = set(archive.namelist())
+      pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+      if len(pickles) != 1:
+        raise CorruptCheckpointError(f"{path}: a zip file but not a PyTorch checkpoint (no single <name>/data.pkl)")
+      prefix = pickles[0][:-len("data.pkl")]
+      byteorder = archive.read(prefix + "byteorder").decode("ascii") if prefix + "byteorder" in names else "little"
+      if byteorder not in ("little", "big"):
+        raise CorruptCheckpointError(f"{path}: unknown byte order {byteorder!r}")
+      storages: dict[str, _Storage] = {}
+      obj = _Unpickler(io.BytesIO(archive.read(pickles[0])), storages, legacy=False).load()
+      for key, storage in storages.items():
+        name = f"{prefix}data/{key}"
+        if name not in names:
+          raise CorruptCheckpointError(f"{path}: storage record {name} is missing")
+        storage.array = _storage_array(archive.read(name), storage.type.dtype, storage.numel,
+                                       "<" if byteorder == "little" else ">", f"{path}: storage {key}")
     return obj, storages
   except (zipfile.BadZipFile, EOFError, OSError, struct.error) as e:
     raise CorruptCheckpointError(f"{path}: truncated or corrupt zip-format PyTorch checkpoint ({e})") from None
 
 
-def _load_legacy(path: str, data: bytes) -> Any:
+def _load_legacy(path: str, data: bytes) -> tuple[Any, dict[str, _Storage]]:
   f = io.BytesIO(data)
   try:
     magic = _Plain(f).load()  # it and the two pickles after it are plain values: no global is allowed
@@ -370,10 +366,10 @@ def load(path: str | os.PathLike) -> Any:
   """
   path = os.fspath(path)
   with open(path, "rb") as f:
-    data = f.read()
-  zip_format = data[:4] == b"PK\x03\x04"
+    zip_format = f.read(4) == b"PK\x03\x04"
+    data = None if zip_format else f.seek(0) or f.read()
   try:
-    obj, storages = (_load_zip if zip_format else _load_legacy)(path, data)
+    obj, storages = _load_zip(path) if zip_format else _load_legacy(path, data)
     return _materialize(obj, {})
   except RefusedPickleError:
     raise

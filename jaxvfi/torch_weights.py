@@ -179,7 +179,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   saved = torch_pickle.load(path)
   if not isinstance(saved, Mapping):
     raise ValueError(f"{path} holds a {type(saved).__name__}, not a state_dict (a dict of tensors)")
-  return {k: v.astype(np.float32) for k, v in flatten(saved).items() if isinstance(v, np.ndarray)}
+  return {k: v.astype(np.float32, copy=False) for k, v in flatten(saved).items() if isinstance(v, np.ndarray)}
 
 
 def load_params(layout: TorchLayout, path: str | os.PathLike) -> dict[str, Any]:
