@@ -14,8 +14,9 @@ against the original code's outputs). Every source key is used exactly once (bes
 missing or unused keys raise one ValueError listing them, and shapes that differ from the original layout one
 ValueError naming each key, its shape and the expected one.
 
-Readers: `.npz` (numpy) and `.safetensors` (the `safetensors.numpy` API) need no torch; `.pth` / `.pt` /
-`.pytorch` / `.ckpt` are read with torch, imported only then (torch is not a dependency of jaxvfi).
+Readers: none needs torch. `.npz` (numpy), `.safetensors` (the `safetensors.numpy` API), and `.pth` / `.pt` /
+`.pytorch` / `.ckpt` through `jaxvfi.torch_pickle` (both of torch's formats, with an unpickler that reads only
+tensors and plain containers, so a checkpoint runs no code).
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from safetensors import numpy as safetensors_numpy
+
+from jaxvfi import torch_pickle
 
 TORCH_SUFFIXES = (".pth", ".pt", ".pytorch", ".ckpt")
 
@@ -153,11 +156,14 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-  """Reads `.npz`, `.safetensors` (no torch) or `.pth` / `.pt` / `.pytorch` / `.ckpt` (torch) into name -> NumPy
-  array. Nested dicts (Super-SloMo's checkpoint) are flattened with "." and non-tensor entries (metadata) skipped.
+  """Reads `.npz`, `.safetensors` or `.pth` / `.pt` / `.pytorch` / `.ckpt` (either torch format, no torch needed)
+  into name -> NumPy array. Nested dicts (Super-SloMo's checkpoint) are flattened with "." and non-tensor entries
+  (metadata) skipped; PyTorch tensors come back as float32, whatever their dtype.
 
   Raises:
-    ValueError: an unknown suffix.  FileNotFoundError: no such file.  ImportError: a PyTorch file without torch.
+    ValueError: an unknown suffix, a PyTorch file that is truncated or corrupt (`torch_pickle.CorruptCheckpointError`)
+      or holds no dict.  FileNotFoundError: no such file.  pickle.UnpicklingError: a PyTorch file naming a global a
+      weights file never needs (e.g. os.system); nothing of it ran.
   """
   path = os.fspath(path)
   suffix = os.path.splitext(path)[1].lower()
@@ -170,14 +176,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
       return {k: f[k] for k in f.files}
   if suffix == ".safetensors":
     return safetensors_numpy.load_file(path)
-  try:
-    import torch  # pylint: disable=g-import-not-at-top  (optional: jaxvfi does not depend on torch)
-  except ImportError as e:
-    raise ImportError(f"reading {path} needs torch, which jaxvfi does not depend on: install it, or convert "
-                      f"the file once elsewhere with `python -m jaxvfi.weights convert --arch=... --src={path} "
-                      f"--dst=X.npz` and load the .npz") from e
-  state = flatten(torch.load(path, map_location="cpu", weights_only=True))
-  return {k: v.detach().cpu().float().numpy() for k, v in state.items() if isinstance(v, torch.Tensor)}
+  saved = torch_pickle.load(path)
+  if not isinstance(saved, Mapping):
+    raise ValueError(f"{path} holds a {type(saved).__name__}, not a state_dict (a dict of tensors)")
+  return {k: v.astype(np.float32, copy=False) for k, v in flatten(saved).items() if isinstance(v, np.ndarray)}
 
 
 def load_params(layout: TorchLayout, path: str | os.PathLike) -> dict[str, Any]:

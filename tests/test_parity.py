@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -135,6 +136,26 @@ def test_lpips_distance_through_the_metric(tmp_path, net):
   distance = fn(jnp.asarray(fx["image0"]) / 255.0, jnp.asarray(fx["image1"]) / 255.0)
   assert_parity(distance, fx["distance"], f"LPIPS-{net} distance")
   assert fx["distance"][0] > fx["distance"][1]  # unrelated images are farther apart than a perturbation
+
+
+@pytest.mark.parametrize("fmt", ["zip", "legacy"])
+def test_lpips_heads_from_a_torch_file_without_torch(tmp_path, monkeypatch, fmt):
+  """The fixture's v0.1 heads as torch saved them (lpips_alex_heads_{zip,legacy}.pth, the form of the `lpips`
+  package's weights/v0.1/alex.pth), merged with the trunk by `weights convert` while `import torch` fails: the same
+  Flax params as from the fixture's .npz arrays, and the original code's distances."""
+  monkeypatch.setitem(sys.modules, "torch", None)  # any `import torch` now raises ImportError
+  fx = fixture("lpips_alex")
+  state = state_from_seed("lpips_alex", fx)
+  trunk = tmp_path / "alexnet.npz"
+  np.savez(trunk, **{k: v for k, v in state.items() if k.startswith("features.")})
+  dst = tmp_path / "lpips_alex.npz"
+  assert weights.main(["convert", "--arch=lpips_alex", f"--src={trunk}",
+                       f"--src={os.path.join(FIXTURES, f'lpips_alex_heads_{fmt}.pth')}", f"--dst={dst}"]) == 0
+  heads = {k[len("heads/"):]: v for k, v in fx.items() if k.startswith("heads/")}
+  want = weights.convert_state_dict("lpips_alex", {**state, **heads})
+  jax.tree.map(np.testing.assert_array_equal, weights.load_params("lpips_alex", dst), want)
+  distance = metrics.lpips_fn(dst)(jnp.asarray(fx["image0"]) / 255.0, jnp.asarray(fx["image1"]) / 255.0)
+  assert_parity(distance, fx["distance"], f"LPIPS-alex distance, heads from the {fmt} .pth")
 
 
 # ----------------------------------------------------------------------------------------------------------------

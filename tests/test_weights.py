@@ -6,7 +6,8 @@ classifier), and naive NumPy loops of PyTorch's Conv2d and ConvTranspose2d on th
 """
 from __future__ import annotations
 
-import importlib.util
+import pathlib
+import sys
 
 import flax
 import jax
@@ -18,6 +19,7 @@ import safetensors.numpy
 from jaxvfi import weights
 from jaxvfi.models import pwcnet, vgg
 
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 NAMES = ("One", "Two", "Thr", "Fou", "Fiv", "Six")
 
 
@@ -229,12 +231,22 @@ def test_converted_conv_transpose_matches_pytorch(key):
   assert not np.allclose(layer.apply({"params": flipped}, jnp.asarray(x))[0], want, atol=1e-2)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch installed: the error path is moot")
-def test_torch_files_need_torch(tmp_path):
-  path = tmp_path / "network-default.pytorch"
-  path.write_bytes(b"not read")
-  with pytest.raises(ImportError, match="needs torch"):
-    weights.load_params("pwcnet", path)
+@pytest.mark.parametrize("fmt", ["zip", "legacy"])
+def test_torch_files_are_read_without_torch(tmp_path, monkeypatch, fmt):
+  """A Super-SloMo-like checkpoint saved by torch (tests/fixtures/torch_{zip,legacy}.pth) with `import torch` made to
+  fail: flattened, metadata (epoch, a datetime, loss lists) dropped, every tensor float32."""
+  monkeypatch.setitem(sys.modules, "torch", None)  # any `import torch` now raises ImportError
+  src = tmp_path / "SuperSloMo.ckpt"
+  src.write_bytes((FIXTURES / f"torch_{fmt}.pth").read_bytes())
+  state = weights.read_state_dict(src)
+  assert {"state_dictFC.0.weight", "state_dictAT.1.num_batches_tracked", "edge.float16"} <= set(state)
+  assert not {"epoch", "timestamp", "Detail", "loss", "learningRate"} & set(state)
+  assert all(v.dtype == np.float32 for v in state.values())
+  assert state["state_dictFC.0.weight"].shape == (4, 6, 3, 3)
+  garbage = tmp_path / "network-default.pytorch"
+  garbage.write_bytes(b"not read")
+  with pytest.raises(ValueError, match="not a PyTorch checkpoint"):
+    weights.load_params("pwcnet", garbage)
 
 
 def test_unknown_format_and_arch():
