@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging as py_logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -264,3 +265,8 @@ def exit_interrupted(e: KeyboardInterrupt, what: str, hard_exit: bool = False) -
     sys.stderr.flush()
     os._exit(128 + int(signum))  # pylint: disable=protected-access
   sys.exit(128 + int(signum))
+
+
+def natural_key(name: str) -> list:
+  """The sort key of a file name in natural order: its runs of digits compare as numbers ("frame2" < "frame10")."""
+  return [int(s) if s.isdigit() else s.lower() for s in re.split(r"(\d+)", name)]

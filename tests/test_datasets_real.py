@@ -14,7 +14,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from jaxvfi.datasets import _layout
+from jaxvfi.datasets import layout
 from jaxvfi.datasets import adobe240
 from jaxvfi.datasets import gopro
 from jaxvfi.datasets import middlebury
@@ -145,18 +145,18 @@ def test_middlebury_ground_truth_without_input_frames(tmp_path):
 def test_read_rgb_modes(tmp_path):
   rgba = np.random.default_rng(3).integers(0, 256, size=(4, 5, 4), dtype=np.uint8)
   Image.fromarray(rgba).save(tmp_path / "rgba.png")
-  np.testing.assert_array_equal(_layout.read_rgb("t", tmp_path / "rgba.png"), rgba[..., :3])  # Alpha dropped.
+  np.testing.assert_array_equal(layout.read_rgb("t", tmp_path / "rgba.png"), rgba[..., :3])  # Alpha dropped.
   Image.fromarray(rgba[..., :2]).save(tmp_path / "la.png")
-  np.testing.assert_array_equal(_layout.read_rgb("t", tmp_path / "la.png"), np.repeat(rgba[..., :1], 3, axis=-1))
+  np.testing.assert_array_equal(layout.read_rgb("t", tmp_path / "la.png"), np.repeat(rgba[..., :1], 3, axis=-1))
   palette = Image.new("P", (2, 2))
   palette.putdata([0, 1, 1, 0])
   palette.putpalette([10, 20, 30, 200, 100, 50])
   palette.save(tmp_path / "p.png")
-  np.testing.assert_array_equal(_layout.read_rgb("t", tmp_path / "p.png"),
+  np.testing.assert_array_equal(layout.read_rgb("t", tmp_path / "p.png"),
                                 [[[10, 20, 30], [200, 100, 50]], [[200, 100, 50], [10, 20, 30]]])
   Image.fromarray(np.full((4, 5), 40000, np.uint16)).save(tmp_path / "deep.png")
   with pytest.raises(ValueError, match=r"^t: .*deep\.png is a I"):
-    _layout.read_rgb("t", tmp_path / "deep.png")
+    layout.read_rgb("t", tmp_path / "deep.png")
 
 
 # ------------------------------------------------------------------------------------------ Adobe240 and GOPRO

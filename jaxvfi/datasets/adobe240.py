@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxvfi.datasets import _layout
+from jaxvfi.datasets import layout
 
 BLUR_WINDOW = 11  # Sharp frames averaged per blurry frame (DSFN Sec. 4.1, BIN).
 BLUR_STRIDE = 8  # 240 fps / 30 fps.
@@ -112,10 +112,10 @@ def clip_examples(name: str, clip: str, paths: Sequence[Path], num_blurry: int):
 
   def sharp(i: int) -> np.ndarray:
     if i not in sharp_cache:
-      frame = _layout.read_rgb(name, paths[i])
+      frame = layout.read_rgb(name, paths[i])
       if not reference:
         reference.append((paths[i], frame.shape))
-      _layout.check_same_size(name, *reference[0], paths[i], frame.shape)
+      layout.check_same_size(name, *reference[0], paths[i], frame.shape)
       sharp_cache[i] = frame
     return sharp_cache[i]
 
@@ -157,12 +157,12 @@ def _list_file(name: str, root: Path, split: str) -> Path:
 def adobe_split_clips(name: str, root: Path) -> dict[str, list[Path]]:
   """Split -> clip folders, from split folders (layout A) or list files (layout B) of the module docstring."""
   if (root / "train").is_dir() or (root / "test").is_dir():
-    return {split: _layout.subdirs(_layout.require_dir(name, root / split)) for split in ("train", "test")}
-  clips = {split: [_layout.require_dir(name, root / _clip_name(line))
-                   for line in _layout.read_lines(name, _list_file(name, root, split))]
+    return {split: layout.subdirs(layout.require_dir(name, root / split)) for split in ("train", "test")}
+  clips = {split: [layout.require_dir(name, root / _clip_name(line))
+                   for line in layout.read_lines(name, _list_file(name, root, split))]
            for split in ("train", "test")}
   listed = {clip.name for split_clips in clips.values() for clip in split_clips}
-  unlisted = [clip.name for clip in _layout.subdirs(root) if clip.name not in listed]
+  unlisted = [clip.name for clip in layout.subdirs(root) if clip.name not in listed]
   if unlisted:
     logging.info("%s: clip folders in neither list are not read: %s", name, ", ".join(unlisted))
   return clips
@@ -194,8 +194,8 @@ class BlurSynthesisBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tr
     return clip.name
 
   def _split_generators(self, dl_manager):
-    clips = self._split_clips(_layout.manual_path(dl_manager.manual_dir))
-    return {split: self._generate_examples(frames=[(self._clip_id(clip), _layout.pngs(self.name, clip))
+    clips = self._split_clips(layout.manual_path(dl_manager.manual_dir))
+    return {split: self._generate_examples(frames=[(self._clip_id(clip), layout.pngs(self.name, clip))
                                                    for clip in found])
             for split, found in clips.items()}
 

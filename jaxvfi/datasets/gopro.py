@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jaxvfi.datasets import _layout
+from jaxvfi.datasets import layout
 from jaxvfi.datasets.adobe240 import BlurSynthesisBuilder
 from jaxvfi.datasets.adobe240 import blur_configs
 
@@ -61,7 +61,7 @@ class Gopro(BlurSynthesisBuilder):
         raise FileNotFoundError(f"{self.name}: expected {manual_dir / _FOLDER / split}/<seq>/*.png or "
                                 f"{manual_dir / _PAIR_FOLDER / split}/<seq>/sharp/*.png (or {folder} if {manual_dir} "
                                 f"is that folder itself)")
-      seqs = _layout.subdirs(folder)
+      seqs = layout.subdirs(folder)
       pairs = [seq for seq in seqs if (seq / "sharp").is_dir()]
       if pairs and len(pairs) != len(seqs):
         mixed = next(seq for seq in seqs if not (seq / "sharp").is_dir())

@@ -10,13 +10,13 @@ needs its two input frames in other-data, while other-data folders without groun
 
 Examples use the canonical interpolation features (`synthetic.clip_features`): frames = [frame10, frame10i11,
 frame11], times = [0, 0.5, 1], id = the sequence name; sequences in natural name order. Grayscale frames become RGB
-(`_layout`).
+(`layout`).
 """
 from __future__ import annotations
 
 import tensorflow_datasets as tfds
 
-from jaxvfi.datasets import _layout
+from jaxvfi.datasets import layout
 from jaxvfi.datasets.synthetic import clip_features
 
 _CITATION = """@article{baker2011database,
@@ -50,17 +50,17 @@ class MiddleburyOther(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_path(dl_manager.manual_dir)
-    data = _layout.require_dir(self.name, manual_dir / "other-data")
-    truth = _layout.require_dir(self.name, manual_dir / "other-gt-interp")
-    names = [seq.name for seq in _layout.subdirs(truth)]
+    manual_dir = layout.manual_path(dl_manager.manual_dir)
+    data = layout.require_dir(self.name, manual_dir / "other-data")
+    truth = layout.require_dir(self.name, manual_dir / "other-gt-interp")
+    names = [seq.name for seq in layout.subdirs(truth)]
     if not names:
       raise FileNotFoundError(f"{self.name}: expected ground-truth folders {truth}/<seq>/frame10i11.png")
-    paths = [[_layout.require_file(self.name, path)
+    paths = [[layout.require_file(self.name, path)
               for path in (data / n / "frame10.png", truth / n / "frame10i11.png", data / n / "frame11.png")]
              for n in names]
     return {"test": self._generate_examples(ids=names, paths=paths)}
 
   def _generate_examples(self, ids, paths):
     for ident, frame_paths in zip(ids, paths):
-      yield ident, _layout.interpolation_example(self.name, ident, frame_paths, (0.0, 0.5, 1.0))
+      yield ident, layout.interpolation_example(self.name, ident, frame_paths, (0.0, 0.5, 1.0))

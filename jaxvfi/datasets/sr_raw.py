@@ -59,7 +59,7 @@ from scipy import ndimage
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from jaxvfi.datasets import _layout
+from jaxvfi.datasets import layout
 
 PAIRS = {"train": ((1, 5), (2, 6), (3, 7)), "test": ((2, 6),)}  # (target shot, input shot), SDAN's 4X loader.
 SDAN_EXCLUDED_TARGETS = frozenset({"00350/00001", "00350/00002", "00350/00003", "00560/00003", "00267/00003"})
@@ -80,7 +80,7 @@ def shot(seq: Path, index: int, extension: str) -> Path:
 
 def focal_length(name: str, path: Path) -> float:
   """EXIF FocalLength (tag 37386, in the Exif IFD) of a JPG, in mm."""
-  with Image.open(_layout.require_file(name, path)) as image:
+  with Image.open(layout.require_file(name, path)) as image:
     value = image.getexif().get_ifd(_EXIF_IFD).get(_FOCAL_LENGTH)
   if value is None:
     raise ValueError(f"{name}: {path} has no EXIF FocalLength (tag 37386)")
@@ -102,7 +102,7 @@ def read_raw(name: str, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
   """Packed uint16 Bayer (H/2, W/2, 4), black level per packed channel, white level of a camera RAW file."""
   import rawpy  # pylint: disable=g-import-not-at-top  # Only building sr_raw needs it, not importing the registry.
 
-  with rawpy.imread(str(_layout.require_file(name, path))) as raw:
+  with rawpy.imread(str(layout.require_file(name, path))) as raw:
     pattern = np.asarray(raw.raw_pattern)
     if raw.color_desc != b"RGBG" or pattern.shape != (2, 2) or sorted(pattern.ravel()) != [0, 1, 2, 3]:
       raise ValueError(f"{name}: {path}: expected a 2x2 Bayer sensor (colours RGBG), got {raw.color_desc!r} "
@@ -130,7 +130,7 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def read_tform(name: str, path: Path, index: int) -> np.ndarray:
   """The 2x3 affine of shot `index` against shot 00001 in a zoom-learn-zoom `tform.txt` ("00001-0000k" and two
   rows); the identity when the file has no such entry (SDAN's loader does the same)."""
-  lines = _layout.require_file(name, path).read_text().splitlines()
+  lines = layout.require_file(name, path).read_text().splitlines()
   key = f"00001-{index:05d}"
   for i, line in enumerate(lines):
     if key in line:
@@ -143,7 +143,7 @@ def read_tform(name: str, path: Path, index: int) -> np.ndarray:
 
 def read_wb(name: str, path: Path, index: int) -> np.ndarray:
   """The 4 white-balance gains (R, G, G, B) of shot `index` in a zoom-learn-zoom `wb.txt` ("0000k:" then a row)."""
-  lines = _layout.require_file(name, path).read_text().splitlines()
+  lines = layout.require_file(name, path).read_text().splitlines()
   key = f"{index:05d}:"
   for i, line in enumerate(lines):
     if key in line:
@@ -225,8 +225,8 @@ def pair_example(name: str, seq: Path, target: int, source: int, align: bool = F
   height, width = raw.shape[:2]
   if not height or not width:
     raise ValueError(f"{name}: {shot(seq, source, 'ARW')} crops to nothing at {focals[source]} / {ref_focal} mm")
-  lr_rgb = crop_fov(_layout.read_rgb(name, shot(seq, source, "JPG")), focals[source], ref_focal)
-  hr_rgb = crop_fov(_layout.read_rgb(name, shot(seq, target, "JPG")), focals[target], ref_focal)
+  lr_rgb = crop_fov(layout.read_rgb(name, shot(seq, source, "JPG")), focals[source], ref_focal)
+  hr_rgb = crop_fov(layout.read_rgb(name, shot(seq, target, "JPG")), focals[target], ref_focal)
   if align:
     raw, lr_rgb, hr_rgb = align_pair(name, seq, target, source, raw, lr_rgb, hr_rgb, ref_focal / focals[source],
                                      ref_focal / focals[target])
@@ -293,19 +293,19 @@ class SrRaw(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_path(dl_manager.manual_dir)
+    manual_dir = layout.manual_path(dl_manager.manual_dir)
     splits = [split for split in PAIRS if (manual_dir / split).is_dir()]
     if not splits:
       raise FileNotFoundError(f"{self.name}: expected {manual_dir}/train/<seq>/00001.ARW or "
                               f"{manual_dir}/test/<seq>/00001.ARW")
     generators = {}
     for split in splits:
-      sequences = _layout.subdirs(manual_dir / split)
+      sequences = layout.subdirs(manual_dir / split)
       if not sequences:
         raise FileNotFoundError(f"{self.name}: expected sequence folders {manual_dir / split}/<seq>/00001.JPG")
       pairs, skipped = [], 0
       for seq in sequences:
-        _layout.require_file(self.name, shot(seq, REFERENCE_SHOT, "JPG"))  # Defines every pair's field of view.
+        layout.require_file(self.name, shot(seq, REFERENCE_SHOT, "JPG"))  # Defines every pair's field of view.
         for target, source in PAIRS[split]:
           complete = all(shot(seq, i, ext).is_file() for i in (target, source) for ext in ("JPG", "ARW"))
           if complete and f"{seq.name}/{target:05d}" not in SDAN_EXCLUDED_TARGETS:

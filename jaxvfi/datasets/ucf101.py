@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tensorflow_datasets as tfds
 
-from jaxvfi.datasets import _layout
+from jaxvfi.datasets import layout
 from jaxvfi.datasets.synthetic import clip_features
 
 _FOLDER = "ucf101_interp_ours"
@@ -50,14 +50,14 @@ class Ucf101Triplet(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_path(dl_manager.manual_dir)
+    manual_dir = layout.manual_path(dl_manager.manual_dir)
     root = manual_dir / _FOLDER if (manual_dir / _FOLDER).is_dir() else manual_dir
-    sequences = _layout.subdirs(root)
+    sequences = layout.subdirs(root)
     if not sequences:
       raise FileNotFoundError(f"{self.name}: expected sequence folders {root}/<seq>/{_FRAMES[0]}")
-    paths = [[_layout.require_file(self.name, seq / frame) for frame in _FRAMES] for seq in sequences]
+    paths = [[layout.require_file(self.name, seq / frame) for frame in _FRAMES] for seq in sequences]
     return {"test": self._generate_examples(ids=[seq.name for seq in sequences], paths=paths)}
 
   def _generate_examples(self, ids, paths):
     for ident, frame_paths in zip(ids, paths):
-      yield ident, _layout.interpolation_example(self.name, ident, frame_paths, (0.0, 0.5, 1.0))
+      yield ident, layout.interpolation_example(self.name, ident, frame_paths, (0.0, 0.5, 1.0))

@@ -112,7 +112,7 @@ def folder_videos(folder: str) -> list[str]:
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"video folder {folder} does not exist")
   names = sorted((n for n in os.listdir(folder) if os.path.splitext(n)[1].lower() in VIDEO_EXTENSIONS
-                  and os.path.isfile(os.path.join(folder, n))), key=video_io.natural_key)
+                  and os.path.isfile(os.path.join(folder, n))), key=utils.natural_key)
   if not names:
     raise FileNotFoundError(f"video folder {folder} has no videos (extensions {', '.join(sorted(VIDEO_EXTENSIONS))})")
   return [os.path.join(folder, n) for n in names]

@@ -20,7 +20,7 @@ import itertools
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxvfi.datasets import _layout
+from jaxvfi.datasets import layout
 from jaxvfi.datasets.synthetic import clip_features
 
 _CITATION = """@article{xue2019video,
@@ -52,21 +52,21 @@ class _Vimeo90k(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     )
 
   def _split_generators(self, dl_manager):
-    manual_dir = _layout.manual_path(dl_manager.manual_dir)
-    root = _layout.find_root(self.name, manual_dir, self._FOLDER, f"{self._LIST_PREFIX}_trainlist.txt")
+    manual_dir = layout.manual_path(dl_manager.manual_dir)
+    root = layout.find_root(self.name, manual_dir, self._FOLDER, f"{self._LIST_PREFIX}_trainlist.txt")
     splits = {}
     for split in ("train", "test"):
-      ids = _layout.read_lines(self.name, root / f"{self._LIST_PREFIX}_{split}list.txt")
+      ids = layout.read_lines(self.name, root / f"{self._LIST_PREFIX}_{split}list.txt")
       paths = [[root / "sequences" / i / f"im{k}.png" for k in range(1, self._NUM_FRAMES + 1)] for i in ids]
       for path in itertools.chain.from_iterable(paths):
-        _layout.require_file(self.name, path)
+        layout.require_file(self.name, path)
       splits[split] = self._generate_examples(ids=ids, paths=paths)
     return splits
 
   def _generate_examples(self, ids, paths):
     times = np.linspace(0.0, 1.0, self._NUM_FRAMES)
     for ident, frame_paths in zip(ids, paths):
-      yield ident, _layout.interpolation_example(self.name, ident, frame_paths, times)
+      yield ident, layout.interpolation_example(self.name, ident, frame_paths, times)
 
 
 class Vimeo90kTriplet(_Vimeo90k):

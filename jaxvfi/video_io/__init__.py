@@ -27,7 +27,6 @@ refusal is then one error line and nothing is written) and `open_sink` after it:
 from jaxvfi.video_io.images import check_file
 from jaxvfi.video_io.images import image_header
 from jaxvfi.video_io.images import list_frame_files
-from jaxvfi.video_io.images import natural_key
 from jaxvfi.video_io.images import read_frame
 from jaxvfi.video_io.images import scene_score
 from jaxvfi.video_io.images import SCENE_THRESHOLD

@@ -3,12 +3,11 @@ frames, and a folder's images in natural order.
 
 `read_frame` gives uint8 RGB (H, W, 3), or RGBA (H, W, 4) on request, whatever the file's mode (grayscale, palette,
 16 bits), with its EXIF orientation applied. `list_frame_files` lists a folder's images in natural order (frame2
-before frame10), the order `natural_key` gives.
+before frame10), the order `utils.natural_key` gives.
 """
 from __future__ import annotations
 
 import os
-import re
 
 from absl import logging
 import numpy as np
@@ -120,11 +119,6 @@ def _image_extensions() -> frozenset[str]:
   return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 
-def natural_key(name: str) -> list:
-  """The sort key of a file name in natural order: its runs of digits compare as numbers ("frame2" < "frame10")."""
-  return [int(s) if s.isdigit() else s.lower() for s in re.split(r"(\d+)", name)]
-
-
 def list_frame_files(folder: str) -> list[str]:
   """The image files of `folder` (Pillow's extensions; hidden files skipped) in natural order: 2 before 10.
 
@@ -136,7 +130,7 @@ def list_frame_files(folder: str) -> list[str]:
     raise NotADirectoryError(f"frames folder {folder} is not a folder")
   exts = _image_extensions()
   names = sorted((n for n in os.listdir(folder) if not n.startswith(".") and os.path.splitext(n)[1].lower() in exts
-                  and os.path.isfile(os.path.join(folder, n))), key=natural_key)
+                  and os.path.isfile(os.path.join(folder, n))), key=utils.natural_key)
   if len(names) < 2:
     raise ValueError(f"frames folder {folder} holds {len(names)} image file(s): interpolation needs at least two")
   return [os.path.join(folder, n) for n in names]

@@ -15,12 +15,13 @@ none of these datasets ships them, so one means the wrong files were unpacked.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from jaxvfi import utils
 
 _DEEP_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
@@ -61,21 +62,16 @@ def read_lines(name: str, path: Path) -> list[str]:
   return lines
 
 
-def natural_key(path: Path) -> tuple:
-  """Sort key that orders "frame2" before "frame10" (digit runs compare as numbers)."""
-  return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name))
-
-
 def subdirs(path: Path) -> list[Path]:
   """Subfolders of `path` in natural order, without hidden ones and the __MACOSX folder macOS zips carry."""
   return sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != "__MACOSX"),
-                key=natural_key)
+                key=lambda p: utils.natural_key(p.name))
 
 
 def pngs(name: str, folder: Path) -> list[Path]:
   """The PNG frames of a folder in natural name order; a folder without any is an error."""
   frames = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith(".")),
-                  key=natural_key)
+                  key=lambda p: utils.natural_key(p.name))
   if not frames:
     raise FileNotFoundError(f"{name}: expected PNG frames {folder}/*.png")
   return frames
