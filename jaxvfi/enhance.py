@@ -18,7 +18,11 @@ its two level-1 estimates of t-1). Edges: the first window has no b_{-1} and the
 last input frames are repeated there: b_{-1} = b_0 and b_M = b_{M-1}. The output is S_0, S_{1/2}, S_1, ...,
 S_{M-1}: 2M - 1 frames at twice the input frame rate. At least two input frames are needed.
 
-Frames of any size are processed whole; each size is compiled once. Inputs are checked before the model is loaded,
+Frames are processed whole (each size compiles once; about 10 GB of memory per input megapixel on a CPU), or with
+`--tile=T` in T x T input tiles, each run with `--tile_overlap` input pixels of real context around it (every window
+one size: one compile) and only its own pixels kept (`jaxvfi.inference.frames.tile_windows`). Tiles equal the whole
+frame wherever the network's reach after its deformable offsets stays inside the window; pixels near the seams can
+differ. Inputs are checked before the model is loaded,
 as `jaxvfi.interpolate` checks them (`jaxvfi.video_io`, the same reader, output plan and writers): a missing or
 unreadable video or a bad --output is one clear error and nothing is written. The output video is written to a
 temporary file beside the destination and renamed at the end, so an interrupted run leaves neither a half-written
@@ -48,6 +52,7 @@ from jaxvfi import families
 from jaxvfi import utils
 from jaxvfi import video_io
 from jaxvfi.inference import cli
+from jaxvfi.inference import frames as frames_lib
 from jaxvfi.inference import retime
 
 WINDOW = 4  # input frames per DSFN call (B_{t-4}, B_{t-2}, B_t, B_{t+2})
@@ -73,14 +78,25 @@ def windows(frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, ...]]:
   yield tuple(window)
 
 
-class Enhancer:
-  """A trained DSFN and its parameters; `enhance` turns blurry frames into sharp, up-scaled frames at 2x the rate."""
+DEFAULT_TILE_OVERLAP = 16  # input pixels of context per tile side
 
-  def __init__(self, model, params: Any, config: ml_collections.ConfigDict, step: int = 0):
+
+class Enhancer:
+  """A trained DSFN and its parameters; `enhance` turns blurry frames into sharp, up-scaled frames at 2x the rate.
+
+  `tile` > 0 runs frames larger than `tile` in tiles of `tile` x `tile` input pixels with `tile_overlap` pixels of
+  context (module docstring); 0 runs them whole.
+  """
+
+  def __init__(self, model, params: Any, config: ml_collections.ConfigDict, step: int = 0, tile: int = 0,
+               tile_overlap: int = DEFAULT_TILE_OVERLAP):
+    if tile < 0 or tile_overlap < 0:
+      raise ValueError(f"--tile and --tile_overlap must be >= 0, got {tile} and {tile_overlap}")
     self.model = model
     self.params = params
     self.config = config
     self.step = step
+    self.tile, self.tile_overlap = int(tile), int(tile_overlap)
     self.num_traces = 0  # frame sizes compiled so far
     self._predict = jax.jit(self._apply)
 
@@ -94,7 +110,19 @@ class Enhancer:
     if stack.shape[0] != WINDOW or stack.ndim != 4 or stack.shape[-1] != 3:
       raise ValueError(f"a DSFN window is {WINDOW} frames h x w x 3 of one size, got {stack.shape}")
     x = stack.astype(np.float32) / np.float32(255) if stack.dtype == np.uint8 else stack.astype(np.float32)
-    return np.asarray(self._predict(self.params, jnp.asarray(x[None])))
+    h, w = x.shape[1:3]
+    if not self.tile or (h <= self.tile and w <= self.tile):
+      return np.asarray(self._predict(self.params, jnp.asarray(x[None])))
+    out = None
+    for rows, cols, core_rows, core_cols in frames_lib.tile_windows(h, w, self.tile, self.tile_overlap):
+      y = np.asarray(self._predict(self.params, jnp.asarray(x[None, :, rows, cols])))
+      r = y.shape[1] // (rows.stop - rows.start)  # the model's scale
+      if out is None:
+        out = np.zeros((y.shape[0], r * h, r * w, y.shape[-1]), np.float32)
+      out[:, r * (rows.start + core_rows.start):r * (rows.start + core_rows.stop),
+          r * (cols.start + core_cols.start):r * (cols.start + core_cols.stop)] = \
+          y[:, r * core_rows.start:r * core_rows.stop, r * core_cols.start:r * core_cols.stop]
+    return out
 
   def enhance(self, frames: Iterable[np.ndarray], progress: tqdm.tqdm | None = None) -> Iterator[np.ndarray]:
     """M blurry frames (uint8 h x w x 3, streamed) -> the 2M - 1 uint8 frames S_0, S_{1/2}, ..., S_{M-1}."""
@@ -109,7 +137,8 @@ class Enhancer:
     yield utils.to_uint8(pending)
 
 
-def load_enhancer(workdir: str, config: ml_collections.ConfigDict | None = None) -> Enhancer:
+def load_enhancer(workdir: str, config: ml_collections.ConfigDict | None = None, tile: int = 0,
+                  tile_overlap: int = DEFAULT_TILE_OVERLAP) -> Enhancer:
   """The DSFN of a training run's workdir with the parameters of its latest checkpoint.
 
   Raises:
@@ -123,7 +152,7 @@ def load_enhancer(workdir: str, config: ml_collections.ConfigDict | None = None)
     _check_family(config, workdir)  # before the checkpoint is read: a wrong workdir is one clear error
   model, params, config, step = checkpoints.load_trained(workdir, config)
   logging.info("loaded %s from step %d of %s", config.model.get("name"), step, workdir)
-  return Enhancer(model, jax.device_put(params), config, step)
+  return Enhancer(model, jax.device_put(params), config, step, tile, tile_overlap)
 
 
 def _check_family(config, workdir: str) -> None:
@@ -200,6 +229,10 @@ def _parse_flags(argv: list[str]) -> argparse.Namespace:
   parser.add_argument("--workdir", required=True, help="workdir of a DSFN training run (config.json, checkpoints/)")
   parser.add_argument("--video", required=True, help="a blurry low-resolution video file")
   parser.add_argument("--output", required=True, help="a video file (2x the frame rate) or a folder for PNGs")
+  parser.add_argument("--tile", type=int, default=0, help="tile side in input pixels for large frames (0: whole "
+                      "frames, about 10 GB of memory per input megapixel on a CPU)")
+  parser.add_argument("--tile_overlap", type=int, default=DEFAULT_TILE_OVERLAP,
+                      help="input pixels of context around each tile")
   parser.add_argument("--no_progress", action="store_true", help="no progress bar")
   return parser.parse_args(argv[1:])
 
@@ -210,7 +243,9 @@ def run(args: argparse.Namespace) -> list[str]:
   try:
     scale = int(checkpoints.read_config(args.workdir).model.get("scale", 4))
     plan = _output_plan(args.output, args.video, reader.info, scale)
-    enhancer = load_enhancer(args.workdir)
+    if args.tile < 0 or args.tile_overlap < 0:
+      raise ValueError(f"--tile and --tile_overlap must be >= 0, got {args.tile} and {args.tile_overlap}")
+    enhancer = load_enhancer(args.workdir, tile=args.tile, tile_overlap=args.tile_overlap)
   except BaseException:
     reader.close()
     raise

@@ -109,6 +109,10 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
     if not os.path.isdir(manual_dir):
       raise FileNotFoundError(f"data_config.dir {manual_dir!r} does not exist; dataset {name!r} is built from the "
                               "files you downloaded there (see its MANUAL_DOWNLOAD_INSTRUCTIONS)")
+    if not any(not n.startswith(".") for n in os.listdir(manual_dir)):
+      how = " ".join(str(getattr(registry.BUILDERS[name], "MANUAL_DOWNLOAD_INSTRUCTIONS", "") or "").split())
+      raise FileNotFoundError(f"data_config.dir {manual_dir!r} is empty; dataset {name!r} is built from the files "
+                              f"you downloaded there{': ' + how if how else ''}")
   if name == synthetic.JaxvfiSynthetic.name:
     size = data_config.get("synthetic_size", 128)
     config = synthetic.synthetic_config(

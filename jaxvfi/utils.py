@@ -7,6 +7,7 @@ import json
 import logging as py_logging
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -14,6 +15,7 @@ import threading
 import time
 from typing import Callable, Iterable, Iterator
 
+from absl import logging
 import numpy as np
 from PIL import Image
 import tqdm
@@ -56,10 +58,46 @@ def _read_umask() -> int:
 UMASK = _read_umask()  # read once at import: os.umask is process-wide and a later read would race with threads
 
 
+def temp_prefix(dest: str) -> str:
+  """The name prefix of this process's temporary files and folders for `dest` (".tmp_<name>.<pid>."): a later run
+  tells a stale one, left by a killed process, by its name (`remove_stale_temps`)."""
+  return f".tmp_{os.path.basename(os.path.normpath(dest))}.{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # another user's live process
+    return True
+  return True
+
+
+def remove_stale_temps(dest: str) -> list[str]:
+  """Removes the temporary files and folders for `dest` (`temp_prefix`) that processes no longer running left beside
+  it (a run killed with SIGKILL cannot clean up); returns their paths, each also logged."""
+  folder = os.path.dirname(os.path.abspath(dest))
+  pattern = re.compile(rf"^\.tmp_{re.escape(os.path.basename(os.path.normpath(dest)))}\.(\d+)\.")
+  removed = []
+  for name in os.listdir(folder) if os.path.isdir(folder) else ():
+    match = pattern.match(name)
+    if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+      path = os.path.join(folder, name)
+      if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+      else:
+        os.remove(path)
+      removed.append(path)
+      logging.warning("removed %s, a temporary file of an earlier run that was killed", path)
+  return removed
+
+
 def _atomic_write_bytes(path: str, data: bytes) -> None:
   """Writes to a temporary file beside `path`, then renames: readers never see a half-written file."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=os.path.dirname(path) or ".")
+  remove_stale_temps(path)
+  fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), dir=os.path.dirname(path) or ".")
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data)

@@ -59,6 +59,7 @@ from scipy import ndimage
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from jaxvfi import utils
 from jaxvfi.datasets import layout
 
 PAIRS = {"train": ((1, 5), (2, 6), (3, 7)), "test": ((2, 6),)}  # (target shot, input shot), SDAN's 4X loader.
@@ -102,7 +103,13 @@ def read_raw(name: str, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
   """Packed uint16 Bayer (H/2, W/2, 4), black level per packed channel, white level of a camera RAW file."""
   import rawpy  # pylint: disable=g-import-not-at-top  # Only building sr_raw needs it, not importing the registry.
 
-  with rawpy.imread(str(layout.require_file(name, path))) as raw:
+  try:
+    raw = rawpy.imread(str(layout.require_file(name, path)))
+  except (rawpy.LibRawError, OSError) as e:  # a page saved under a .ARW name, a file cut short, ...
+    reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else utils.error_reason(e)
+    raise ValueError(f"{name}: cannot read the RAW file {path}: {reason or type(e).__name__} "
+                     "(replace or remove it and build again)") from e
+  with raw:
     pattern = np.asarray(raw.raw_pattern)
     if raw.color_desc != b"RGBG" or pattern.shape != (2, 2) or sorted(pattern.ravel()) != [0, 1, 2, 3]:
       raise ValueError(f"{name}: {path}: expected a 2x2 Bayer sensor (colours RGBG), got {raw.color_desc!r} "

@@ -13,6 +13,7 @@ from absl import logging
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
+import tifffile
 
 from jaxvfi import utils
 
@@ -53,8 +54,10 @@ def read_frame(path: str, keep_alpha: bool = False) -> np.ndarray:
   check_file(path, "frame")
   try:
     with Image.open(path) as img:
+      if img.format == "TIFF" and _orientation(img) != 1:
+        img = _oriented_tiff(path, _orientation(img))
       # Pillow decodes 16-bit RGB(A) PNGs to 8 bits (the high byte); only the undecoded tiles still say 16 bits.
-      sixteen = img.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in img.tile)
+      sixteen = img.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in getattr(img, "tile", ()))
       img.load()  # Image.open is lazy: a truncated file only fails here
       img = ImageOps.exif_transpose(img)
   except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
@@ -64,13 +67,36 @@ def read_frame(path: str, keep_alpha: bool = False) -> np.ndarray:
   return _to_rgb8(img, path, keep_alpha)
 
 
+def _orientation(img: Image.Image) -> int:
+  return int(img.getexif().get(0x0112, 1) or 1)
+
+
+# EXIF orientation -> the numpy transform of the stored (rows, columns) array that shows the image upright (the
+# transposes of `ImageOps.exif_transpose`).
+_ORIENT = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+           8: lambda a: np.rot90(a, 1)}
+
+
+def _oriented_tiff(path: str, orientation: int) -> Image.Image:
+  """A TIFF with an orientation tag, decoded by tifffile as stored and turned upright here: Pillow 13 applies the tag
+  to the size while decoding, and for 16-bit grayscale it decodes the pixels into the swapped size (a garbled
+  image)."""
+  array = np.ascontiguousarray(_ORIENT.get(orientation, _ORIENT[1])(tifffile.imread(path)))
+  if array.dtype == np.uint16 and array.ndim == 3:  # Pillow has no 16-bit RGB: keep the high byte, as for PNG
+    array = (array >> 8).astype(np.uint8)
+  return Image.fromarray(array)
+
+
 def image_header(path: str) -> tuple[int, int, bool]:
-  """(width, height, has_alpha) of an image file from its header only (EXIF rotation applied to the size)."""
+  """(width, height, has_alpha) of an image file from its header only (EXIF rotation applied to the size), the size
+  `read_frame` gives."""
   check_file(path, "frame")
   try:
     with Image.open(path) as img:
       w, h = img.size
-      if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientations that swap width and height
+      # Orientations 5-8 swap width and height; Pillow's TIFF reader already reports the swapped size.
+      if _orientation(img) in (5, 6, 7, 8) and img.format != "TIFF":
         w, h = h, w
       return w, h, "A" in img.getbands() or "transparency" in img.info
   except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:

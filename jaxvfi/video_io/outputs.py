@@ -22,6 +22,7 @@ from PIL import Image
 
 from jaxvfi import utils
 from jaxvfi.video_io.probe import VideoInfo
+from jaxvfi.video_io.writer import check_frame_size
 from jaxvfi.video_io.writer import output_format_name
 from jaxvfi.video_io.writer import OutputPlan
 from jaxvfi.video_io.writer import plan_video_output
@@ -62,7 +63,8 @@ class StagedFolder:
     self.replaced = self.check(self.folder, own_names)
     parent = os.path.dirname(self.folder)
     os.makedirs(parent, exist_ok=True)
-    self.stage = tempfile.mkdtemp(prefix=f".tmp_{os.path.basename(self.folder)}_", dir=parent)
+    utils.remove_stale_temps(self.folder)
+    self.stage = tempfile.mkdtemp(prefix=utils.temp_prefix(self.folder), dir=parent)
     self.count = 0
 
   @staticmethod
@@ -162,14 +164,19 @@ def plan_output(output: str, width: int, height: int, *, time_base: Fraction, ra
 
 
 class FolderSink:
-  """Frames as frame_000000.png, frame_000001.png, ... in a StagedFolder (swapped in whole by commit)."""
+  """Frames as frame_000000.png, frame_000001.png, ... in a StagedFolder (swapped in whole by commit); every frame
+  of the planned width x height (None: the first frame's)."""
 
-  def __init__(self, folder: str):
+  def __init__(self, folder: str, width: int | None = None, height: int | None = None):
     self.staged = StagedFolder(folder, OWN_FRAME_NAMES)
     self.count = 0
+    self.width, self.height = width, height
 
   def write(self, image: np.ndarray, time: Fraction | None = None) -> None:
     del time  # the names give the order
+    if self.width is None:
+      self.height, self.width = np.shape(image)[:2]
+    check_frame_size(self.staged.folder, image, self.width, self.height)
     self.staged.write_png(f"frame_{self.count:06d}.png", image)
     self.count += 1
 
@@ -186,5 +193,5 @@ def open_sink(output: str, plan: OutputPlan | None, width: int, height: int, *, 
   """The writer of `plan_output`'s result: a VideoWriter for a plan, a FolderSink for None. Both have
   write(image, time), commit(end) and abort(); times are Fractions of seconds (see VideoWriter)."""
   if plan is None:
-    return FolderSink(output)
+    return FolderSink(output, width, height)
   return VideoWriter(plan, width, height, time_base, rate, source=source)

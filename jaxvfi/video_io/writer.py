@@ -341,6 +341,13 @@ def plan_video_output(path: str, width: int, height: int, *, time_base: Fraction
                     notes=tuple(notes))
 
 
+def check_frame_size(output: str, image: np.ndarray, width: int, height: int) -> None:
+  """One ValueError when a frame is not the planned width x height (a sink never rescales a frame to fit)."""
+  if tuple(np.shape(image)[:2]) != (height, width):
+    raise ValueError(f"{output}: a {np.shape(image)[1]}x{np.shape(image)[0]} frame does not match the planned "
+                     f"{width}x{height} output (frames of one output must share one size)")
+
+
 class VideoWriter:
   """Writes frames with exact timestamps to `plan.path` through a temporary file, with the source's audio.
 
@@ -357,7 +364,10 @@ class VideoWriter:
     self.count = 0
     folder = os.path.dirname(os.path.abspath(plan.path))
     os.makedirs(folder, exist_ok=True)
-    fd, self.tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.splitext(plan.path)[1], dir=folder)
+    self.width, self.height = width, height
+    utils.remove_stale_temps(plan.path)
+    fd, self.tmp = tempfile.mkstemp(prefix=utils.temp_prefix(plan.path), suffix=os.path.splitext(plan.path)[1],
+                                    dir=folder)
     os.close(fd)
     self._src = None
     try:
@@ -400,6 +410,7 @@ class VideoWriter:
       self.abort()
 
   def write(self, image: np.ndarray, time: Fraction) -> None:
+    check_frame_size(self.path, image, self.width, self.height)
     pts = (Fraction(time) + self._video_offset) / self.time_base
     pts = round(pts)
     if self._pts and pts <= self._pts[-1]:
