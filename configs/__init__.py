@@ -1,1 +1,2 @@
-"""The papers' configs (`python -m jaxvfi.main --config=configs/<paper>.py`); installed as the package `jaxvfi.configs`."""
+"""The papers' configs (`python -m jaxvfi.main --config=configs/<paper>.py`); installed as the package
+`jaxvfi.configs`."""

@@ -1,4 +1,5 @@
-r"""ReFIn (Dutta & Mittal): Super-SloMo with a residual refinement module. Paper: ../shared/papers/000_*.txt.
+r"""ReFIn (Dutta & Mittal, "ReFIn: A Refinement Approach for Video Frame Interpolation"): Super-SloMo with a
+residual refinement module.
 
 Run (the paper's recipe; the embedded data unless --config.data.name/dir point at Vimeo-90K):
   python -m jaxvfi.main --config=configs/refin.py --workdir=/tmp/refin \
@@ -44,6 +45,28 @@ The recipe, line by line (§3, §4 "Training and Evaluation details", "Loss func
     module, and requires config.init_from (a stage-1 workdir).
   * No augmentation and no cropping is mentioned: data augmentation switches are off and the frames are used whole
     (data.crop_size = 0). The number of epochs is not stated: num_epochs = 30 (stage 1) and 5 (stage 2) are ours.
+
+Reproduction (Vimeo-90K test PSNR / SSIM of the paper). Every row trains on Vimeo-90K triplets and evaluates on its
+test split, with these flags (written $VIMEO; the .npz files from `python -m jaxvfi.weights convert`):
+  --config.data.name=vimeo90k_triplet --config.data.dir=/data/vimeo_triplet --config.data.eval_split=test
+  --config.model.flow_weights=pwc.npz --config.loss.vgg_weights=vgg19.npz
+A stage-2 row starts from the stage-1 workdir of the same row. No row has been trained to completion in this
+repository yet (no GPU time so far): the commands are what to run.
+  Table 3, UNet (stage 1 + 2)       34.57 / 0.9744
+      python -m jaxvfi.main --config=configs/refin.py:backbone=unet --workdir=W/unet $VIMEO
+      python -m jaxvfi.main --config=configs/refin.py:backbone=unet,stage=2 --workdir=W/unet_s2 \
+          --config.init_from=W/unet $VIMEO
+  Table 3, UNet++                   34.83 / 0.9755   the same with backbone=unetpp
+  Table 3, GridNet-3                34.96 / 0.9764   the same with backbone=gridnet3
+  Table 3, GridNet-4 (Table 1)      35.15 / 0.9773   the same with backbone=gridnet4
+  Table 2, without refinement       34.27 / 0.9728   refinement=false, then refinement=false,stage=2
+  Table 2, with refinement          34.57 / 0.9744   the UNet row
+  Table 4, stage 1, without / with refinement   34.17 / 0.9723, 34.44 / 0.9737   the stage-1 workdirs of the two
+                                    Table 2 rows, --mode=eval
+  Table 4, stage 2, without / with refinement   34.27 / 0.9728, 34.57 / 0.9744   their stage-2 workdirs, --mode=eval
+`python -m jaxvfi.main --mode=eval --workdir=W/unet_s2 $VIMEO` re-evaluates a finished run and writes
+`eval_<step>_vimeo90k_triplet_test_vimeo_triplet.json`. With --config.evals.vimeo90k.dir, .ucf101.dir and
+.middlebury.dir given, every evaluation also writes results_<step>.md in the layout of Table 1.
 """
 from ml_collections import config_dict
 

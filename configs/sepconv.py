@@ -1,10 +1,15 @@
-r"""SepConv (Niklaus et al. 2017) as reimplemented in paper 001 (../shared/papers/001_*.txt).
+r"""SepConv (Niklaus et al. 2017, "Video Frame Interpolation via Adaptive Separable Convolution") as reimplemented
+in a course report (Dinh Vu, KAIST EE838B Homework 4; cited below as 001).
 
 Run:
   python -m jaxvfi.main --config=configs/sepconv.py --workdir=/tmp/sepconv                     (L1 loss)
   python -m jaxvfi.main --config=configs/sepconv.py:loss=l1_perceptual --workdir=/tmp/sepconv_p \
       --config.loss.vgg_weights=vgg19.npz
   python -m jaxvfi.main --config=configs/sepconv.py:runlocal --workdir=/tmp/sepconv             (a smoke run)
+On Vimeo-90K add --config.data.name=vimeo90k_triplet --config.data.dir=/data/vimeo_triplet. The network's local
+convolution is `pallas_kernels.sepconv` (the Pallas kernel on a GPU). On a CPU, training is about 20% faster with
+XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= set before Python starts (XLA's Eigen convolutions instead of
+YNNPACK; measured in BENCHMARKS.md; results differ in the last bits).
 
 runlocal: 200 steps of batch 4 on 64x64 crops of the embedded data, 3 min 23 s on 2 CPU cores with the dataset's
 first build (1.5 steps/s; measured 2026-12-02). A smoke run, not a model: at step 200 its PSNR on the embedded

@@ -1,4 +1,5 @@
-r"""SepConv-GAN (Pedri 2019): SepConv with a VGG-19 discriminator. Paper: ../shared/papers/003_*.txt.
+r"""SepConv-GAN (Sergio Pedri 2019, "Frame interpolation via adaptive separable convolution, adversarial training
+and post-processing pixel shaders"): SepConv with a VGG-19 discriminator.
 
 Run (the paper's recipe; the discriminator and the perceptual loss need VGG-19 weights, converted once):
   python -m jaxvfi.weights convert --arch=vgg19 --src=vgg19-d01eb7cb.pth --dst=vgg19_caffe.npz
