@@ -57,6 +57,16 @@ DSFN_TINY = {
 }
 
 
+# configs/sdan.py:runlocal,input=rgb shrunk to seconds: a 1-block, 8-feature SDAN on 4 pairs of 128 px targets,
+# 64 px training crops (8 packed), the loss border lowered to 8 px to leave something of them.
+SDAN_TINY = {
+    "model.features": 8, "model.num_blocks": 1, "data.synthetic_size": 128, "data.synthetic_num_train": 4,
+    "data.synthetic_num_val": 2, "data.augmentation_args": {"crop_size": 8}, "loss.border": 8, "batch_size": 2,
+    "eval_batch_size": 2, "num_train_steps": 2, "eval_every_steps": 2, "checkpoint_every_steps": 1,
+    "log_every_steps": 1, "num_image_summaries": 1, "progress_bar": False,
+}
+
+
 # TINY for configs/refin.py, with every UNet at a quarter of the papers' width (3.7 M parameters instead of 59.4 M):
 # the trainer does the same work, and each checkpoint (parameters and Adam's two moments) is 45 MB instead of 713 MB,
 # which halves a one-step run once it is compiled. Tests of the papers' parameter counts set unet_width = 1.

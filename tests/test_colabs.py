@@ -1,24 +1,10 @@
 """The Colab notebooks run top to bottom (cells executed in order, the "parameters" cell's values shrunk)."""
-import json
 import os
 
 import pytest
 
-from conftest import DSFN_TINY, REFIN_TINY, ROOT
-
-
-def run_notebook(path, overrides):
-  nb = json.load(open(path))
-  namespace = {"__name__": "__main__"}
-  for cell in nb["cells"]:
-    if cell["cell_type"] != "code":
-      continue
-    source = "".join(cell["source"])
-    assert not source.lstrip().startswith(("!", "%")), "notebook cells must be plain Python"
-    exec(compile(source, f"{path}:cell", "exec"), namespace)  # pylint: disable=exec-used
-    if "parameters" in cell["metadata"].get("tags", []):
-      namespace.update(overrides)
-  return namespace
+from conftest import DSFN_TINY, REFIN_TINY, ROOT, SDAN_TINY
+from helpers import run_notebook, unet_count_by_hand
 
 
 # In the trainer group, on one worker with test_train.py's runs of the same tiny model, whose programs it may share
@@ -32,9 +18,8 @@ def test_quickstart_notebook(tfds_dir, tmp_path, monkeypatch):
       "WORKDIR": str(tmp_path / "colab"),
       "OVERRIDES": {**REFIN_TINY, "data.tfds_dir": tfds_dir, "num_train_steps": 1},
   })
-  from test_models_superslomo import _unet_count_by_hand  # pylint: disable=g-import-not-at-top
   # Quarter-width UNets (REFIN_TINY): flow 6 -> 4 channels, interpolation 16 -> 5, refinement 20 -> 3.
-  assert ns["counts"]["total"] == sum(_unet_count_by_hand(i, o, 0.25) for i, o in [(6, 4), (16, 5), (20, 3)])
+  assert ns["counts"]["total"] == sum(unet_count_by_hand(i, o, 0.25) for i, o in [(6, 4), (16, 5), (20, 3)])
   assert ns["record"]["step"] == 1
   assert (tmp_path / "colab" / "samples" / "eval_1.png").exists()
 
@@ -43,7 +28,6 @@ def test_quickstart_notebook(tfds_dir, tmp_path, monkeypatch):
 def test_sdan_notebook(tfds_dir, tmp_path, monkeypatch):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
-  from test_sdan_training import TINY as SDAN_TINY  # pylint: disable=g-import-not-at-top
   monkeypatch.chdir(ROOT)
   ns = run_notebook(os.path.join(ROOT, "colabs", "sdan.ipynb"), {
       "WORKDIR": str(tmp_path / "colab"),

@@ -19,8 +19,8 @@ from conftest import ROOT
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
 from jaxvfi import enhance
-from jaxvfi import models
-from jaxvfi import train
+from jaxvfi import families
+from jaxvfi import steps
 from jaxvfi import utils
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:os\.fork\(\) was called:RuntimeWarning")
@@ -39,13 +39,13 @@ def test_windows_repeat_the_edge_frames():
 def workdir(tmp_path_factory):
   """A DSFN workdir: random weights (without compiling init) and both levels' last decoder convs at zero."""
   config = config_lib.load_config(os.path.join(ROOT, "configs", "dsfn.py"), "runlocal")
-  template = checkpoints.params_template(models.build_model(config.model), config)
+  template = checkpoints.params_template(families.build_model(config.model), config)
   rng = np.random.default_rng(0)
   params = jax.tree.map(lambda s: rng.uniform(-0.05, 0.05, s.shape).astype(np.float32), template)
   for level in ("level1", "level2"):
     params[level]["decoder_out"] = jax.tree.map(np.zeros_like, params[level]["decoder_out"])
   folder = tmp_path_factory.mktemp("dsfn")
-  state = train.TrainState(step=jnp.asarray(3, jnp.int32), params=params, opt_state={})
+  state = steps.TrainState(step=jnp.asarray(3, jnp.int32), params=params, opt_state={})
   mngr = checkpoints.checkpoint_manager(str(folder))
   checkpoints.save_checkpoint(mngr, state, jax.random.PRNGKey(0))
   mngr.close()

@@ -11,6 +11,7 @@ import os
 
 from conftest import tiny_config
 import fake_datasets as fake
+from helpers import random_params, write_workdir
 import jax
 import ml_collections
 import numpy as np
@@ -209,10 +210,9 @@ def test_lpips_is_scored_with_weights_and_explained_without(tmp_path):
 
 def test_eval_with_test_time_augmentation_writes_its_own_record(tfds_dir, tmp_path):
   # A checkpoint of random parameters (no training); --mode=eval with and without TTA on the same split.
-  from test_interpolate import _random_params, _write_workdir  # pylint: disable=g-import-not-at-top
   config = tiny_config(tfds_dir)
   model = families.build_model(config.model)
-  workdir = _write_workdir(tmp_path / "w", config, _random_params(model, config, seed=5), step=4)
+  workdir = write_workdir(tmp_path / "w", config, random_params(model, config, seed=5), step=4)
   plain = train.evaluate(config, workdir)
   config.test_time_augmentation = True
   tta = train.evaluate(config, workdir)

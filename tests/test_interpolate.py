@@ -27,10 +27,12 @@ from PIL import Image
 import pytest
 
 from conftest import ROOT
+from helpers import random_params, write_workdir
 import media
 from jaxvfi import checkpoints
+from jaxvfi import config_lib
+from jaxvfi import families
 from jaxvfi import interpolate
-from jaxvfi import train
 from jaxvfi import utils
 from jaxvfi import video_io
 from jaxvfi.inference import frames as frames_lib
@@ -47,43 +49,20 @@ def _config(name: str, arg: str):
   return mod.get_config(arg)
 
 
-def _random_params(model, config, seed: int):
-  """LeCun-normal kernels, small biases, in the shapes `init` gives, without compiling `init` (slow on 2 cores)."""
-  rng = np.random.default_rng(seed)
-
-  def draw(s):
-    fan_in = int(np.prod(s.shape[:-1])) if len(s.shape) > 1 else 0
-    std = 1.0 / np.sqrt(fan_in) if fan_in else 0.01
-    return rng.normal(0.0, std, s.shape).astype(np.float32)
-
-  return jax.tree.map(draw, checkpoints.params_template(model, config))
-
-
-def _write_workdir(workdir, config, params, step=7):
-  os.makedirs(workdir, exist_ok=True)
-  state = train.TrainState(step=jnp.asarray(step, jnp.int32), params=params,
-                           opt_state={"count": jnp.zeros((), jnp.int32)})
-  mngr = train.checkpoint_manager(str(workdir))
-  train.save_checkpoint(mngr, state, jax.random.PRNGKey(0))
-  mngr.close()
-  utils.atomic_write_text(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
-  return str(workdir)
-
-
 def _sepconv_workdir(workdir, taps=(K // 2, K // 2, K // 2, K // 2)):
   """SepConv whose heads output constant one-hot kernels at `taps` (kv0, kh0, kv1, kh1), the horizontal ones / 2:
   Î(y, x) = (I0(y + dy0, x + dx0) + I1(y + dy1, x + dx1)) / 2 with d = tap - K // 2; centre taps give (I0 + I1) / 2."""
   config = _config("sepconv", "runlocal")
   config.model.kernel_size = K
-  model = train.build_model(config.model)
-  params = _random_params(model, config, seed=0)  # a random U-Net: the heads below ignore it
+  model = families.build_model(config.model)
+  params = random_params(model, config, seed=0)  # a random U-Net: the heads below ignore it
   for name, tap in zip(("kv0", "kh0", "kv1", "kh1"), taps):
     bias = np.zeros(K, np.float32)
     bias[tap] = 0.5 if name.startswith("kh") else 1.0
     head = params["sepconv"][name]["head"]
     head["kernel"] = np.zeros_like(head["kernel"])
     head["bias"] = bias
-  return _write_workdir(workdir, config, params)
+  return write_workdir(workdir, config, params)
 
 
 @pytest.fixture(scope="module")
@@ -260,8 +239,8 @@ def _cli(*args, timeout=600):
 def test_cli_frames_refin_equals_the_model_applied_directly(tmp_path):
   config = _config("refin", "runlocal,backbone=unetpp")
   assert config.model.flow == "unet"
-  model = train.build_model(config.model)
-  workdir = _write_workdir(tmp_path / "refin", config, _random_params(model, config, seed=2), step=3)
+  model = families.build_model(config.model)
+  workdir = write_workdir(tmp_path / "refin", config, random_params(model, config, seed=2), step=3)
   rng = np.random.default_rng(4)
   base = rng.integers(0, 256, (33, 47, 3)).astype(np.uint8)
   f0, f1 = base, np.roll(base, 2, axis=1)  # a small motion
@@ -274,10 +253,10 @@ def test_cli_frames_refin_equals_the_model_applied_directly(tmp_path):
   assert "trained at t = 0.5 only; t = 0.25 extrapolates" in r.stderr
   assert sorted(os.listdir(out)) == ["t0.2500.png", "t0.5000.png"]
 
-  template = jax.eval_shape(lambda: train.init_params(model, config, jax.random.PRNGKey(0)))
-  params, step = train.restore_params(workdir, template)
+  template = checkpoints.params_template(model, config)
+  params, step = checkpoints.restore_params(workdir, template)
   assert step == 3
-  predict = train.make_predict_fn(model)
+  predict = families.make_predict_fn(model)
   for t in (0.25, 0.5):
     batch = {"frame0": jnp.asarray(f0[None] / np.float32(255)), "frame1": jnp.asarray(f1[None] / np.float32(255)),
              "t": jnp.full((1,), t, jnp.float32)}

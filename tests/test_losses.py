@@ -4,6 +4,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from helpers import vgg_state
 from jaxvfi import losses
 
 CTX = {"warp_padding": "zeros", "warp_impl": "xla"}
@@ -72,7 +73,6 @@ def test_perceptual_term_hand_computed():
 
 
 def test_perceptual_term_with_vgg_weights_file(tmp_path):
-  from test_weights import vgg_state  # pylint: disable=g-import-not-at-top
   from jaxvfi import weights  # pylint: disable=g-import-not-at-top
   from jaxvfi.models import vgg  # pylint: disable=g-import-not-at-top
   path = tmp_path / "vgg19.npz"

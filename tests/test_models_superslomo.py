@@ -5,6 +5,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from helpers import unet_count_by_hand
 from jaxvfi import families
 from jaxvfi import steps
 from jaxvfi.models import superslomo
@@ -18,24 +19,11 @@ def test_unet_parameter_counts(cin, cout, expected):
   assert sum(np.prod(x.shape) for x in jax.tree.leaves(shapes)) == expected
 
 
-def _unet_count_by_hand(cin, cout, width):
-  """The layer list of the UNet docstring, counted conv by conv (k * k * in * out + out)."""
-  f = lambda n: max(1, round(n * width))
-  conv = lambda k, i, o: k * k * i * o + o
-  c = [f(n) for n in (32, 64, 128, 256, 512, 512)]
-  total = conv(7, cin, c[0]) + conv(7, c[0], c[0])
-  for k, i, o in zip((5, 3, 3, 3, 3), c[:-1], c[1:]):  # down blocks
-    total += conv(k, i, o) + conv(k, o, o)
-  for i, o in zip(c[:0:-1], c[-2::-1]):  # up blocks: conv on the upsampled input, conv on [x, skip]
-    total += conv(3, i, o) + conv(3, 2 * o, o)
-  return total + conv(3, c[0], cout)
-
-
 @pytest.mark.parametrize("width", [0.5, 0.25, 1.5])
 def test_unet_width_scales_every_layer(width):
-  assert _unet_count_by_hand(6, 4, 1.0) == 19_794_116  # the hand count reproduces Table 3 at the papers' width
+  assert unet_count_by_hand(6, 4, 1.0) == 19_794_116  # the hand count reproduces Table 3 at the papers' width
   shapes = jax.eval_shape(unet.UNet(4, width=width).init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 6)))
-  assert sum(np.prod(x.shape) for x in jax.tree.leaves(shapes)) == _unet_count_by_hand(6, 4, width)
+  assert sum(np.prod(x.shape) for x in jax.tree.leaves(shapes)) == unet_count_by_hand(6, 4, width)
   out = jax.eval_shape(unet.UNet(4, width=width).apply, shapes, jnp.zeros((2, 64, 32, 6)))
   assert out.shape == (2, 64, 32, 4)
 
@@ -44,15 +32,15 @@ def test_unet_width_reaches_every_unet_of_the_model():
   c = _config("refin")
   c.model.unet_width = 0.5
   counts = steps.param_counts(families.build_model(c.model), families.of(c).example_batch(c))
-  assert counts == {"flow": _unet_count_by_hand(6, 4, 0.5), "interpolation": _unet_count_by_hand(16, 5, 0.5),
-                    "refinement": _unet_count_by_hand(20, 3, 0.5),
-                    "total": sum(_unet_count_by_hand(i, o, 0.5) for i, o in ((6, 4), (16, 5), (20, 3)))}
+  assert counts == {"flow": unet_count_by_hand(6, 4, 0.5), "interpolation": unet_count_by_hand(16, 5, 0.5),
+                    "refinement": unet_count_by_hand(20, 3, 0.5),
+                    "total": sum(unet_count_by_hand(i, o, 0.5) for i, o in ((6, 4), (16, 5), (20, 3)))}
   # Other backbones keep their size: only the flow UNet narrows.
   c.model.interpolation_backbone = c.model.refinement_backbone = "unetpp"
   narrow = steps.param_counts(families.build_model(c.model), families.of(c).example_batch(c))
   c.model.unet_width = 1.0
   full = steps.param_counts(families.build_model(c.model), families.of(c).example_batch(c))
-  assert narrow["flow"] == _unet_count_by_hand(6, 4, 0.5) and full["flow"] == 19_794_116
+  assert narrow["flow"] == unet_count_by_hand(6, 4, 0.5) and full["flow"] == 19_794_116
   assert (narrow["interpolation"], narrow["refinement"]) == (full["interpolation"], full["refinement"])
   with pytest.raises(ValueError, match="width must be positive"):
     jax.eval_shape(unet.UNet(4, width=0.0).init, jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 6)))

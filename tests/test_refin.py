@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
+from helpers import pwc_torch_shapes
 from jaxvfi import checkpoints
 from jaxvfi import families
 from jaxvfi import steps
@@ -58,7 +59,6 @@ def test_paper_default_trains_on_whole_frames_with_the_other_backbones_and_pretr
   # parameter counts in test_models_backbones.py). The flow starts from a state_dict in the pytorch-pwc layout with
   # small random weights (unit-variance ones overflow 6 pyramid levels) and trains at the paper's fixed 1e-6; the
   # from-scratch case is test_untrained_pwcnet_follows_the_default_schedule.
-  from test_weights import pwc_torch_shapes  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(3)
   state = {k: (0.02 * rng.standard_normal(shape)).astype(np.float32) for k, shape in pwc_torch_shapes().items()}
   path = tmp_path / "pwc.npz"

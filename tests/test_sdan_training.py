@@ -11,21 +11,13 @@ from PIL import Image
 import pytest
 
 from conftest import ROOT, run_main
+from conftest import SDAN_TINY as TINY
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
 from jaxvfi import families
 from jaxvfi import optim
 from jaxvfi import train
 from jaxvfi import zoom
-
-# configs/sdan.py:runlocal,input=rgb shrunk to seconds: a 1-block, 8-feature SDAN on 4 pairs of 128 px targets,
-# 64 px training crops (8 packed), the loss border lowered to 8 px to leave something of them.
-TINY = {
-    "model.features": 8, "model.num_blocks": 1, "data.synthetic_size": 128, "data.synthetic_num_train": 4,
-    "data.synthetic_num_val": 2, "data.augmentation_args": {"crop_size": 8}, "loss.border": 8, "batch_size": 2,
-    "eval_batch_size": 2, "num_train_steps": 2, "eval_every_steps": 2, "checkpoint_every_steps": 1,
-    "log_every_steps": 1, "num_image_summaries": 1, "progress_bar": False,
-}
 
 
 def _config(arg=None, overrides=None):

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, run_main
+from helpers import run_notebook
 from jaxvfi import config_lib
 from jaxvfi import train
 from jaxvfi import weights
@@ -162,7 +163,6 @@ def test_runlocal_trains_checkpoints_resumes_and_evaluates(resumed_workdir):
 def test_notebook_two_straight_steps_equal_the_resumed_run(resumed_workdir, tfds_dir, tmp_path, monkeypatch):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
-  from test_colabs import run_notebook  # pylint: disable=g-import-not-at-top
   monkeypatch.chdir(ROOT)
   ns = run_notebook(os.path.join(ROOT, "colabs", "sepconv_gan.ipynb"), {
       "WORKDIR": str(tmp_path / "colab"), "NUM_EXAMPLES": 1,

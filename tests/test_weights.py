@@ -16,73 +16,11 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
+from helpers import NAMES, pwc_torch_shapes, random_state, vgg_state, vgg_torch_shapes
 from jaxvfi import weights
 from jaxvfi.models import pwcnet, vgg
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
-NAMES = ("One", "Two", "Thr", "Fou", "Fiv", "Six")
-
-
-def pwc_torch_shapes() -> dict[str, tuple[int, ...]]:
-  """Key -> shape from the port's constructor: Conv2d weight (out, in, 3, 3), ConvTranspose2d (in, out, 4, 4)."""
-  shapes = {}
-
-  def conv(key, cin, cout, k=3):
-    shapes[key + ".weight"] = (cout, cin, k, k)
-    shapes[key + ".bias"] = (cout,)
-
-  chans = [3, 16, 32, 64, 96, 128, 196]
-  for lvl in range(6):
-    conv(f"netExtractor.net{NAMES[lvl]}.0", chans[lvl], chans[lvl + 1])
-    conv(f"netExtractor.net{NAMES[lvl]}.2", chans[lvl + 1], chans[lvl + 1])
-    conv(f"netExtractor.net{NAMES[lvl]}.4", chans[lvl + 1], chans[lvl + 1])
-  current = [None, None, 81 + 32 + 2 + 2, 81 + 64 + 2 + 2, 81 + 96 + 2 + 2, 81 + 128 + 2 + 2, 81, None]
-  for level in range(2, 7):
-    d, c = f"net{NAMES[level - 1]}", current[level]
-    if level < 6:
-      shapes[f"{d}.netUpflow.weight"], shapes[f"{d}.netUpflow.bias"] = (2, 2, 4, 4), (2,)
-      shapes[f"{d}.netUpfeat.weight"] = (current[level + 1] + 128 + 128 + 96 + 64 + 32, 2, 4, 4)
-      shapes[f"{d}.netUpfeat.bias"] = (2,)
-    conv(f"{d}.netOne.0", c, 128)
-    conv(f"{d}.netTwo.0", c + 128, 128)
-    conv(f"{d}.netThr.0", c + 256, 96)
-    conv(f"{d}.netFou.0", c + 352, 64)
-    conv(f"{d}.netFiv.0", c + 416, 32)
-    conv(f"{d}.netSix.0", c + 448, 2)
-  refiner = [81 + 32 + 2 + 2 + 128 + 128 + 96 + 64 + 32, 128, 128, 128, 96, 64, 32, 2]
-  for k in range(7):
-    conv(f"netRefiner.netMain.{2 * k}", refiner[k], refiner[k + 1])
-  return shapes
-
-
-def vgg_torch_shapes() -> dict[str, tuple[int, ...]]:
-  """torchvision vgg19: features indices of the convs, and the classifier (25088-4096-4096-1000)."""
-  cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
-  shapes, cin, j = {}, 3, 0
-  for v in cfg:
-    if v == "M":
-      j += 1
-      continue
-    shapes[f"features.{j}.weight"], shapes[f"features.{j}.bias"] = (v, cin, 3, 3), (v,)
-    cin, j = v, j + 2
-  for j, (i, o) in zip((0, 3, 6), ((25088, 4096), (4096, 4096), (4096, 1000))):
-    shapes[f"classifier.{j}.weight"], shapes[f"classifier.{j}.bias"] = (o, i), (o,)
-  return shapes
-
-
-def random_state(shapes, seed=0, ids=False):
-  """Random float32 arrays, or with `ids` array k filled with the constant k (to trace where every key lands)."""
-  rng = np.random.default_rng(seed)
-  return {k: (np.full(s, i, np.float32) if ids else rng.normal(size=s).astype(np.float32))
-          for i, (k, s) in enumerate(sorted(shapes.items()))}
-
-
-def vgg_state(seed):
-  """Random features; the classifier's 123.6 M ignored parameters get tiny stand-ins under their exact key names."""
-  shapes = {k: (s if k.startswith("features.") else (1,) * len(s)) for k, s in vgg_torch_shapes().items()}
-  return random_state(shapes, seed=seed)
-
-
 def test_transcribed_layouts_have_the_published_sizes():
   assert sum(np.prod(s) for s in pwc_torch_shapes().values()) == 9_374_274
   assert sum(np.prod(s) for s in vgg_torch_shapes().values()) == 143_667_240  # torchvision vgg19, all layers
