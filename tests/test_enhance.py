@@ -157,3 +157,18 @@ def test_command_line_h264(workdir, tmp_path):
     psnr = 10 * np.log10(255.0 ** 2 / np.mean((frame.astype(np.float64) - want) ** 2))
     assert psnr > 30, psnr
   assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.mp4"]
+
+
+def test_tiles_stitch_to_the_whole_frame(workdir):
+  """--tile: with decoders at zero every output pixel is its own input pixel's (nearest x4), so the tiled result must
+  equal the whole-frame one exactly: this checks the tile windows, the scale and the stitching."""
+  frames = _frames(4, size=24)
+  frames = [f[:, :20] for f in frames]  # 24 x 20: tiles of 8 with a clipped last column of tiles
+  whole = enhance.load_enhancer(workdir).window(frames)
+  tiled_enhancer = enhance.load_enhancer(workdir, tile=8, tile_overlap=3)
+  tiled = tiled_enhancer.window(frames)
+  assert tiled.shape == whole.shape == (3, 96, 80, 3)
+  np.testing.assert_allclose(tiled, whole, atol=1e-6)
+  assert tiled_enhancer.num_traces == 1  # every window has one size: one compilation
+  with pytest.raises(ValueError, match="--tile and --tile_overlap must be >= 0"):
+    enhance.load_enhancer(workdir, tile=-1)

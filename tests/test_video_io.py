@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 import os
+import subprocess
+import sys
 
 import av
 import numpy as np
@@ -14,6 +16,7 @@ from PIL import Image
 import pytest
 
 import media
+from jaxvfi import utils
 from jaxvfi import video_io
 
 
@@ -262,3 +265,53 @@ def test_parse_rate():
   for bad in ("0", "-5", "abc", "1/0"):
     with pytest.raises(ValueError, match="rate"):
       video_io.parse_rate(bad)
+
+
+@pytest.mark.parametrize("kind", ["tiff8", "tiff16", "png"])
+def test_orientation_is_applied_once_to_pixels_and_header(tmp_path, kind):
+  """An image stored 40 wide x 24 high with EXIF/TIFF orientation 6 (rotate 90 degrees clockwise) is a 24 x 40 frame
+  whose stored top-left corner is at the top right; `image_header` reports the size `read_frame` gives. Pillow 13
+  already turns a TIFF's reported size and decodes 16-bit grayscale TIFFs into the turned size, garbled."""
+  stored = np.zeros((24, 40, 3), np.uint8)
+  stored[:4, :6] = 255
+  path = str(tmp_path / ("f.tif" if kind.startswith("tiff") else "f.png"))
+  if kind == "tiff8":
+    Image.fromarray(stored).save(path, tiffinfo={274: 6})
+  elif kind == "tiff16":
+    Image.fromarray(stored[..., 0].astype(np.uint16) * 257).save(path, tiffinfo={274: 6})
+  else:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(path, exif=exif)
+  frame = video_io.read_frame(path)
+  assert frame.shape == (40, 24, 3)
+  np.testing.assert_array_equal(frame[..., 0], np.rot90(stored[..., 0], -1))
+  assert video_io.image_header(path)[:2] == (24, 40)
+
+
+def test_sinks_refuse_a_frame_of_another_size(tmp_path):
+  sink = video_io.FolderSink(str(tmp_path / "frames"), 8, 6)
+  sink.write(np.zeros((6, 8, 3), np.uint8))
+  with pytest.raises(ValueError, match=r"a 6x8 frame does not match the planned 8x6 output"):
+    sink.write(np.zeros((8, 6, 3), np.uint8))
+  sink.abort()
+  assert not os.path.exists(tmp_path / "frames")
+
+
+def test_a_killed_runs_temporary_files_are_removed_by_the_next(tmp_path):
+  """Temporary files carry the output's name and the writing process's id: a later run removes those of processes
+  that no longer run, and leaves a live process's and other files alone."""
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                        check=True).stdout.strip()
+  out = tmp_path / "out.png"
+  stale_file = tmp_path / f".tmp_out.png.{dead}.abc"
+  stale_dir = tmp_path / f".tmp_out.png.{dead}.def"
+  live = tmp_path / f".tmp_out.png.{os.getppid()}.ghi"
+  other = tmp_path / f".tmp_other.png.{dead}.jkl"
+  stale_file.write_bytes(b"x")
+  stale_dir.mkdir()
+  live.write_bytes(b"y")
+  other.write_bytes(b"z")
+  utils.atomic_write_png(str(out), np.zeros((2, 2, 3), np.uint8))
+  assert out.is_file() and not stale_file.exists() and not stale_dir.exists()
+  assert live.exists() and other.exists()
