@@ -50,6 +50,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 
 from pallas_kernels import _common
+from pallas_kernels import sampling
 
 # Block sizes. Triton wants powers of two and `plt.dot` operands with every dim >= 16.
 _BP = 64  # output pixels per program (forward, weight gradient)
@@ -137,28 +138,6 @@ def _check(x, offset, weight, mask, squared: bool, groups: int = 1):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _bilinear_zeros(x_flat, py, px, h: int, w: int):
-  """Samples x_flat (N, H*W, G, C') at (py, px) (N,H,W,G), group g at its own positions, with zeros outside the image;
-  returns (N,H,W,G,C') float32."""
-  n, _, groups, c = x_flat.shape
-  y0f = jnp.floor(py)
-  x0f = jnp.floor(px)
-  ly = py - y0f
-  lx = px - x0f
-  y0 = y0f.astype(jnp.int32)
-  x0 = x0f.astype(jnp.int32)
-  out = jnp.zeros(py.shape + (c,), jnp.float32)
-  for a, wy in ((0, 1.0 - ly), (1, ly)):
-    for b, wx in ((0, 1.0 - lx), (1, lx)):
-      yi = y0 + a
-      xi = x0 + b
-      ok = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
-      idx = (jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)).reshape(n, -1, groups, 1)
-      vals = jnp.take_along_axis(x_flat, idx, axis=1).reshape(py.shape + (c,))
-      out = out + vals.astype(jnp.float32) * jnp.where(ok, wy * wx, 0.0)[..., None]
-  return out
-
-
 def _reference(x, offset, weight, bias, mask, squared: bool, groups: int = 1):
   n, h, w, cin = x.shape
   k, _, _, cout = weight.shape
@@ -182,7 +161,7 @@ def _reference(x, offset, weight, bias, mask, squared: bool, groups: int = 1):
     # Clipped where all four corners are outside anyway, so the int32 corner indices cannot overflow.
     py = jnp.clip(ys + (t // k - r).astype(jnp.float32) + off_t[..., 0], -2.0, h + 1.0)
     px = jnp.clip(xs + (t % k - r).astype(jnp.float32) + off_t[..., 1], -2.0, w + 1.0)
-    s = _bilinear_zeros(x_flat, py, px, h, w)
+    s = sampling.bilinear_zeros(x_flat, py, px, h, w)
     if m_t is not None:
       s = s * m_t[..., None].astype(jnp.float32)
     return jnp.einsum("nhwc,cd->nhwd", s.reshape(n, h, w, cin), w_t.astype(jnp.float32))

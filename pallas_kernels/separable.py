@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -380,6 +381,33 @@ def _ld(ref, idx, mask):
   return plt.load(ref.at[idx], mask=mask, other=0).astype(jnp.float32)
 
 
+class _Tile(NamedTuple):
+  """One program's tile of a 2-D plane: rows r0 + [0, BR), columns c0 + [0, BC), clamped copies and validity.
+
+  The forward and the kernel-gradient kernels tile output pixels (rows ys, columns xs, valid where inside H x W);
+  the x-gradient kernel tiles input pixels. `rows_c`/`cols_c` are the indices clamped to the plane, for loads.
+  """
+  n: jax.Array  # image index
+  r0: jax.Array  # first row of the tile
+  rows: jax.Array  # (BR,) unclamped row indices
+  cols: jax.Array  # (BC,) unclamped column indices
+  rows_c: jax.Array  # (BR,) rows clamped to [0, height)
+  cols_c: jax.Array  # (BC,) columns clamped to [0, width)
+  ok: jax.Array  # (BR, BC) pixel inside the plane
+  taps: jax.Array  # (KP,) tap numbers 0 .. KP - 1, KP >= K the padded tap count
+
+
+def _tile(block_r: int, block_c: int, height: int, width: int, kp: int) -> _Tile:
+  """The tile prologue shared by the three kernels: program (n, row block, column block) of a (height, width) plane."""
+  n = pl.program_id(0)
+  r0 = pl.program_id(1) * block_r
+  rows = r0 + jnp.arange(block_r)
+  cols = pl.program_id(2) * block_c + jnp.arange(block_c)
+  ok = (rows[:, None] < height) & (cols[None, :] < width)
+  return _Tile(n=n, r0=r0, rows=rows, cols=cols, rows_c=jnp.minimum(rows, height - 1),
+               cols_c=jnp.minimum(cols, width - 1), ok=ok, taps=jnp.arange(kp))
+
+
 def _taps_of_rows(inv_ref, d, ext):
   """Tap index reading row offset `d` (vector), and whether there is one."""
   ok = (d >= 0) & (d < ext)
@@ -390,14 +418,7 @@ def _taps_of_rows(inv_ref, d, ext):
 def _fwd_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, o_ref, *, cfg: _Config, h: int, w: int):
   bh, bw, k, kp, ext = cfg.block_h, cfg.block_w, cfg.k, cfg.kp, cfg.ext
   c_dim, hp, wp = x_ref.shape[1:]
-  n = pl.program_id(0)
-  y0 = pl.program_id(1) * bh
-  ys = y0 + jnp.arange(bh)
-  xs = pl.program_id(2) * bw + jnp.arange(bw)
-  taps = jnp.arange(kp)
-  pix_ok = (ys[:, None] < h) & (xs[None, :] < w)
-  yc = jnp.minimum(ys, h - 1)
-  xc = jnp.minimum(xs, w - 1)
+  n, y0, ys, xs, yc, xc, pix_ok, taps = _tile(bh, bw, h, w, kp)
   kh = _ld(kh_ref, (n, jnp.minimum(taps, k - 1)[None, None, :], yc[:, None, None], xc[None, :, None]),
            pix_ok[:, :, None] & (taps < k)[None, None, :])  # (bh, bw, kp), zero on padded taps
   cols = jnp.clip(xs[:, None] + offs_ref[...][None, :], 0, wp - 1)  # (bw, kp)
@@ -422,14 +443,7 @@ def _bwd_kernels_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, g_ref, dkv_ref
   """dkv[y,x,i] = Σ_c g·Σⱼ kh_j·x[y+o_i, x+o_j], dkh[y,x,j] = Σ_c g·Σᵢ kv_i·x[y+o_i, x+o_j] (paper 003 §1 Backward)."""
   bh, bw, k, kp, ext = cfg.block_h, cfg.block_w, cfg.k, cfg.kp, cfg.ext
   c_dim, hp, wp = x_ref.shape[1:]
-  n = pl.program_id(0)
-  y0 = pl.program_id(1) * bh
-  ys = y0 + jnp.arange(bh)
-  xs = pl.program_id(2) * bw + jnp.arange(bw)
-  taps = jnp.arange(kp)
-  pix_ok = (ys[:, None] < h) & (xs[None, :] < w)
-  yc = jnp.minimum(ys, h - 1)
-  xc = jnp.minimum(xs, w - 1)
+  n, y0, ys, xs, yc, xc, pix_ok, taps = _tile(bh, bw, h, w, kp)
   tap_idx = jnp.minimum(taps, k - 1)[None, None, :]
   kh_ok = pix_ok[:, :, None] & (taps < k)[None, None, :]
   kh = _ld(kh_ref, (n, tap_idx, yc[:, None, None], xc[None, :, None]), kh_ok)
@@ -461,11 +475,7 @@ def _bwd_x_kernel(offs_ref, inv_ref, kv_ref, kh_ref, g_ref, dx_ref, *, cfg: _Con
   """dx[p, q] = Σ over output pixels (y, x) = (p - o_i, q - o_j) of g[y, x]·kv[y, x, i]·kh[y, x, j]: a gather."""
   bp, bq, k, kp, ext = cfg.block_p, cfg.block_q, cfg.k, cfg.kp, cfg.ext
   c_dim, hp, wp = dx_ref.shape[1:]
-  n = pl.program_id(0)
-  p0 = pl.program_id(1) * bp
-  ps = p0 + jnp.arange(bp)
-  qs = pl.program_id(2) * bq + jnp.arange(bq)
-  taps = jnp.arange(kp)
+  n, p0, ps, qs, _, _, in_ok, taps = _tile(bp, bq, hp, wp, kp)  # a tile of input pixels
   xo = qs[:, None] - offs_ref[...][None, :]  # (bq, kp) output column that reads input column q through tap j
   xo_ok = (xo >= 0) & (xo < w) & (taps < k)[None, :]
   xo = jnp.clip(xo, 0, w - 1)
@@ -483,8 +493,7 @@ def _bwd_x_kernel(offs_ref, inv_ref, kv_ref, kh_ref, g_ref, dx_ref, *, cfg: _Con
       return acc + jnp.sum(kv * (g * kh)[None, :, :], axis=2)
 
     acc = lax.fori_loop(0, bp + ext - 1, out_row, jnp.zeros((bp, bq), jnp.float32))
-    plt.store(dx_ref.at[n, ci, ps[:, None], qs[None, :]], acc.astype(dx_ref.dtype),
-              mask=(ps[:, None] < hp) & (qs[None, :] < wp))
+    plt.store(dx_ref.at[n, ci, ps[:, None], qs[None, :]], acc.astype(dx_ref.dtype), mask=in_ok)
     return carry
 
   lax.fori_loop(0, c_dim, channel, 0)
