@@ -1,4 +1,4 @@
-r"""One command that checks every Pallas kernel on a GPU, times it against `impl="xla"`, and times one train step per paper.
+r"""Checks every Pallas kernel on a GPU, times it against `impl="xla"`, and times one train step per paper.
 
 On a GPU (issue 28; the exact command and the carried folder are in BENCHMARKS.md, "GPU kernels")::
 
@@ -10,10 +10,10 @@ On CPU, the whole script at tiny sizes with the kernels in interpret mode (tests
   python tools/gpu_check.py --smoke
 
 Phases (`--phases`, comma-separated; default all):
-  values   every kernel with `impl="pallas"` (on a GPU: compiled, `interpret=False`; off-GPU: interpret mode) against its
-           `jnp` reference, the values and every gradient (one random cotangent): odd sizes, bf16, composite dilation,
-           flows far outside the frame and many flows onto one pixel (the image gradient's atomics), DCN v1/v2 with
-           deformable groups and squared DCN, under float32 and under the default matmul precision (TF32 on a GPU).
+  values   every kernel with `impl="pallas"` (on a GPU: compiled, `interpret=False`; off-GPU: interpret mode) against
+           its `jnp` reference, the values and every gradient (one random cotangent): odd sizes, bf16, composite
+           dilation, flows far outside the frame and many flows onto one pixel (the image gradient's atomics), DCN
+           v1/v2 with deformable groups and squared DCN, under float32 and under the default matmul precision (TF32 on a GPU).
   timing   each op, forward and forward + backward, `impl="pallas"` against `impl="xla"`, at `--sizes` (256, 1080p,
            4k): median wall time of `--reps` runs after one compile run.
   train    one train step per paper (its config with `impl`/`warp_impl` set to "pallas" and to "xla", the same
@@ -195,10 +195,9 @@ def value_cases(smoke: bool) -> list[dict[str, Any]]:
                       tol="float32"))
   if not smoke:
     image, flow = warp_args(next(keys), 1, 64, 80, 64)
-    cases.append(dict(name="warp_zeros_c64", op=lambda impl: lambda a, b: pallas_kernels.backward_warp(a, b, impl=impl),
-                      args=(image, flow), tol="float32"))
-    cases.append(dict(name="warp_zeros_bf16", op=lambda impl: lambda a, b: pallas_kernels.backward_warp(a, b, impl=impl),
-                      args=(image.astype(jnp.bfloat16), flow), tol="bfloat16"))
+    warp = lambda impl: lambda a, b: pallas_kernels.backward_warp(a, b, impl=impl)
+    cases.append(dict(name="warp_zeros_c64", op=warp, args=(image, flow), tol="float32"))
+    cases.append(dict(name="warp_zeros_bf16", op=warp, args=(image.astype(jnp.bfloat16), flow), tol="bfloat16"))
 
   (h, w), cin, cout, groups = ((5, 6), 32, 16, 2) if smoke else ((23, 37), 128, 64, 8)
   precisions = ("float32",) if smoke else ("float32", "default")
