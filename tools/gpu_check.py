@@ -13,7 +13,8 @@ Phases (`--phases`, comma-separated; default all):
   values   every kernel with `impl="pallas"` (on a GPU: compiled, `interpret=False`; off-GPU: interpret mode) against
            its `jnp` reference, the values and every gradient (one random cotangent): odd sizes, bf16, composite
            dilation, flows far outside the frame and many flows onto one pixel (the image gradient's atomics), DCN
-           v1/v2 with deformable groups and squared DCN, under float32 and under the default matmul precision (TF32 on a GPU).
+           v1/v2 with deformable groups and squared DCN, under float32 and under the default matmul precision (TF32
+           on a GPU).
   timing   each op, forward and forward + backward, `impl="pallas"` against `impl="xla"`, at `--sizes` (256, 1080p,
            4k): median wall time of `--reps` runs after one compile run.
   train    one train step per paper (its config with `impl`/`warp_impl` set to "pallas" and to "xla", the same
