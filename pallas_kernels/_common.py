@@ -97,17 +97,26 @@ def _abstract_gpu_mesh():
     yield
 
 
+def lowered_for_cuda(fn: Callable, *args: Any) -> jax.stages.Lowered:
+  """`jax.jit(fn)` traced under an abstract H100 and lowered for CUDA, on any machine (see `lower_for_cuda`).
+
+  Raises:
+    CudaLoweringUnavailable: the private abstract-device API moved.
+  """
+  with _abstract_gpu_mesh():
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", DeprecationWarning)
+      return jax.jit(fn).trace(*args).lower(lowering_platforms=("cuda",))
+
+
 def lower_for_cuda(fn: Callable, *args: Any, interpret: bool = False) -> str:
   """Lowers `fn(*args)` for CUDA on any machine and returns the StableHLO text.
 
   `args` may be arrays or `jax.ShapeDtypeStruct`s. The kernels must be built with `interpret=False` for this to
   exercise the real Triton lowering (block-shape rules, unsupported primitives); `fn` is responsible for that.
   """
-  with _abstract_gpu_mesh():
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore", DeprecationWarning)
-      lowered = jax.jit(fn).trace(*args).lower(lowering_platforms=("cuda",))
-  return lowered.as_text()
+  del interpret
+  return lowered_for_cuda(fn, *args).as_text()
 
 
 def count_triton_calls(hlo_text: str) -> int:
