@@ -356,6 +356,9 @@ class _Config:
   block_q: int = 32  # input columns per program
   num_warps: int = 4
   interpret: bool | None = None
+  # The kernel-grad kernel holds two (BH, BW, KP) accumulators: at 4 warps it needs 255 registers and spills
+  # (benchmarks/triton_report.py), at 8 each thread holds half of them.
+  kgrad_num_warps: int = 8
   clamp: bool | None = None  # clamp load indices; None: in interpret mode only (see above)
 
   def __post_init__(self):
@@ -546,7 +549,7 @@ def _pallas_backward(x_padded, kv, kh, g, cfg: _Config):
       out_shape=(jax.ShapeDtypeStruct((n, k, h, w), kgrad_dtype or kv.dtype),
                  jax.ShapeDtypeStruct((n, k, h, w), kgrad_dtype or kh.dtype)),
       grid=(n, _common.cdiv(h, cfg.block_h), _common.cdiv(w, cfg.block_w)),
-      num_warps=cfg.num_warps, name="sepconv_bwd_kernels", interpret=cfg.interpret)(offs, inv, xt, kvt, kht, gt)
+      num_warps=cfg.kgrad_num_warps, name="sepconv_bwd_kernels", interpret=cfg.interpret)(offs, inv, xt, kvt, kht, gt)
   dx = _common.triton_call(
       functools.partial(_bwd_x_kernel, cfg=cfg, h=h, w=w),
       out_shape=jax.ShapeDtypeStruct((n, c, hp, wp), x_padded.dtype),
