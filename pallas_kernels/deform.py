@@ -58,7 +58,12 @@ _BP_SMALL = 32  # pixels per program where many tiles are live: input gradients,
 _BCI_MAX = 32
 _BCO_MAX = 64
 _MIN_DOT = 16
-_WGRAD_PROGRAMS = 512  # target program count of the weight-gradient grid (a few waves on an H100's 132 SMs)
+_WGRAD_PROGRAMS = 512
+# The squared forward keeps 16 sample tiles and 9 weight blocks live per channel block: at 4 warps and 2 pipeline
+# stages it took 140 KB of shared memory (over the 99 KB of sm_89 and consumer cards) and spilled ~1 KB per thread;
+# at 8 warps and 1 stage, 12 KB and ~40 B (benchmarks/triton_report.py, BENCHMARKS.md).
+_SQ_FWD_WARPS = 8
+_SQ_FWD_STAGES = 1  # target program count of the weight-gradient grid (a few waves on an H100's 132 SMs)
 
 
 class _Geom(NamedTuple):
@@ -561,7 +566,8 @@ def _forward(x, offset, weight, bias, mask, squared: bool, groups: int, interpre
     kernel = functools.partial(_fwd_kernel, g=g, modulated=mask is not None)
     args.append(_flat(mask))
   args += [_pad_weight(weight, g), _pad_bias(bias, g)]
-  out = _common.triton_call(kernel, out_shape=out_shape, grid=grid, num_warps=4, interpret=interpret,
+  out = _common.triton_call(kernel, out_shape=out_shape, grid=grid, num_warps=_SQ_FWD_WARPS if squared else 4,
+                            num_stages=_SQ_FWD_STAGES if squared else 2, interpret=interpret,
                             name="sq_deform_fwd" if squared else "deform_fwd")(*args)
   return out[:, :g.hw, :g.cout].reshape(g.n, g.h, g.w, g.cout)
 
