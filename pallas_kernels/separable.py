@@ -598,8 +598,9 @@ def sepconv(x_padded: jax.Array, kv: jax.Array, kh: jax.Array, *, impl: str = "a
     x_padded: (N, H + K - 1, W + K - 1, C); the caller pads by K // 2 on every side (zeros or replicate).
     kv, kh: (N, H, W, K) vertical and horizontal 1-D kernels per output pixel; K odd is the usual case but any K works.
     impl: "pallas", "xla" (the reference), "cpu" or "auto" (Pallas on GPU, "cpu" elsewhere); see module docstring.
-    **pallas_kwargs: block sizes (`block_h`, `block_w`, `block_p`, `block_q`), `num_warps`, `interpret`, for tests
-      and tuning of the Pallas path.
+    **pallas_kwargs: block sizes (`block_h`, `block_w`, `block_p`, `block_q`), `num_warps`, `kgrad_num_warps`,
+      `interpret`, `clamp` (clamp load indices; default: in interpret mode only), for tests and tuning of the Pallas
+      path.
 
   Returns:
     (N, H, W, C) in the promoted dtype of the inputs; bf16 inputs are accumulated in fp32. Differentiable in all three
