@@ -14,6 +14,14 @@ from typing import Any, Callable, Sequence
 import jax
 from jax.experimental import pallas as pl
 
+with warnings.catch_warnings():  # jax 0.11+ warns that the Triton lowering is deprecated (module docstring)
+  warnings.simplefilter("ignore", DeprecationWarning)
+  from jax.experimental.pallas import triton as plt
+
+# The custom call that carries a Triton kernel in the lowered HLO. jax exports its name from 0.11 on; jax 0.10 spells
+# it only inside `jax._src.pallas.triton.pallas_call_registration`, so fall back to that literal there.
+TRITON_CALL_TARGET = getattr(plt, "CUSTOM_CALL_TARGET_NAME", "__gpu$xla.gpu.triton")
+
 IMPLS = ("auto", "pallas", "xla")
 CPU_IMPL = "cpu"
 
@@ -53,7 +61,6 @@ def triton_call(kernel: Callable, *, out_shape: Any, grid: Sequence[int], in_spe
   Interpret mode is the only way to run a Pallas kernel on CPU; it is more permissive than the GPU lowering
   (see ../shared/notes/pallas.md), so each kernel also has a CUDA-lowering test (`lower_for_cuda`).
   """
-  from jax.experimental.pallas import triton as plt  # pylint: disable=g-import-not-at-top
   if interpret is None:
     interpret = not on_gpu()
   kwargs = {}
@@ -90,21 +97,31 @@ def _abstract_gpu_mesh():
     yield
 
 
+def lowered_for_cuda(fn: Callable, *args: Any) -> jax.stages.Lowered:
+  """`jax.jit(fn)` traced under an abstract H100 and lowered for CUDA, on any machine (see `lower_for_cuda`).
+
+  Raises:
+    CudaLoweringUnavailable: the private abstract-device API moved.
+  """
+  with _abstract_gpu_mesh():
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", DeprecationWarning)
+      return jax.jit(fn).trace(*args).lower(lowering_platforms=("cuda",))
+
+
 def lower_for_cuda(fn: Callable, *args: Any, interpret: bool = False) -> str:
   """Lowers `fn(*args)` for CUDA on any machine and returns the StableHLO text.
 
   `args` may be arrays or `jax.ShapeDtypeStruct`s. The kernels must be built with `interpret=False` for this to
   exercise the real Triton lowering (block-shape rules, unsupported primitives); `fn` is responsible for that.
   """
-  with _abstract_gpu_mesh():
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore", DeprecationWarning)
-      lowered = jax.jit(fn).trace(*args).lower(lowering_platforms=("cuda",))
-  return lowered.as_text()
+  del interpret
+  return lowered_for_cuda(fn, *args).as_text()
 
 
 def count_triton_calls(hlo_text: str) -> int:
-  return hlo_text.count("__gpu$xla.gpu.triton")
+  """Number of Triton kernel launches in lowered HLO text (custom calls to `TRITON_CALL_TARGET`)."""
+  return hlo_text.count(TRITON_CALL_TARGET)
 
 
 del functools

@@ -50,6 +50,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 
 from pallas_kernels import _common
+from pallas_kernels import sampling
 
 # Block sizes. Triton wants powers of two and `plt.dot` operands with every dim >= 16.
 _BP = 64  # output pixels per program (forward, weight gradient)
@@ -57,7 +58,12 @@ _BP_SMALL = 32  # pixels per program where many tiles are live: input gradients,
 _BCI_MAX = 32
 _BCO_MAX = 64
 _MIN_DOT = 16
-_WGRAD_PROGRAMS = 512  # target program count of the weight-gradient grid (a few waves on an H100's 132 SMs)
+_WGRAD_PROGRAMS = 512
+# The squared forward keeps 16 sample tiles and 9 weight blocks live per channel block: at 4 warps and 2 pipeline
+# stages it took 140 KB of shared memory (over the 99 KB of sm_89 and consumer cards) and spilled ~1 KB per thread;
+# at 8 warps and 1 stage, 12 KB and ~40 B (benchmarks/triton_report.py, BENCHMARKS.md).
+_SQ_FWD_WARPS = 8
+_SQ_FWD_STAGES = 1  # target program count of the weight-gradient grid (a few waves on an H100's 132 SMs)
 
 
 class _Geom(NamedTuple):
@@ -137,28 +143,6 @@ def _check(x, offset, weight, mask, squared: bool, groups: int = 1):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _bilinear_zeros(x_flat, py, px, h: int, w: int):
-  """Samples x_flat (N, H*W, G, C') at (py, px) (N,H,W,G), group g at its own positions, with zeros outside the image;
-  returns (N,H,W,G,C') float32."""
-  n, _, groups, c = x_flat.shape
-  y0f = jnp.floor(py)
-  x0f = jnp.floor(px)
-  ly = py - y0f
-  lx = px - x0f
-  y0 = y0f.astype(jnp.int32)
-  x0 = x0f.astype(jnp.int32)
-  out = jnp.zeros(py.shape + (c,), jnp.float32)
-  for a, wy in ((0, 1.0 - ly), (1, ly)):
-    for b, wx in ((0, 1.0 - lx), (1, lx)):
-      yi = y0 + a
-      xi = x0 + b
-      ok = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
-      idx = (jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)).reshape(n, -1, groups, 1)
-      vals = jnp.take_along_axis(x_flat, idx, axis=1).reshape(py.shape + (c,))
-      out = out + vals.astype(jnp.float32) * jnp.where(ok, wy * wx, 0.0)[..., None]
-  return out
-
-
 def _reference(x, offset, weight, bias, mask, squared: bool, groups: int = 1):
   n, h, w, cin = x.shape
   k, _, _, cout = weight.shape
@@ -182,7 +166,7 @@ def _reference(x, offset, weight, bias, mask, squared: bool, groups: int = 1):
     # Clipped where all four corners are outside anyway, so the int32 corner indices cannot overflow.
     py = jnp.clip(ys + (t // k - r).astype(jnp.float32) + off_t[..., 0], -2.0, h + 1.0)
     px = jnp.clip(xs + (t % k - r).astype(jnp.float32) + off_t[..., 1], -2.0, w + 1.0)
-    s = _bilinear_zeros(x_flat, py, px, h, w)
+    s = sampling.bilinear_zeros(x_flat, py, px, h, w)
     if m_t is not None:
       s = s * m_t[..., None].astype(jnp.float32)
     return jnp.einsum("nhwc,cd->nhwd", s.reshape(n, h, w, cin), w_t.astype(jnp.float32))
@@ -582,7 +566,8 @@ def _forward(x, offset, weight, bias, mask, squared: bool, groups: int, interpre
     kernel = functools.partial(_fwd_kernel, g=g, modulated=mask is not None)
     args.append(_flat(mask))
   args += [_pad_weight(weight, g), _pad_bias(bias, g)]
-  out = _common.triton_call(kernel, out_shape=out_shape, grid=grid, num_warps=4, interpret=interpret,
+  out = _common.triton_call(kernel, out_shape=out_shape, grid=grid, num_warps=_SQ_FWD_WARPS if squared else 4,
+                            num_stages=_SQ_FWD_STAGES if squared else 2, interpret=interpret,
                             name="sq_deform_fwd" if squared else "deform_fwd")(*args)
   return out[:, :g.hw, :g.cout].reshape(g.n, g.h, g.w, g.cout)
 

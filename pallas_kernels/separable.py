@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -339,8 +340,10 @@ _sepconv_cpu.defvjp(_sepconv_cpu_fwd, _sepconv_cpu_bwd)
 
 # --------------------------------------------------------------------------------------------------------------------
 # Pallas kernels. Inside them: x is (N, C, Hp, Wp), kv/kh and their grads are taps-major (N, K, H, W), so a tap's
-# plane and an image row are contiguous in memory. All loads clamp their indices (masked lanes stay in bounds, which
-# interpret mode needs) and all stores keep unclamped, non-negative indices (masked lanes never alias a live lane).
+# plane and an image row are contiguous in memory. In interpret mode all loads clamp their indices (masked lanes stay in
+# bounds, which interpret mode needs); on the GPU path they rely on their masks alone, since clamped indices defeat
+# Triton's contiguity analysis (6 shuffles per FMA, benchmarks/triton_report.py). All stores keep unclamped,
+# non-negative indices (masked lanes never alias a live lane).
 # --------------------------------------------------------------------------------------------------------------------
 
 
@@ -353,6 +356,15 @@ class _Config:
   block_q: int = 32  # input columns per program
   num_warps: int = 4
   interpret: bool | None = None
+  # The kernel-grad kernel holds two (BH, BW, KP) accumulators: at 4 warps it needs 255 registers and spills
+  # (benchmarks/triton_report.py), at 8 each thread holds half of them.
+  kgrad_num_warps: int = 8
+  clamp: bool | None = None  # clamp load indices; None: in interpret mode only (see above)
+
+  def __post_init__(self):
+    if self.clamp is None:
+      interpret = (not _common.on_gpu()) if self.interpret is None else self.interpret
+      object.__setattr__(self, "clamp", interpret)
 
   @property
   def k(self):
@@ -380,6 +392,39 @@ def _ld(ref, idx, mask):
   return plt.load(ref.at[idx], mask=mask, other=0).astype(jnp.float32)
 
 
+class _Tile(NamedTuple):
+  """One program's tile of a 2-D plane: rows r0 + [0, BR), columns c0 + [0, BC), clamped copies and validity.
+
+  The forward and the kernel-gradient kernels tile output pixels (rows ys, columns xs, valid where inside H x W);
+  the x-gradient kernel tiles input pixels. `rows_c`/`cols_c` are the indices clamped to the plane, for loads.
+  """
+  n: jax.Array  # image index
+  r0: jax.Array  # first row of the tile
+  rows: jax.Array  # (BR,) unclamped row indices
+  cols: jax.Array  # (BC,) unclamped column indices
+  rows_c: jax.Array  # (BR,) rows clamped to [0, height)
+  cols_c: jax.Array  # (BC,) columns clamped to [0, width)
+  ok: jax.Array  # (BR, BC) pixel inside the plane
+  taps: jax.Array  # (KP,) tap numbers 0 .. KP - 1, KP >= K the padded tap count
+
+
+def _bound(v, lo, hi, clamp: bool):
+  """`v` clipped to [lo, hi] for loads in interpret mode (`_Config.clamp`); unchanged on the GPU path, where the load's
+  mask alone keeps masked lanes from reading, and unclamped indices keep Triton's contiguity analysis (issue 28)."""
+  return jnp.clip(v, lo, hi) if clamp else v
+
+
+def _tile(block_r: int, block_c: int, height: int, width: int, kp: int, clamp: bool) -> _Tile:
+  """The tile prologue shared by the three kernels: program (n, row block, column block) of a (height, width) plane."""
+  n = pl.program_id(0)
+  r0 = pl.program_id(1) * block_r
+  rows = r0 + jnp.arange(block_r)
+  cols = pl.program_id(2) * block_c + jnp.arange(block_c)
+  ok = (rows[:, None] < height) & (cols[None, :] < width)
+  return _Tile(n=n, r0=r0, rows=rows, cols=cols, rows_c=_bound(rows, 0, height - 1, clamp),
+               cols_c=_bound(cols, 0, width - 1, clamp), ok=ok, taps=jnp.arange(kp))
+
+
 def _taps_of_rows(inv_ref, d, ext):
   """Tap index reading row offset `d` (vector), and whether there is one."""
   ok = (d >= 0) & (d < ext)
@@ -390,23 +435,16 @@ def _taps_of_rows(inv_ref, d, ext):
 def _fwd_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, o_ref, *, cfg: _Config, h: int, w: int):
   bh, bw, k, kp, ext = cfg.block_h, cfg.block_w, cfg.k, cfg.kp, cfg.ext
   c_dim, hp, wp = x_ref.shape[1:]
-  n = pl.program_id(0)
-  y0 = pl.program_id(1) * bh
-  ys = y0 + jnp.arange(bh)
-  xs = pl.program_id(2) * bw + jnp.arange(bw)
-  taps = jnp.arange(kp)
-  pix_ok = (ys[:, None] < h) & (xs[None, :] < w)
-  yc = jnp.minimum(ys, h - 1)
-  xc = jnp.minimum(xs, w - 1)
-  kh = _ld(kh_ref, (n, jnp.minimum(taps, k - 1)[None, None, :], yc[:, None, None], xc[None, :, None]),
+  n, y0, ys, xs, yc, xc, pix_ok, taps = _tile(bh, bw, h, w, kp, cfg.clamp)
+  kh = _ld(kh_ref, (n, _bound(taps, 0, k - 1, cfg.clamp)[None, None, :], yc[:, None, None], xc[None, :, None]),
            pix_ok[:, :, None] & (taps < k)[None, None, :])  # (bh, bw, kp), zero on padded taps
-  cols = jnp.clip(xs[:, None] + offs_ref[...][None, :], 0, wp - 1)  # (bw, kp)
+  cols = _bound(xs[:, None] + offs_ref[...][None, :], 0, wp - 1, cfg.clamp)  # (bw, kp)
   col_ok = (xs[:, None] < w) & (taps < k)[None, :]
 
   def channel(ci, carry):
     def in_row(t, acc):
       tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(bh), ext)  # tap of output row y0 + r reading row y0 + t
-      xrow = _ld(x_ref, (n, ci, jnp.minimum(y0 + t, hp - 1), cols), col_ok)  # (bw, kp)
+      xrow = _ld(x_ref, (n, ci, _bound(y0 + t, 0, hp - 1, cfg.clamp), cols), col_ok)  # (bw, kp)
       kvt = _ld(kv_ref, (n, tap[:, None], yc[:, None], xc[None, :]), tap_ok[:, None] & pix_ok)  # (bh, bw)
       return acc + kvt * jnp.sum(xrow[None, :, :] * kh, axis=2)
 
@@ -422,23 +460,16 @@ def _bwd_kernels_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, g_ref, dkv_ref
   """dkv[y,x,i] = Σ_c g·Σⱼ kh_j·x[y+o_i, x+o_j], dkh[y,x,j] = Σ_c g·Σᵢ kv_i·x[y+o_i, x+o_j] (paper 003 §1 Backward)."""
   bh, bw, k, kp, ext = cfg.block_h, cfg.block_w, cfg.k, cfg.kp, cfg.ext
   c_dim, hp, wp = x_ref.shape[1:]
-  n = pl.program_id(0)
-  y0 = pl.program_id(1) * bh
-  ys = y0 + jnp.arange(bh)
-  xs = pl.program_id(2) * bw + jnp.arange(bw)
-  taps = jnp.arange(kp)
-  pix_ok = (ys[:, None] < h) & (xs[None, :] < w)
-  yc = jnp.minimum(ys, h - 1)
-  xc = jnp.minimum(xs, w - 1)
-  tap_idx = jnp.minimum(taps, k - 1)[None, None, :]
+  n, y0, ys, xs, yc, xc, pix_ok, taps = _tile(bh, bw, h, w, kp, cfg.clamp)
+  tap_idx = _bound(taps, 0, k - 1, cfg.clamp)[None, None, :]
   kh_ok = pix_ok[:, :, None] & (taps < k)[None, None, :]
   kh = _ld(kh_ref, (n, tap_idx, yc[:, None, None], xc[None, :, None]), kh_ok)
-  cols = jnp.clip(xs[:, None] + offs_ref[...][None, :], 0, wp - 1)
+  cols = _bound(xs[:, None] + offs_ref[...][None, :], 0, wp - 1, cfg.clamp)
   col_ok = (xs[:, None] < w) & (taps < k)[None, :]
 
   def in_row(t, dkh):
     tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(bh), ext)
-    row = jnp.minimum(y0 + t, hp - 1)
+    row = _bound(y0 + t, 0, hp - 1, cfg.clamp)
 
     def channel(ci, gx):  # gx[r, b, j] = Σ_c g[c, y0+r, x] · x[c, y0+t, x + o_j]
       xrow = _ld(x_ref, (n, ci, row, cols), col_ok)
@@ -461,20 +492,16 @@ def _bwd_x_kernel(offs_ref, inv_ref, kv_ref, kh_ref, g_ref, dx_ref, *, cfg: _Con
   """dx[p, q] = Σ over output pixels (y, x) = (p - o_i, q - o_j) of g[y, x]·kv[y, x, i]·kh[y, x, j]: a gather."""
   bp, bq, k, kp, ext = cfg.block_p, cfg.block_q, cfg.k, cfg.kp, cfg.ext
   c_dim, hp, wp = dx_ref.shape[1:]
-  n = pl.program_id(0)
-  p0 = pl.program_id(1) * bp
-  ps = p0 + jnp.arange(bp)
-  qs = pl.program_id(2) * bq + jnp.arange(bq)
-  taps = jnp.arange(kp)
+  n, p0, ps, qs, _, _, in_ok, taps = _tile(bp, bq, hp, wp, kp, cfg.clamp)  # a tile of input pixels
   xo = qs[:, None] - offs_ref[...][None, :]  # (bq, kp) output column that reads input column q through tap j
   xo_ok = (xo >= 0) & (xo < w) & (taps < k)[None, :]
-  xo = jnp.clip(xo, 0, w - 1)
-  tap_idx = jnp.minimum(taps, k - 1)[None, :]
+  xo = _bound(xo, 0, w - 1, cfg.clamp)
+  tap_idx = _bound(taps, 0, k - 1, cfg.clamp)[None, :]
 
   def channel(ci, carry):
     def out_row(t, acc):  # output rows p0 - ext + 1 .. p0 + bp - 1 cover every input row of the tile
       y = p0 - (ext - 1) + t
-      yc = jnp.clip(y, 0, h - 1)
+      yc = _bound(y, 0, h - 1, cfg.clamp)
       ok = xo_ok & (y >= 0) & (y < h)
       tap, tap_ok = _taps_of_rows(inv_ref, ps - y, ext)  # vertical tap through which output row y reads row p
       kh = _ld(kh_ref, (n, tap_idx, yc, xo), ok)  # (bq, kp)
@@ -483,8 +510,7 @@ def _bwd_x_kernel(offs_ref, inv_ref, kv_ref, kh_ref, g_ref, dx_ref, *, cfg: _Con
       return acc + jnp.sum(kv * (g * kh)[None, :, :], axis=2)
 
     acc = lax.fori_loop(0, bp + ext - 1, out_row, jnp.zeros((bp, bq), jnp.float32))
-    plt.store(dx_ref.at[n, ci, ps[:, None], qs[None, :]], acc.astype(dx_ref.dtype),
-              mask=(ps[:, None] < hp) & (qs[None, :] < wp))
+    plt.store(dx_ref.at[n, ci, ps[:, None], qs[None, :]], acc.astype(dx_ref.dtype), mask=in_ok)
     return carry
 
   lax.fori_loop(0, c_dim, channel, 0)
@@ -523,7 +549,7 @@ def _pallas_backward(x_padded, kv, kh, g, cfg: _Config):
       out_shape=(jax.ShapeDtypeStruct((n, k, h, w), kgrad_dtype or kv.dtype),
                  jax.ShapeDtypeStruct((n, k, h, w), kgrad_dtype or kh.dtype)),
       grid=(n, _common.cdiv(h, cfg.block_h), _common.cdiv(w, cfg.block_w)),
-      num_warps=cfg.num_warps, name="sepconv_bwd_kernels", interpret=cfg.interpret)(offs, inv, xt, kvt, kht, gt)
+      num_warps=cfg.kgrad_num_warps, name="sepconv_bwd_kernels", interpret=cfg.interpret)(offs, inv, xt, kvt, kht, gt)
   dx = _common.triton_call(
       functools.partial(_bwd_x_kernel, cfg=cfg, h=h, w=w),
       out_shape=jax.ShapeDtypeStruct((n, c, hp, wp), x_padded.dtype),
@@ -572,8 +598,9 @@ def sepconv(x_padded: jax.Array, kv: jax.Array, kh: jax.Array, *, impl: str = "a
     x_padded: (N, H + K - 1, W + K - 1, C); the caller pads by K // 2 on every side (zeros or replicate).
     kv, kh: (N, H, W, K) vertical and horizontal 1-D kernels per output pixel; K odd is the usual case but any K works.
     impl: "pallas", "xla" (the reference), "cpu" or "auto" (Pallas on GPU, "cpu" elsewhere); see module docstring.
-    **pallas_kwargs: block sizes (`block_h`, `block_w`, `block_p`, `block_q`), `num_warps`, `interpret`, for tests
-      and tuning of the Pallas path.
+    **pallas_kwargs: block sizes (`block_h`, `block_w`, `block_p`, `block_q`), `num_warps`, `kgrad_num_warps`,
+      `interpret`, `clamp` (clamp load indices; default: in interpret mode only), for tests and tuning of the Pallas
+      path.
 
   Returns:
     (N, H, W, C) in the promoted dtype of the inputs; bf16 inputs are accumulated in fp32. Differentiable in all three

@@ -24,6 +24,7 @@ from jax.experimental.pallas import triton as plt
 import jax.numpy as jnp
 
 from pallas_kernels import _common
+from pallas_kernels import sampling
 
 PADDINGS = ("zeros", "border")
 
@@ -48,24 +49,8 @@ def backward_warp_reference(image: jax.Array, flow: jax.Array, padding: str = "z
   if padding == "border":
     x = jnp.clip(x, 0.0, w - 1.0)
     y = jnp.clip(y, 0.0, h - 1.0)
-  x0 = jnp.floor(x)
-  y0 = jnp.floor(y)
-  wx1 = x - x0
-  wy1 = y - y0
-  x0i = x0.astype(jnp.int32)
-  y0i = y0.astype(jnp.int32)
-  flat = image.reshape(n, h * w, c)
-  out = jnp.zeros((n, h, w, c), jnp.float32)
-  for dy, wy in ((0, 1.0 - wy1), (1, wy1)):
-    for dx, wx in ((0, 1.0 - wx1), (1, wx1)):
-      xi = x0i + dx
-      yi = y0i + dy
-      valid = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-      idx = jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)
-      vals = jnp.take_along_axis(flat, idx.reshape(n, h * w, 1), axis=1).reshape(n, h, w, c)
-      weight = jnp.where(valid, wy * wx, 0.0)
-      out = out + vals.astype(jnp.float32) * weight[..., None]
-  return out.astype(dtype)
+  out = sampling.bilinear_zeros(image.reshape(n, h * w, 1, c), y[..., None], x[..., None], h, w)
+  return out.reshape(n, h, w, c).astype(dtype)
 
 
 def backward_warp(image: jax.Array, flow: jax.Array, *, padding: str = "zeros", impl: str = "auto") -> jax.Array:

@@ -100,6 +100,19 @@ def test_sepconv_values_and_gradients(k, n, h, w, c, blocks, impl):
   _check_vjp(fn, x, kv, kh, g, sc.dense_offsets(k), rtol=1e-5)
 
 
+@pytest.mark.parametrize("composite", [False, True])
+def test_unclamped_gpu_indexing_in_interpret_mode(composite):
+  """The GPU path's loads rely on masks alone (`clamp=False`, issue 28); interpret mode reads masked lanes as zeros
+  too, so the same index arithmetic is checked here against the oracle, partial tiles on every side included."""
+  offsets = sc.composite_offsets(3, 2, 1) if composite else sc.dense_offsets(5)
+  x, kv, kh, g = _inputs(11, 1, 7, 9, 2, len(offsets), ext=max(offsets) + 1)
+  if composite:
+    fn = lambda a, b, d: sc.sepconv_composite(a, b, d, 3, 2, 1, impl="pallas", clamp=False, **SMALL_BLOCKS)
+  else:
+    fn = lambda a, b, d: sc.sepconv(a, b, d, impl="pallas", clamp=False, **SMALL_BLOCKS)
+  _check_vjp(fn, x, kv, kh, g, offsets, rtol=1e-5)
+
+
 def test_reference_equals_pallas_under_jit():
   x, kv, kh, _ = _inputs(3, 2, 5, 11, 3, 7)
   ref = jax.jit(sc.sepconv_reference)(x, kv, kh)
