@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from jaxvfi.models import dsfn  # pylint: disable=g-import-not-at-top,wrong-import-position
-from pallas_kernels import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pallas_kernels import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 NEW_FRAMES_PER_CALL = 2  # in a video, each window adds one key frame and one in-between frame
 
@@ -65,12 +65,12 @@ def main(argv=None):
   parser.add_argument("--warmup", type=int, default=1)
   parser.add_argument("--repeats", type=int, default=5)
   args = parser.parse_args(argv)
-  impls = (args.impls or ("pallas,xla" if _common.on_gpu() else "xla")).split(",")
+  impls = (args.impls or ("pallas,xla" if common.on_gpu() else "xla")).split(",")
 
   dev = jax.devices()[0]
   print(f"device: {dev.platform} / {dev.device_kind} (jax {jax.__version__}); batch 1, float32; median of "
         f"{args.repeats} calls after {args.warmup} warm-up")
-  if not _common.on_gpu():
+  if not common.on_gpu():
     print("no GPU: the deformable convs run the jnp reference ('xla'); 'pallas' would be interpret mode")
   header = f"{'output':>9} {'levels':>6} {'dcn':>6} {'s / call':>9} {'best s':>8} {'s / output frame':>17}"
   print(header)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pallas_kernels import _common
+from pallas_kernels import common
 from pallas_kernels import deform
 from pallas_kernels import warp
 
@@ -170,7 +170,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
   args = parse_args(argv)
   dev = jax.devices()[0]
-  mode = "Triton lowering" if _common.on_gpu() else "interpret mode (CPU timings of Pallas are not GPU-meaningful)"
+  mode = "Triton lowering" if common.on_gpu() else "interpret mode (CPU timings of Pallas are not GPU-meaningful)"
   print(f"device: {dev.device_kind} ({dev.platform}), jax {jax.__version__}, Pallas in {mode}")
   for name in args.sections:
     SECTIONS[name](args)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pallas_kernels import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pallas_kernels import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pallas_kernels import separable as sc  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -87,7 +87,7 @@ def main(argv=None):
   dev = jax.devices()[0]
   print(f"device: {dev.platform} / {dev.device_kind} (jax {jax.__version__}); K={args.kernel_size}, "
         f"N={args.batch}, C={args.channels}; median of {args.repeats} after {args.warmup} warm-up")
-  if not _common.on_gpu():
+  if not common.on_gpu():
     print("no GPU: 'pallas' runs the kernel in interpret mode (a correctness path, not a GPU timing)")
   header = f"{'size':>10} {'dtype':>9} {'mode':>8} {'impl':>7} {'median ms':>10} {'min ms':>9} {'vs xla':>7} " \
            f"{'rel diff':>9}"
@@ -101,10 +101,10 @@ def main(argv=None):
       for mode in args.modes.split(","):
         results = {}
         for impl in sorted(impls, key=lambda s: s != "xla"):  # reference first: the others are compared to it
-          if impl == "pallas" and not _common.on_gpu() and h * w > args.max_interpret_pixels:
+          if impl == "pallas" and not common.on_gpu() and h * w > args.max_interpret_pixels:
             print(f"{size:>10} {dname:>9} {mode:>8} {impl:>7} {'skipped (interpret mode, too large)':>37}")
             continue
-          interpret = impl == "pallas" and not _common.on_gpu()
+          interpret = impl == "pallas" and not common.on_gpu()
           repeats = args.interpret_repeats if interpret else args.repeats
           median, best, out = _time(_fn(impl, mode), inputs, args.warmup, repeats)
           results[impl] = (median, out)

@@ -1,6 +1,6 @@
 r"""What the GPU compiler makes of each Pallas kernel, on a CPU-only machine (issue 28, item 2).
 
-Lowers each kernel at real sizes for CUDA under an abstract H100 (`pallas_kernels._common.lowered_for_cuda`), takes
+Lowers each kernel at real sizes for CUDA under an abstract H100 (`pallas_kernels.common.lowered_for_cuda`), takes
 the Triton IR out of each Triton custom call, compiles it with the PyPI `triton` wheel for sm_90a (H100) and sm_89
 (L4 / RTX 40) with the call's num_warps and num_stages, runs the wheel's `ptxas -v` on the PTX, and prints one table
 row per kernel: registers, spill stores/loads (bytes), shared memory (bytes, Triton's allocation) and the static counts
@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-from pallas_kernels import _common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pallas_kernels import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pallas_kernels import deform  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pallas_kernels import separable  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pallas_kernels import warp  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -86,7 +86,7 @@ def triton_kernels(lowered) -> list[dict]:
         for child in block.operations:
           child = child.operation
           if child.name == "stablehlo.custom_call" and \
-             ir.StringAttr(child.attributes["call_target_name"]).value == _common.TRITON_CALL_TARGET:
+             ir.StringAttr(child.attributes["call_target_name"]).value == common.TRITON_CALL_TARGET:
             found.append(child)
           walk(child)
 
@@ -152,8 +152,8 @@ def main(argv=None) -> int:
   print("|---|---|---|---|---|---|---|---|---|---|---|")  # smem over the arch's per-block limit is marked "(over)"
   for label, fn, args in cases():
     try:
-      kernels = triton_kernels(_common.lowered_for_cuda(fn, *args))
-    except _common.CudaLoweringUnavailable as e:
+      kernels = triton_kernels(common.lowered_for_cuda(fn, *args))
+    except common.CudaLoweringUnavailable as e:
       print(f"triton_report: {e}", file=sys.stderr)
       return 2
     for kernel in kernels:

@@ -49,7 +49,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 
-from pallas_kernels import _common
+from pallas_kernels import common
 from pallas_kernels import sampling
 
 # Block sizes. Triton wants powers of two and `plt.dot` operands with every dim >= 16.
@@ -117,10 +117,10 @@ def _geom(x_shape, w_shape, groups: int = 1) -> _Geom:
   n, h, w, cin = x_shape
   k, _, _, cout = w_shape
   cpg = cin // groups
-  bci = min(_BCI_MAX, max(_MIN_DOT, _common.next_pow2(cpg)))
-  bco = min(_BCO_MAX, max(_MIN_DOT, _common.next_pow2(cout)))
-  return _Geom(n=n, h=h, w=w, cin=cin, cout=cout, k=k, groups=groups, cpg=cpg, cpg_pad=_common.cdiv(cpg, bci) * bci,
-               bci=bci, bco=bco, cout_pad=_common.cdiv(cout, bco) * bco, hw_pad=_common.cdiv(h * w, _BP) * _BP)
+  bci = min(_BCI_MAX, max(_MIN_DOT, common.next_pow2(cpg)))
+  bco = min(_BCO_MAX, max(_MIN_DOT, common.next_pow2(cout)))
+  return _Geom(n=n, h=h, w=w, cin=cin, cout=cout, k=k, groups=groups, cpg=cpg, cpg_pad=common.cdiv(cpg, bci) * bci,
+               bci=bci, bco=bco, cout_pad=common.cdiv(cout, bco) * bco, hw_pad=common.cdiv(h * w, _BP) * _BP)
 
 
 def _check(x, offset, weight, mask, squared: bool, groups: int = 1):
@@ -434,7 +434,7 @@ def _wgrad_kernel(x_ref, off_ref, m_ref, g_ref, dw_ref, *, g: _Geom, modulated: 
     s = sum(wt[:, None] * _gather(x_ref, c.pix, c.ok, ch, g) for c, wt in zip(corners, wgts))
     gt = g_ref[n, pl.ds(pl.multiple_of(pb * _BP, _BP), _BP), pl.ds(co0, g.bco)]
     return acc + plt.dot(s, gt, trans_a=True)
-  acc = lax.fori_loop(0, _common.cdiv(nblocks, splits), body, jnp.zeros((g.bci, g.bco), jnp.float32))
+  acc = lax.fori_loop(0, common.cdiv(nblocks, splits), body, jnp.zeros((g.bci, g.bco), jnp.float32))
   dw_ref[split, t, pl.ds(ch.q0, g.bci), pl.ds(co0, g.bco)] = acc
 
 
@@ -566,7 +566,7 @@ def _forward(x, offset, weight, bias, mask, squared: bool, groups: int, interpre
     kernel = functools.partial(_fwd_kernel, g=g, modulated=mask is not None)
     args.append(_flat(mask))
   args += [_pad_weight(weight, g), _pad_bias(bias, g)]
-  out = _common.triton_call(kernel, out_shape=out_shape, grid=grid, num_warps=_SQ_FWD_WARPS if squared else 4,
+  out = common.triton_call(kernel, out_shape=out_shape, grid=grid, num_warps=_SQ_FWD_WARPS if squared else 4,
                             num_stages=_SQ_FWD_STAGES if squared else 2, interpret=interpret,
                             name="sq_deform_fwd" if squared else "deform_fwd")(*args)
   return out[:, :g.hw, :g.cout].reshape(g.n, g.h, g.w, g.cout)
@@ -582,7 +582,7 @@ def _weight_grad(x, offset, mask, gp, squared: bool, interpret: bool | None, g: 
   splits = max(1, min(nblocks, _WGRAD_PROGRAMS // (g.taps * g.ncib * g.ncob)))
   kernel = functools.partial(_wgrad_kernel, g=g, modulated=mask is not None, squared=squared, splits=splits)
   out_shape = jax.ShapeDtypeStruct((splits, g.taps, g.cin_pad, g.cout_pad), jnp.float32)
-  parts = _common.triton_call(kernel, out_shape=out_shape, grid=(splits, g.taps, g.ncib * g.ncob),
+  parts = common.triton_call(kernel, out_shape=out_shape, grid=(splits, g.taps, g.ncib * g.ncob),
                               interpret=interpret, name="deform_wgrad")(_flat(x), _flat(offset), _flat(mask), gp)
   dw = jnp.sum(parts, axis=0).reshape(g.taps, g.groups, g.cpg_pad, g.cout_pad)[:, :, :g.cpg, :g.cout]
   return dw.reshape(g.k, g.k, g.cin, g.cout)
@@ -590,7 +590,7 @@ def _weight_grad(x, offset, mask, gp, squared: bool, interpret: bool | None, g: 
 
 def _input_grad(x, offset, weight, mask, gp, squared: bool, interpret: bool | None, g: _Geom):
   """x, offset and mask gradients. Returns (dx (N,H,W,Cin), doff NHWC, dmask NHWC or None)."""
-  atomic = _common.on_gpu() if interpret is None else not interpret
+  atomic = common.on_gpu() if interpret is None else not interpret
   slots = (g.k + 1) ** 2 if squared else 4 * g.taps  # corner positions per group and pixel
   n_off = 2 if squared else 2 * g.groups * g.taps
   modulated = mask is not None
@@ -615,7 +615,7 @@ def _input_grad(x, offset, weight, mask, gp, squared: bool, interpret: bool | No
     kernel = functools.partial(_ibwd_kernel, g=g, modulated=modulated, atomic=atomic)
   if atomic:
     kernel = _drop_aliased_input(kernel, len(args) - 1)
-  outs = _common.triton_call(kernel, out_shape=tuple(out_shape), grid=(g.n, g.hw_pad // _BP_SMALL), num_warps=4,
+  outs = common.triton_call(kernel, out_shape=tuple(out_shape), grid=(g.n, g.hw_pad // _BP_SMALL), num_warps=4,
                              interpret=interpret, input_output_aliases=aliases,
                              name="sq_deform_bwd" if squared else "deform_bwd")(*args)
   if atomic:
@@ -707,7 +707,7 @@ def deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Ar
   Raises:
     ValueError: shapes that do not fit together, or G not a divisor of Cin.
   """
-  if _common.resolve_impl(impl) == "xla":
+  if common.resolve_impl(impl) == "xla":
     return deform_conv_reference(x, offset, weight, bias, mask, offset_groups=offset_groups)
   return deform_conv_pallas(x, offset, weight, bias, mask, offset_groups=offset_groups)
 
@@ -715,6 +715,6 @@ def deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Ar
 def squared_deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *,
                         impl: str = "auto") -> jax.Array:
   """Squared deformable convolution (Eq. (5), SDAN): `offset` (N,H,W,2) = one (dy, dx) per window."""
-  if _common.resolve_impl(impl) == "xla":
+  if common.resolve_impl(impl) == "xla":
     return squared_deform_conv_reference(x, offset, weight, bias)
   return squared_deform_conv_pallas(x, offset, weight, bias)

@@ -43,7 +43,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 
-from pallas_kernels import _common
+from pallas_kernels import common
 
 PATTERNS = (0, 1)
 
@@ -363,7 +363,7 @@ class _Config:
 
   def __post_init__(self):
     if self.clamp is None:
-      interpret = (not _common.on_gpu()) if self.interpret is None else self.interpret
+      interpret = (not common.on_gpu()) if self.interpret is None else self.interpret
       object.__setattr__(self, "clamp", interpret)
 
   @property
@@ -372,7 +372,7 @@ class _Config:
 
   @property
   def kp(self):
-    return _common.next_pow2(self.k)
+    return common.next_pow2(self.k)
 
   @property
   def ext(self):
@@ -382,7 +382,7 @@ class _Config:
     """Offsets padded to a power of 2, and the inverse map offset -> tap (-1 where no tap reads that offset)."""
     offs = np.zeros(self.kp, np.int32)
     offs[:self.k] = self.offsets
-    inv = np.full(_common.next_pow2(self.ext), -1, np.int32)
+    inv = np.full(common.next_pow2(self.ext), -1, np.int32)
     inv[list(self.offsets)] = np.arange(self.k)
     return jnp.asarray(offs), jnp.asarray(inv)
 
@@ -526,10 +526,10 @@ def _pallas_forward(x_padded, kv, kh, cfg: _Config):
   xt, kvt, kht = _to_kernel_layout(x_padded, kv, kh)
   offs, inv = cfg.tables()
   out_dtype = jnp.result_type(x_padded, kv, kh)
-  out = _common.triton_call(
+  out = common.triton_call(
       functools.partial(_fwd_kernel, cfg=cfg, h=h, w=w),
       out_shape=jax.ShapeDtypeStruct((n, c, h, w), out_dtype),
-      grid=(n, _common.cdiv(h, cfg.block_h), _common.cdiv(w, cfg.block_w)),
+      grid=(n, common.cdiv(h, cfg.block_h), common.cdiv(w, cfg.block_w)),
       num_warps=cfg.num_warps, name="sepconv_fwd", interpret=cfg.interpret)(offs, inv, xt, kvt, kht)
   return jnp.transpose(out, (0, 2, 3, 1))
 
@@ -542,18 +542,18 @@ def _pallas_backward(x_padded, kv, kh, g, cfg: _Config):
   offs, inv = cfg.tables()
   # Interpret mode turns each masked store into a scatter that XLA:CPU does not update in place for bf16 (17x slower
   # at 128x128), so there the kernel grads are written in fp32 and cast below; on GPU they are written as is.
-  interpret = (not _common.on_gpu()) if cfg.interpret is None else cfg.interpret
+  interpret = (not common.on_gpu()) if cfg.interpret is None else cfg.interpret
   kgrad_dtype = jnp.float32 if interpret else None
-  dkv, dkh = _common.triton_call(
+  dkv, dkh = common.triton_call(
       functools.partial(_bwd_kernels_kernel, cfg=cfg, h=h, w=w),
       out_shape=(jax.ShapeDtypeStruct((n, k, h, w), kgrad_dtype or kv.dtype),
                  jax.ShapeDtypeStruct((n, k, h, w), kgrad_dtype or kh.dtype)),
-      grid=(n, _common.cdiv(h, cfg.block_h), _common.cdiv(w, cfg.block_w)),
+      grid=(n, common.cdiv(h, cfg.block_h), common.cdiv(w, cfg.block_w)),
       num_warps=cfg.kgrad_num_warps, name="sepconv_bwd_kernels", interpret=cfg.interpret)(offs, inv, xt, kvt, kht, gt)
-  dx = _common.triton_call(
+  dx = common.triton_call(
       functools.partial(_bwd_x_kernel, cfg=cfg, h=h, w=w),
       out_shape=jax.ShapeDtypeStruct((n, c, hp, wp), x_padded.dtype),
-      grid=(n, _common.cdiv(hp, cfg.block_p), _common.cdiv(wp, cfg.block_q)),
+      grid=(n, common.cdiv(hp, cfg.block_p), common.cdiv(wp, cfg.block_q)),
       num_warps=cfg.num_warps, name="sepconv_bwd_x", interpret=cfg.interpret)(offs, inv, kvt, kht, gt)
   back = lambda a, like: jnp.transpose(a, (0, 2, 3, 1)).astype(like.dtype)
   return back(dx, x_padded), back(dkv, kv), back(dkh, kh)
@@ -578,7 +578,7 @@ _sepconv_pallas.defvjp(_sepconv_pallas_fwd, _sepconv_pallas_bwd)
 def _separable(x_padded, kv, kh, offsets, impl, name, **pallas_kwargs):
   _check_offsets(offsets)
   _check_shapes(x_padded, kv, kh, offsets, name)
-  impl = _common.resolve_impl(impl, has_cpu_impl=True)
+  impl = common.resolve_impl(impl, has_cpu_impl=True)
   if impl == "xla":
     return _reference(x_padded, kv, kh, offsets)
   if impl == "cpu":

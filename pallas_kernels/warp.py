@@ -23,7 +23,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 import jax.numpy as jnp
 
-from pallas_kernels import _common
+from pallas_kernels import common
 from pallas_kernels import sampling
 
 PADDINGS = ("zeros", "border")
@@ -60,7 +60,7 @@ def backward_warp(image: jax.Array, flow: jax.Array, *, padding: str = "zeros", 
   differentiated by autodiff), "cpu" (the reference's forward with a hand-written backward, below) or "auto" (Pallas
   on a GPU backend, "cpu" elsewhere).
   """
-  impl = _common.resolve_impl(impl, has_cpu_impl=True)
+  impl = common.resolve_impl(impl, has_cpu_impl=True)
   if impl == "xla":
     return backward_warp_reference(image, flow, padding)
   if impl == "cpu":
@@ -164,7 +164,7 @@ _TILE = 1024  # Elements per (pixels x channels) tile: a few registers per threa
 
 def _block_sizes(c: int) -> tuple[int, int]:
   """Power-of-2 block (pixels, channels): all channels of a pixel up to 32, and enough pixels to fill a tile."""
-  bc = min(_common.next_pow2(c), 32)
+  bc = min(common.next_pow2(c), 32)
   return max(_TILE // bc, 16), bc
 
 
@@ -273,7 +273,7 @@ def _backward_kernel(img_ref, flow_ref, g_ref, *out_refs, n, h, w, c, bp, bc, pa
     return gx, gy
 
   zero = jnp.zeros((bp,), jnp.float32)
-  gx, gy = lax.fori_loop(0, _common.cdiv(c, bc), channel_block, (zero, zero))
+  gx, gy = lax.fori_loop(0, common.cdiv(c, bc), channel_block, (zero, zero))
   plt.store(gflow_ref.at[2 * p], gx * dclamp_x, mask=pmask)
   plt.store(gflow_ref.at[2 * p + 1], gy * dclamp_y, mask=pmask)
 
@@ -286,17 +286,17 @@ def _config(image, interpret, block):
   bp, bc = block or _block_sizes(c)
   if bp & (bp - 1) or bc & (bc - 1):
     raise ValueError(f"block sizes must be powers of 2, got {(bp, bc)}")
-  interpret = (not _common.on_gpu()) if interpret is None else interpret
+  interpret = (not common.on_gpu()) if interpret is None else interpret
   return dict(n=n, h=h, w=w, c=c, bp=bp, bc=bc), interpret
 
 
 def _forward(image, flow, padding, interpret, block):
   dims, interpret = _config(image, interpret, block)
   n, h, w, c = image.shape
-  out = _common.triton_call(
+  out = common.triton_call(
       functools.partial(_forward_kernel, padding=padding, **dims),
       out_shape=jax.ShapeDtypeStruct((n * h * w, c), image.dtype),
-      grid=(_common.cdiv(n * h * w, dims["bp"]), _common.cdiv(c, dims["bc"])),
+      grid=(common.cdiv(n * h * w, dims["bp"]), common.cdiv(c, dims["bc"])),
       name="backward_warp_fwd", interpret=interpret)(image.reshape(n * h * w, c), flow.reshape(-1))
   return out.reshape(n, h, w, c)
 
@@ -308,16 +308,16 @@ def _backward(image, flow, g, padding, interpret, block):
   npix = n * h * w
   args = [image.reshape(npix, c), flow.reshape(-1), g.reshape(npix, c)]
   gflow_shape = jax.ShapeDtypeStruct((npix * 2,), jnp.float32)
-  kwargs = dict(grid=(_common.cdiv(npix, dims["bp"]),), name="backward_warp_bwd", interpret=interpret)
+  kwargs = dict(grid=(common.cdiv(npix, dims["bp"]),), name="backward_warp_bwd", interpret=interpret)
   if interpret:
-    gflow, contrib, rows = _common.triton_call(
+    gflow, contrib, rows = common.triton_call(
         functools.partial(_backward_kernel, padding=padding, atomic=False, **dims),
         out_shape=(gflow_shape, jax.ShapeDtypeStruct((4, npix, c), jnp.float32),
                    jax.ShapeDtypeStruct((4, npix), jnp.int32)),
         **kwargs)(*args)
     gimg = jnp.zeros((npix, c), jnp.float32).at[rows.reshape(-1)].add(contrib.reshape(4 * npix, c))
   else:
-    gflow, gimg = _common.triton_call(
+    gflow, gimg = common.triton_call(
         functools.partial(_backward_kernel, padding=padding, atomic=True, **dims),
         out_shape=(gflow_shape, jax.ShapeDtypeStruct((npix, c), jnp.float32)),
         input_output_aliases={3: 1}, **kwargs)(*args, jnp.zeros((npix, c), jnp.float32))
@@ -351,7 +351,7 @@ def backward_warp_pallas(image: jax.Array, flow: jax.Array, padding: str = "zero
     flow: (N, H, W, 2) as (dx, dy) in pixels; used in float32, its gradient is cast back to its dtype.
     padding: "zeros" or "border", see the module docstring.
     interpret: None picks the GPU lowering on a GPU backend and interpret mode elsewhere; False forces the GPU
-      lowering (used to check it with `_common.lower_for_cuda`).
+      lowering (used to check it with `common.lower_for_cuda`).
     block: (pixels, channels) per program, powers of 2; None picks `_block_sizes(C)`.
 
   Determinism: the forward and the flow gradient are bit-deterministic. On GPU the image gradient is accumulated

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import pallas_kernels
-from pallas_kernels import _common
+from pallas_kernels import common
 from pallas_kernels import deform
 from pallas_kernels import separable
 from pallas_kernels import warp
@@ -36,5 +36,5 @@ def test_sepconv_through_the_package_name(impl):
 
 def test_triton_call_target_is_jaxs_own_name_where_exported():
   """The lowering tests count Triton launches by jax's exported custom-call name (jax 0.11+), else the 0.10 literal."""
-  assert _common.TRITON_CALL_TARGET == getattr(_common.plt, "CUSTOM_CALL_TARGET_NAME", "__gpu$xla.gpu.triton")
-  assert _common.count_triton_calls(f"a @{_common.TRITON_CALL_TARGET}(x) b @{_common.TRITON_CALL_TARGET}(y)") == 2
+  assert common.TRITON_CALL_TARGET == getattr(common.plt, "CUSTOM_CALL_TARGET_NAME", "__gpu$xla.gpu.triton")
+  assert common.count_triton_calls(f"a @{common.TRITON_CALL_TARGET}(x) b @{common.TRITON_CALL_TARGET}(y)") == 2

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pallas_kernels import _common
+from pallas_kernels import common
 from pallas_kernels import deform
 
 IMPLS = ("pallas", "xla", "auto")
@@ -519,7 +519,7 @@ def test_cuda_lowering(name, precision):
   fn, args, calls = LOWERING_CASES[name]
   try:
     with jax.default_matmul_precision(precision):
-      text = _common.lower_for_cuda(fn, *args)
-  except _common.CudaLoweringUnavailable as e:
+      text = common.lower_for_cuda(fn, *args)
+  except common.CudaLoweringUnavailable as e:
     pytest.skip(str(e))
-  assert _common.count_triton_calls(text) == calls
+  assert common.count_triton_calls(text) == calls

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pallas_kernels import _common
+from pallas_kernels import common
 from pallas_kernels import separable as sc
 
 SMALL_BLOCKS = dict(block_h=2, block_w=8, block_p=2, block_q=8)
@@ -167,7 +167,7 @@ def test_composite_without_ring_is_sepconv(impl):
 
 
 def test_auto_off_gpu_is_the_cpu_formulation():
-  if _common.on_gpu():
+  if common.on_gpu():
     pytest.skip("impl='auto' selects Pallas on GPU")
   x, kv, kh, _ = _inputs(5, 1, 4, 6, 3, 3)
   np.testing.assert_array_equal(sc.sepconv(x, kv, kh, impl="auto"), sc.sepconv(x, kv, kh, impl="cpu"))
@@ -202,8 +202,8 @@ def test_rejects_bad_shapes():
 
 def _lower(fn, *args):
   try:
-    return _common.lower_for_cuda(fn, *args)
-  except _common.CudaLoweringUnavailable as e:
+    return common.lower_for_cuda(fn, *args)
+  except common.CudaLoweringUnavailable as e:
     pytest.skip(str(e))
 
 
@@ -221,13 +221,13 @@ def test_cuda_lowering_of_forward_and_backward(dtype, composite):
     fn = lambda a, b, d: sc.sepconv(a, b, d, impl="pallas", interpret=False)
   xs = jax.ShapeDtypeStruct((n, h + ext - 1, w + ext - 1, c), dtype)
   ks = jax.ShapeDtypeStruct((n, h, w, k), dtype)
-  assert _common.count_triton_calls(_lower(fn, xs, ks, ks)) == 1
+  assert common.count_triton_calls(_lower(fn, xs, ks, ks)) == 1
 
   def fwd_bwd(a, b, d):
     out, vjp = jax.vjp(fn, a, b, d)
     return vjp(out)
 
-  assert _common.count_triton_calls(_lower(fwd_bwd, xs, ks, ks)) == 3  # forward, kernel grads, x grad
+  assert common.count_triton_calls(_lower(fwd_bwd, xs, ks, ks)) == 3  # forward, kernel grads, x grad
 
 
 def test_cuda_lowering_rejects_non_power_of_two_blocks():

@@ -1,6 +1,6 @@
 """Tests of `pallas_kernels.warp` against an independent float64 NumPy oracle (a per-pixel loop) and SciPy.
 
-The Pallas kernels run in interpret mode on CPU (`_common.triton_call` picks it off-GPU). Interpret mode takes the
+The Pallas kernels run in interpret mode on CPU (`common.triton_call` picks it off-GPU). Interpret mode takes the
 scatter-add path for the image gradient, so the GPU `atomic_add` path is only checked to lower for CUDA here.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pallas_kernels import _common
+from pallas_kernels import common
 from pallas_kernels import warp
 
 PADDINGS = ("zeros", "border")
@@ -293,11 +293,11 @@ def test_cuda_lowering(dtype, c, padding):
   fwd = lambda im, fl: warp.backward_warp_pallas(im, fl, padding, interpret=False)
   grad = jax.grad(lambda im, fl: jnp.sum(fwd(im, fl).astype(jnp.float32)), argnums=(0, 1))
   try:
-    fwd_text = _common.lower_for_cuda(fwd, image, flow)
-    grad_text = _common.lower_for_cuda(grad, image, flow)
-  except _common.CudaLoweringUnavailable as e:
+    fwd_text = common.lower_for_cuda(fwd, image, flow)
+    grad_text = common.lower_for_cuda(grad, image, flow)
+  except common.CudaLoweringUnavailable as e:
     pytest.skip(str(e))
-  assert _common.count_triton_calls(fwd_text) == 1
-  assert _common.count_triton_calls(grad_text) == 2  # Forward (for the residuals) and backward kernels.
+  assert common.count_triton_calls(fwd_text) == 1
+  assert common.count_triton_calls(grad_text) == 2  # Forward (for the residuals) and backward kernels.
   # The serialized Triton module names its ops: the GPU image gradient is the atomic path, not the scatter.
   assert "atomic_rmw" in grad_text and "atomic_rmw" not in fwd_text

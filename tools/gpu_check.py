@@ -50,8 +50,7 @@ from pallas_kernels import separable  # pylint: disable=g-import-not-at-top,wron
 
 try:  # The kernel phases need only jax and pallas_kernels; the train phase needs the whole jaxvfi stack.
   from jaxvfi import config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
-  from jaxvfi import models  # pylint: disable=g-import-not-at-top,wrong-import-position
-  from jaxvfi import train  # pylint: disable=g-import-not-at-top,wrong-import-position
+  from jaxvfi import families  # pylint: disable=g-import-not-at-top,wrong-import-position
   JAXVFI_IMPORT_ERROR = None
 except ImportError as e:  # reported by every train record instead of stopping the kernel checks
   config_lib = models = train = None
@@ -326,11 +325,13 @@ def paper_train_step(paper: str, impl: str, batch_size: int, reps: int, smoke: b
   arg, impl_field, gpu_overrides, smoke_overrides = PAPER_CONFIGS[paper]
   overrides = {f"model.{impl_field}": impl, **(smoke_overrides if smoke else gpu_overrides)}
   config = config_lib.load_config(os.path.join(ROOT, "configs", f"{paper}.py"), arg or None, overrides)
-  model = models.build_model(config.model)
-  loss_fn, _ = models.make_loss_fn(config)
-  setup = train.make_train_setup(config, model, loss_fn, total_steps=1000, steps_per_epoch=100.0)
+  family = families.of(config)
+  model = family.build(config.model)
+  loss_fn, _ = family.make_loss_fn(config)
+  setup = family.make_train_setup(config, model, loss_fn, family.example_batch(config), total_steps=1000,
+                                  steps_per_epoch=100.0)
   state = setup.init(jax.random.PRNGKey(0))  # not jitted here: init_params compiles itself (faster on CPU)
-  batch = train.example_batch(config, batch_size)
+  batch = family.example_batch(config, batch_size)
   keys = jax.random.split(jax.random.PRNGKey(3), len(batch))
   batch = {name: (jax.random.uniform(k, v.shape, v.dtype) if v.ndim >= 4 else v)
            for k, (name, v) in zip(keys, sorted(batch.items()))}
