@@ -60,7 +60,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_image_summaries = 4            # examples in the TensorBoard / PNG grid
   c.eval_metrics = ("psnr", "ssim")    # jaxvfi.metrics.METRICS, and "lpips"; "ms_ssim" needs frames >= 176 px
   # Evaluation (and jaxvfi.interpolate) averages each prediction with the one on the 180-degree rotated inputs:
-  # RIFE's TTA, twice the cost (jaxvfi.models.predict). Off in every paper's recipe, as the papers report.
+  # RIFE's TTA, twice the cost (jaxvfi.families.predict). Off in every paper's recipe, as the papers report.
   c.test_time_augmentation = False
   c.lpips_weights = config_dict.placeholder(str)  # .npz of `python -m jaxvfi.weights convert --arch=lpips_alex`
   c.use_pmap = True                    # data-parallel over all local devices when there are several

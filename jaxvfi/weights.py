@@ -17,7 +17,7 @@ and channel order; Super-SloMo's last activation, warp sampling and mean): `RELE
 `RELEASED_MODEL_CONFIG`) holds the `config.model` fields that switch them on, documented in `jaxvfi/models/sepconv.py`
 and `superslomo.py`.
 
-CLI, run once where torch is installed, so training and inference need no torch:
+CLI (no torch needed: PyTorch files are read by `jaxvfi.torch_pickle`):
   python -m jaxvfi.weights convert --arch=sepconv --src=network-lf.pytorch --dst=sepconv-lf.npz
   python -m jaxvfi.weights convert --arch=superslomo --src=SuperSloMo.ckpt --dst=superslomo.npz
   python -m jaxvfi.weights convert --arch=pwcnet --src=network-default.pytorch --dst=pwcnet.npz

@@ -59,7 +59,7 @@ def triton_call(kernel: Callable, *, out_shape: Any, grid: Sequence[int], in_spe
   """`pl.pallas_call` with the Triton lowering on GPU and interpret mode elsewhere.
 
   Interpret mode is the only way to run a Pallas kernel on CPU; it is more permissive than the GPU lowering
-  (see ../shared/notes/pallas.md), so each kernel also has a CUDA-lowering test (`lower_for_cuda`).
+  (see pallas_kernels/README.md), so each kernel also has a CUDA-lowering test (`lower_for_cuda`).
   """
   if interpret is None:
     interpret = not on_gpu()

@@ -17,7 +17,7 @@ with q_t = (i - r, j - r) for tap t = i * k + j (row-major) and S the bilinear s
   k = 3) instead of 4 corners per tap.
 * `squared_offset_mask`: the mask M of the SDAN loss (Eq. (6), SDAN).
 
-Pallas kernels (Triton lowering, see ../shared/notes/pallas.md), an implicit GEMM with no im2col buffer in HBM:
+Pallas kernels (Triton lowering, see pallas_kernels/README.md), an implicit GEMM with no im2col buffer in HBM:
   * channel blocks: each deformable group's C/G channels are padded to a whole number of BCI-channel blocks, so a
     block never straddles two groups and shares one set of bilinear corners (C/G = 16, DSFN's 128 / 8, is one block
     with no padding).

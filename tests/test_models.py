@@ -1,4 +1,4 @@
-"""The family protocol (`jaxvfi.models`): a family in a package outside jaxvfi/, named by its dotted path, trains
+"""The family protocol (`jaxvfi.families`): a family in a package outside jaxvfi/, named by its dotted path, trains
 through the entry point with its own two-network state, resumes bit for bit, evaluates with `restoration` and shows in
 `--mode=summary`; a missing family is one clear error; the trainer compiles its step and predict function once."""
 import json

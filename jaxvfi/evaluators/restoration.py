@@ -19,7 +19,7 @@ of `config.evals` with `type="restoration"` scores the config's eval split (no `
   reference:  optional {row name: {column: value}}: published numbers printed in the table beside ours (columns as
               in `scores`, e.g. "interpolated/psnr"); they are never computed, only shown;
   name, dataset, dir, builder_config, split, batch_size.
-Baselines: the family's `baselines(batch, config) -> {name: frames}` (`jaxvfi.models` docstring) when it has one,
+Baselines: the family's `baselines(batch, config) -> {name: frames}` (`jaxvfi.families` docstring) when it has one,
 else the bicubic upsampling of input_key when given, else none.
 
 `format_table(results)` lays the results of several entries out as one markdown table: a row per method (the model,

@@ -74,7 +74,7 @@ class Interpolator:
                pixel_shader: str | None = None, test_time_augmentation: bool | None = None):
     self.model = model
     self.pixel_shader = pixel_shader  # None, or a `jaxvfi.pixel_shader.SHADERS` name applied to every made frame
-    # Each frame averaged with the one made from the 180-degree rotated inputs (`jaxvfi.models.predict`); None: the
+    # Each frame averaged with the one made from the 180-degree rotated inputs (`jaxvfi.families.predict`); None: the
     # config's `test_time_augmentation`.
     self.test_time_augmentation = (families.of(config).check_test_time_augmentation(config) if test_time_augmentation is None
                                    else bool(test_time_augmentation))

@@ -267,7 +267,7 @@ def build(model_config) -> DSFN:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The family protocol (`jaxvfi.models`): batch, loss (Eq. (12)), baselines.
+# The family protocol (`jaxvfi.families`): batch, loss (Eq. (12)), baselines.
 
 EVALUATOR = "restoration"
 TRAIN_CROP = 256  # HR training crop (§4.2), the `dsfn` augmentation preset's crop_size

@@ -54,7 +54,7 @@ Paper / code differences, each a field of `SDAN` (the paper is the default where
 Input size: H and W of X are padded (edge, bottom and right; the packed RAW before unpacking, so the Bayer phase is
 kept) to multiples of `pack_size` for CPA, and every output is cropped back.
 
-The family (`jaxvfi.models` docstring): `build`, `example_batch`, `make_loss_fn` (Eq. (6)), `baselines` (bicubic
+The family (`jaxvfi.families` docstring): `build`, `example_batch`, `make_loss_fn` (Eq. (6)), `baselines` (bicubic
 x4), `EVALUATOR = "restoration"`, `ROTATION_EQUIVARIANT = False`. Batches are those of `jaxvfi.input_pipeline`'s
 "sdan" preset:
   lr_raw (B, c, c, 4) packed RAW in [0, 1] (R, G, B, G at positions (0,0), (0,1), (1,1), (1,0) of the RGGB cell),
@@ -85,7 +85,7 @@ REFERENCES = ("input", "target")
 MASK_WINDOWS = {"centre": 1, "window": 3}
 EVALUATOR = "restoration"
 # Rotating packed RAW by 180 degrees swaps R and B within each RGGB cell, so test-time augmentation by rotation
-# (`jaxvfi.models.predict`) would feed the network colours it never saw.
+# (`jaxvfi.families.predict`) would feed the network colours it never saw.
 ROTATION_EQUIVARIANT = False
 
 # Table 2 rows -> (offsets, attention, reference_flips).

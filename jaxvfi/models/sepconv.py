@@ -208,7 +208,7 @@ MODEL_FIELDS = ("kernel_size", "padding", "impl", "upsample_align_corners", "bgr
                 "activation", "composite_dilation")
 
 
-# The family (`jaxvfi.models` docstring). The network has no time input: it makes the middle frame.
+# The family (`jaxvfi.families` docstring). The network has no time input: it makes the middle frame.
 HAS_TIME_INPUT = False
 example_batch = batches.triplet_example_batch
 

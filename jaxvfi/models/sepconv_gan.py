@@ -1,7 +1,8 @@
 """SepConv-GAN (Pedri 2019, paper 003): SepConv trained adversarially against a VGG-19-based discriminator.
 
-A model family (`jaxvfi.models`): `build`, `example_batch`, `make_loss_fn`, `load_pretrained`, `make_train_setup`.
-Paper: ../shared/papers/003_*.txt; authors' code: github.com/Sergio0694/sepconv-gan (TensorFlow 1). Where the two
+A model family (`jaxvfi.families`): `build`, `example_batch`, `make_loss_fn`, `load_pretrained`, `make_train_setup`.
+Paper: S. Pedri, "Frame interpolation via adaptive separable convolution, adversarial training and post-processing
+pixel shaders" (La Sapienza, 2019); authors' code: github.com/Sergio0694/sepconv-gan (TensorFlow 1). Where the two
 differ the paper is the default and the code's choice an option.
 
 Networks (one Flax module, `SepConvGAN`, whose parameters are {"generator", "discriminator", "vgg"}):
