@@ -9,7 +9,7 @@ and the jaxvfi module it fills:
   * "lpips_alex" / "lpips_vgg": the torchvision trunk plus the `lpips` package's v0.1 heads ->
     `jaxvfi.models.lpips.LPIPS`; without a heads file the converter reads the installed `lpips` package's.
 
-Conversion and reading are `jaxvfi.torch_weights` (no torch needed but for `.pth` files), over the layout each
+Conversion and reading are `jaxvfi.torch_weights` (no torch needed, `.pth` files included), over the layout each
 network declares (`TORCH_LAYOUT`); this module is the table of architectures and the command line.
 
 Released weights need the original code's conventions where they differ from ours (SepConv's padding, upsampling
