@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 from safetensors import numpy as safetensors_numpy
 
+from jaxvfi import utils
+
 from jaxvfi import torch_pickle
 
 TORCH_SUFFIXES = (".pth", ".pt", ".pytorch", ".ckpt")
@@ -144,17 +146,6 @@ def random_state_dict(layout: TorchLayout, seed: int) -> dict[str, np.ndarray]:
   return state
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-  """Nested dicts -> one dict whose keys join the nested keys with "." (Super-SloMo's checkpoint nests two)."""
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, Mapping):
-      out.update(flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   """Reads `.npz`, `.safetensors` or `.pth` / `.pt` / `.pytorch` / `.ckpt` (either torch format, no torch needed)
   into name -> NumPy array. Nested dicts (Super-SloMo's checkpoint) are flattened with "." and non-tensor entries
@@ -179,7 +170,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   saved = torch_pickle.load(path)
   if not isinstance(saved, Mapping):
     raise ValueError(f"{path} holds a {type(saved).__name__}, not a state_dict (a dict of tensors)")
-  return {k: v.astype(np.float32, copy=False) for k, v in flatten(saved).items() if isinstance(v, np.ndarray)}
+  return {k: v.astype(np.float32, copy=False) for k, v in utils.flatten_keys(saved).items() if isinstance(v, np.ndarray)}
 
 
 def load_params(layout: TorchLayout, path: str | os.PathLike) -> dict[str, Any]:

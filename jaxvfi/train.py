@@ -325,16 +325,6 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   return record
 
 
-def _flat(tree, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def _changed_fields(config, workdir: str, sections: tuple[str, ...]) -> list[str]:
   """["model.x: a there, b here", ...] for the fields of `sections` where `config` differs from the workdir's
   config.json; [] when it has none or cannot be read."""
@@ -345,8 +335,8 @@ def _changed_fields(config, workdir: str, sections: tuple[str, ...]) -> list[str
   out = []
   for section in sections:
     # JSON both, so that a tuple equals its saved list.
-    saved = _flat(json.loads(saved_config[section].to_json_best_effort())) if section in saved_config else {}
-    given = _flat(json.loads(config[section].to_json_best_effort())) if section in config else {}
+    saved = utils.flatten_keys(json.loads(saved_config[section].to_json_best_effort())) if section in saved_config else {}
+    given = utils.flatten_keys(json.loads(config[section].to_json_best_effort())) if section in config else {}
     out += [f"{section}.{k}: {saved.get(k)!r} there, {given.get(k)!r} here"
             for k in sorted(set(saved) | set(given)) if saved.get(k) != given.get(k)]
   return out

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from absl import logging
 import numpy as np
@@ -308,3 +308,14 @@ def exit_interrupted(e: KeyboardInterrupt, what: str, hard_exit: bool = False) -
 def natural_key(name: str) -> list:
   """The sort key of a file name in natural order: its runs of digits compare as numbers ("frame2" < "frame10")."""
   return [int(s) if s.isdigit() else s.lower() for s in re.split(r"(\d+)", name)]
+
+
+def flatten_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  """Nested mappings -> one dict whose keys join the nested keys with "." ({"a": {"b": 1}} -> {"a.b": 1})."""
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, Mapping):
+      out.update(flatten_keys(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out

@@ -20,6 +20,7 @@ import pytest
 
 from jaxvfi import torch_pickle
 from jaxvfi import torch_weights
+from jaxvfi import utils
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 FORMATS = ("zip", "legacy")
@@ -33,7 +34,7 @@ def expected() -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_value_is_what_torch_saved(fmt):
   loaded = torch_pickle.load(os.path.join(FIXTURES, f"torch_{fmt}.pth"))
-  flat = torch_weights.flatten(loaded)
+  flat = utils.flatten_keys(loaded)
   want = expected()
   assert sorted(flat) == sorted(k.split("/", 1)[1] for k in want)
   for key, value in want.items():
