@@ -118,11 +118,18 @@ def interpolate(frame0: np.ndarray, frame1: np.ndarray, t: float = 0.5) -> np.nd
   f0, f1 = np.asarray(frame0), np.asarray(frame1)
   if f0.shape != f1.shape or f0.ndim != 3 or f0.shape[-1] != 3:
     raise ValueError(f"frames must be (H, W, 3) of one shape, got {f0.shape} and {f1.shape}")
-  flow01, flow10 = dis_flows(f0, f1)
+  return interpolate_from_flows(f0, f1, *dis_flows(f0, f1), t)
+
+
+def interpolate_from_flows(frame0: np.ndarray, frame1: np.ndarray, flow01: np.ndarray, flow10: np.ndarray,
+                           t: float = 0.5) -> np.ndarray:
+  """Steps 2 to 4 of the module docstring with given flows F_0->1 and F_1->0 ((H, W, 2) float32, pixels): frames
+  (H, W, 3) uint8 or float in [0, 1] -> (H, W, 3) float32. Raises ImportError without OpenCV."""
   flow_t0, flow_t1 = intermediate_flows(flow01, flow10, t)
   as_float = lambda f: f.astype(np.float32) / np.float32(255.0) if f.dtype == np.uint8 else f.astype(np.float32)
   t = np.float32(t)
-  return (1 - t) * backward_warp(as_float(f0), flow_t0) + t * backward_warp(as_float(f1), flow_t1)
+  return (1 - t) * backward_warp(as_float(np.asarray(frame0)), flow_t0) + t * backward_warp(
+      as_float(np.asarray(frame1)), flow_t1)
 
 
 def interpolate_batch(frame0: np.ndarray, frame1: np.ndarray, t) -> np.ndarray:
