@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
+from jaxvfi import classical_flow
 from jaxvfi import data_config
 from jaxvfi import families
 from jaxvfi import train
@@ -67,13 +68,18 @@ def _ssim(a, b):
 
 
 def _oracle(triplets):
-  """Mean PSNR / SSIM of the frame average (quantised to 8 bits) and of frame0 (the nearer frame at t = 0.5)."""
-  scores = {"frame_average": [], "repeat_frame": []}
+  """Mean PSNR / SSIM of the frame average (quantised to 8 bits), of frame0 (the nearer frame at t = 0.5) and, with
+  OpenCV, of `classical_flow.interpolate` called on the frames directly (quantised)."""
+  scores = {"frame_average": [], "repeat_frame": []} | ({"classical_flow": []} if classical_flow.available() else {})
+  quantise = lambda x: np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
   for frames in triplets:
     f0, target, f1 = (f.astype(np.float32) / np.float32(255) for f in frames)
-    average = np.round(np.clip(np.float32(0.5) * (f0 + f1), 0, 1) * 255).astype(np.uint8)
+    average = quantise(np.float32(0.5) * (f0 + f1))
     scores["frame_average"].append((_psnr(average, frames[1]), _ssim(average, frames[1])))
     scores["repeat_frame"].append((_psnr(frames[0], frames[1]), _ssim(frames[0], frames[1])))
+    if "classical_flow" in scores:
+      flow = quantise(classical_flow.interpolate(f0, f1, 0.5))
+      scores["classical_flow"].append((_psnr(flow, frames[1]), _ssim(flow, frames[1])))
   return {k: dict(zip(("psnr", "ssim"), np.mean(v, axis=0))) for k, v in scores.items()}
 
 
@@ -106,7 +112,8 @@ def test_run_benchmarks(benchmarks, tmp_path):
     scores = benchmark["scores"]
     assert scores["model"] == scores["frame_average"]  # The model is the frame average: the rows agree exactly.
     expected = _oracle(triplets[benchmark["name"]])
-    for method in ("frame_average", "repeat_frame"):
+    assert set(scores) == {"model"} | set(expected)  # the classical flow row exactly when OpenCV is installed
+    for method in expected:
       assert scores[method]["psnr"] == pytest.approx(expected[method]["psnr"], abs=1e-3)
       assert scores[method]["ssim"] == pytest.approx(expected[method]["ssim"], abs=1e-4)
   assert ucf["scores"]["repeat_frame"] != ucf["scores"]["frame_average"]
@@ -114,6 +121,9 @@ def test_run_benchmarks(benchmarks, tmp_path):
   with open(tmp_path / "results_1200.json") as f:
     assert json.load(f) == json.loads(json.dumps(results))
   assert (tmp_path / "results_1200.md").read_text() == vfi_triplet.format_table(results)
+  rows = [line.split(" | ")[0] for line in (tmp_path / "results_1200.md").read_text().splitlines()[2:6]]
+  assert rows == ["| refin", "| Frame average", "| Repeat frame"] + (
+      ["| Classical flow (DIS)"] if classical_flow.available() else [""])
 
 
 def test_format_table_layout():

@@ -17,11 +17,14 @@ from jaxvfi.evaluators import registry
 
 
 def describe(result: dict[str, Any]) -> str:
-  """One log line's scores: the model's metrics, then each baseline's in parentheses."""
+  """One log line's scores: the model's metrics, then each baseline's in parentheses, named by the result's
+  `method_names` (lower-cased) where it has them, else by its key."""
   fmt = lambda name, v: f"PSNR {v:.3f} dB" if name.endswith("psnr") else f"{name.upper()} {v:.4f}"
   scores = result["scores"]
+  names = result.get("method_names") or {}
+  label = lambda m: names[m][0].lower() + names[m][1:] if names.get(m) else m.replace("_", " ")
   text = ", ".join(fmt(k, v) for k, v in scores["model"].items() if "/" not in k)
-  others = [f"{m.replace('_', ' ')}: " + ", ".join(fmt(k, v) for k, v in s.items() if "/" not in k)
+  others = [f"{label(m)}: " + ", ".join(fmt(k, v) for k, v in s.items() if "/" not in k)
             for m, s in scores.items() if m != "model"]
   return text + (f" ({'; '.join(others)})" if others else "")
 
@@ -79,13 +82,16 @@ def tta_notes(test_time_augmentation: bool) -> list[str]:
 
 def run_benchmark_entries(predict_fn, params, config, workdir, step, writer, benchmark_entries) -> None:
   """The benchmark entries (`config.evals` with a dataset and its folder): results_<step>.json and .md, their
-  scalars under benchmarks/ and the markdown in the log."""
+  scalars under benchmarks/<name>/ (the model's as <metric>, a baseline's as <baseline>_<metric>) and the markdown
+  in the log."""
   if not benchmark_entries:
     return
   results = registry.run_benchmarks(predict_fn, params, config, workdir, step, benchmark_entries)
   for bench in results["benchmarks"]:
-    for metric, value in bench["scores"]["model"].items():
-      writer.add_scalar(f"benchmarks/{bench['name']}/{metric}", value, step)
+    for method, scores in bench["scores"].items():
+      for metric, value in scores.items():
+        name = metric if method == "model" else f"{method}_{metric}"
+        writer.add_scalar(f"benchmarks/{bench['name']}/{name}", value, step)
   with open(os.path.join(workdir, registry.results_stem(config, step) + ".md")) as f:
     logging.info("benchmarks at step %d:\n%s", step, f.read())
 
