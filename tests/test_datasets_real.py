@@ -345,6 +345,21 @@ def test_sr_raw_pairs(tmp_path):
   np.testing.assert_array_equal(test[0]["lr_raw"], naive_pack(bggr[6]["mosaic"], (2, 1, 1, 0))[14:18, 21:27])
 
 
+@pytest.mark.parametrize("damage", ["html", "truncated"])
+def test_sr_raw_unreadable_raw_file_is_named(tmp_path, damage):
+  """One bad .ARW among good ones (a web page saved under that name, or a copy cut short): one ValueError naming it
+  (LibRaw's own error names no file)."""
+  seq = tmp_path / "manual" / "test" / "00001"
+  fake.make_srraw_sequence(seq, {k: _FOCALS[k] for k in (1, 2, 6)}, _SIZE, np.random.default_rng(15))
+  bad = seq / "00006.ARW"
+  if damage == "html":
+    bad.write_text("<html><body>403 Forbidden</body></html>")
+  else:
+    bad.write_bytes(bad.read_bytes()[:200])
+  with pytest.raises(ValueError, match=re.escape(f"cannot read the RAW file {bad}")):
+    build(sr_raw.SrRaw, tmp_path / "manual", tmp_path)
+
+
 def test_sr_raw_missing_reference_shot(tmp_path):
   seq = tmp_path / "manual" / "test" / "00001"
   fake.make_srraw_sequence(seq, {k: _FOCALS[k] for k in (2, 6)}, _SIZE, np.random.default_rng(13))

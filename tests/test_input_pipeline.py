@@ -526,3 +526,15 @@ def test_preset_with_the_wrong_dataset_kind(fake_vimeo, fake_adobe, tmp_path_fac
     input_pipeline.make_train_dataset(_coordinate_clips(), config, 2, seed=0)
   with pytest.raises(ValueError, match="'sdan'"):
     input_pipeline.make_eval_dataset(_coordinate_clips(), config, 2)
+
+
+def test_an_empty_data_dir_is_one_clear_error(tmp_path):
+  """An existing but empty manual folder: TFDS would raise an AssertionError traceback; one line naming it instead."""
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "empty" / ".DS_Store").write_text("")  # hidden files do not count
+  config = data_config.default_data_config()
+  config.name, config.dir, config.tfds_dir = "adobe240", str(tmp_path / "empty"), str(tmp_path / "tfds")
+  config.augmentation = "dsfn"
+  with pytest.raises(FileNotFoundError, match=r"data_config.dir '.*empty' is empty; dataset 'adobe240' is built from "
+                                              r"the files you downloaded there: Download"):
+    input_pipeline.get_builder(config)

@@ -1,7 +1,6 @@
 """Training that survives real runs (issue 29): SIGKILL at random points and during a save, resumed each time, ends
 bit-identical to the uninterrupted run on one and two devices; a 2-device run resumes on 1; a changed config, a
 damaged checkpoint and a non-finite loss are one line each and leave the workdir intact."""
-import json
 import os
 import random
 import shutil
@@ -159,3 +158,23 @@ def test_nan_guard_names_a_checkpoint_whose_parameters_gave_finite_losses(tfds_d
     assert f"--restore_step={done - 2}" in message
   else:
     assert "no good checkpoint exists" in message
+
+
+def test_distributed_start_up_names_who_waits(tmp_path):
+  """A coordinator address without --process_id is one line; process 0 alone says whom it waits for and, after
+  --distributed_timeout seconds, gives up with one line (JAX alone would abort with a C++ stack after 5 minutes)."""
+  base = [sys.executable, "-m", "jaxvfi.main", "--config=configs/refin.py:runlocal", f"--workdir={tmp_path / 'w'}",
+          "--coordinator_address=127.0.0.1:23461", "--num_processes=2"]
+  r = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+  assert r.returncode == 1
+  assert r.stderr.strip().splitlines()[-1] == (
+      "jaxvfi: error: --coordinator_address=127.0.0.1:23461 needs --process_id too (each process gets the same "
+      "address and count and its own --process_id from 0 to num_processes - 1)")
+  start = time.monotonic()
+  r = subprocess.run(base + ["--process_id=0", "--distributed_timeout=3"], cwd=ROOT, capture_output=True, text=True,
+                     timeout=300, check=False)
+  assert r.returncode == 1 and time.monotonic() - start < 120
+  last = r.stderr.strip().splitlines()[-1]
+  assert last.startswith("jaxvfi: error: process 0 of 2: waiting for process 1 to connect to 127.0.0.1:23461: not "
+                         "every process had joined after 3 s")
+  assert not (tmp_path / "w").exists()  # nothing was written
