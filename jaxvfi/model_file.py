@@ -71,28 +71,41 @@ class ModelFile:
     return json.loads(text) if text else None
 
   def config(self) -> ml_collections.ConfigDict:
-    """The config the model is built with: the family's packaged config (when jaxvfi ships one), its `model` section
-    replaced by the file's `model_config` and its `data` section by `data_config` when the file has one.
+    """The config the model is built with (`config_from_metadata`)."""
+    return config_from_metadata(self.metadata, self.path)
 
-    Raises:
-      ValueError: the file names no family (a network part such as PWC-Net, not a model the tools run).
-    """
-    if not self.family:
-      raise ValueError(f"{self.path} holds {self.arch or 'a network part'} weights, not a whole model: it has no "
-                       "model family (use it where a config names such weights, e.g. --config.model.flow_weights=)")
-    try:
-      config = config_lib.packaged_config(self.family)
-    except ModuleNotFoundError:  # a family of the user's own package: the file's sections are the whole config
-      config = ml_collections.ConfigDict({"model": {}, "data": {}})
-    config = config.copy_and_resolve_references()
-    with config.unlocked():
-      model_config = self.json_field("model_config")
-      if model_config is not None:
-        config.model = ml_collections.ConfigDict(model_config)
-      data_config = self.json_field("data_config")
-      if data_config is not None:
-        config.data = ml_collections.ConfigDict(data_config)
-    return config
+
+def config_from_metadata(metadata: Mapping[str, str], path: str = "the model file") -> ml_collections.ConfigDict:
+  """The config a model file's network is built with: the family's packaged config (when jaxvfi ships one), its
+  `model` section replaced by the file's `model_config` and its `data` section by `data_config` when it has one.
+
+  Raises:
+    ValueError: the file names no family (a network part such as PWC-Net, not a model the tools run).
+  """
+  family = metadata.get("family")
+  if not family:
+    raise ValueError(f"{path} holds {metadata.get('arch') or 'a network part'} weights, not a whole model: it has no "
+                     "model family (use it where a config names such weights, e.g. --config.model.flow_weights=)")
+  try:
+    config = config_lib.packaged_config(family)
+  except ModuleNotFoundError:  # a family of the user's own package: the file's sections are the whole config
+    config = ml_collections.ConfigDict({"model": {}, "data": {}})
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    for section in ("model", "data"):
+      text = metadata.get(f"{section}_config")
+      if text:
+        config[section] = ml_collections.ConfigDict(json.loads(text))
+  return config
+
+
+def read_config(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  """`config_from_metadata` of a model file, reading its header only; ValueError for a file that is not one."""
+  path = os.fspath(path)
+  if not is_model_file(path):
+    raise ValueError(f"{path} is not a jaxvfi model file (.safetensors with jaxvfi's metadata: python -m "
+                     "jaxvfi.weights export --workdir=W --dst=FILE.safetensors makes one)")
+  return config_from_metadata(read_metadata(path), path)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
