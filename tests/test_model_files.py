@@ -4,6 +4,7 @@ takes a converted .safetensors alone, and `--model=NAME` fetches a released mode
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import jax
@@ -12,7 +13,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, TINY, run_main
 import media
 import test_released
 import torch_files
@@ -24,6 +25,7 @@ from jaxvfi import interpolate
 from jaxvfi import model_file
 from jaxvfi import released
 from jaxvfi import steps
+from jaxvfi import train
 from jaxvfi import utils
 from jaxvfi import weights
 from jaxvfi import zoom
@@ -140,3 +142,28 @@ def test_interpolate_takes_a_model_file_and_a_released_name(tmp_path, monkeypatc
   np.testing.assert_array_equal(images[0], images[2])
   with pytest.raises(ValueError, match="not an interpolation model"):
     interpolate.run(parser.parse_args(["--model=pwcnet", "--frames", *pair, "--output", str(tmp_path / "x.png")]))
+
+
+def test_eval_scores_released_layout_weights(tfds_dir, tmp_path):
+  """`--mode=eval --weights=FILE` scores a random-weights SepConv in the released layout (a .npz and a model file)
+  on the tiny embedded data at step 0, writing the eval JSON a workdir's evaluation writes."""
+  npz, st = tmp_path / "sepconv.npz", tmp_path / "sepconv.safetensors"
+  for dst in (npz, st):
+    assert weights.main(["random", "--arch=sepconv", "--seed=0", f"--dst={dst}"]) == 0
+  overrides = [f"--config.{k}={v}" for k, v in {**TINY, "data.tfds_dir": tfds_dir}.items()]
+  r = run_main(["--config=configs/sepconv.py:runlocal", f"--workdir={tmp_path / 'w'}", "--mode=eval",
+                f"--weights={st}"] + overrides)
+  assert r.returncode == 0, r.stderr[-3000:]
+  files = sorted(os.listdir(tmp_path / "w"))
+  evals = [f for f in files if f.startswith("eval_0_") and f.endswith(".json")]
+  assert len(evals) == 1, files
+  record = json.loads((tmp_path / "w" / evals[0]).read_text())
+  assert record["step"] == 0 and np.isfinite(record["metrics"]["psnr"]) and "frame_average_psnr" in record["metrics"]
+  # The same parameters from the bare .npz (the family's RELEASED_MODEL_CONFIG applied): the same scores.
+  config = config_lib.load_config(os.path.join(ROOT, "configs", "sepconv.py"), "runlocal",
+                                  {**TINY, "data.tfds_dir": tfds_dir})
+  again = train.evaluate(config, str(tmp_path / "w2"), weights=str(npz))
+  assert again["metrics"]["psnr"] == pytest.approx(record["metrics"]["psnr"], abs=1e-4)
+  with pytest.raises(ValueError, match="holds a 'sepconv' model, but --config is 'refin'"):
+    train.evaluate(config_lib.load_config(os.path.join(ROOT, "configs", "refin.py"), "runlocal"),
+                   str(tmp_path / "w3"), weights=str(st))
