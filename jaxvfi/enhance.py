@@ -4,7 +4,9 @@ r"""Enhance a blurry low-resolution video with a trained DSFN: sharp, x r larger
   python -m jaxvfi.enhance --workdir=W --video in.mp4 --output frames/          (a folder of PNGs)
 
 W is the workdir of a DSFN training run (`python -m jaxvfi.main --config=configs/dsfn.py`): its `config.json`
-builds the model and the latest `checkpoints/<step>/` gives the parameters. Library use:
+builds the model and the latest `checkpoints/<step>/` gives the parameters. `--weights=FILE` takes a one-file model
+instead (`python -m jaxvfi.weights export --workdir=W --dst=dsfn.safetensors`: the parameters and the run's model
+config in one file). Library use:
 
   enhancer = enhance.load_enhancer("/tmp/dsfn")
   frames = list(enhancer.enhance(blurry_frames))      # M uint8 h x w x 3 in, 2M - 1 uint8 4h x 4w x 3 out
@@ -49,7 +51,9 @@ import tqdm
 
 from jaxvfi import checkpoints
 from jaxvfi import families
+from jaxvfi import model_file
 from jaxvfi import utils
+from jaxvfi import weights as weights_lib
 from jaxvfi import video_io
 from jaxvfi.inference import cli
 from jaxvfi.inference import frames as frames_lib
@@ -137,15 +141,22 @@ class Enhancer:
     yield utils.to_uint8(pending)
 
 
-def load_enhancer(workdir: str, config: ml_collections.ConfigDict | None = None, tile: int = 0,
-                  tile_overlap: int = DEFAULT_TILE_OVERLAP) -> Enhancer:
-  """The DSFN of a training run's workdir with the parameters of its latest checkpoint.
+def load_enhancer(workdir: str | None, config: ml_collections.ConfigDict | None = None, tile: int = 0,
+                  tile_overlap: int = DEFAULT_TILE_OVERLAP, weights: str | None = None) -> Enhancer:
+  """The DSFN of a training run's workdir with the parameters of its latest checkpoint, or of a model file
+  (`weights`, `jaxvfi.model_file`; then `workdir` is None).
 
   Raises:
-    FileNotFoundError: the workdir has no config.json (and no config was given) or no checkpoint.
-    ValueError: the workdir's model does not take blurry frame sequences (not a DSFN-style family), or its
-      checkpoint does not fit the model its config builds.
+    FileNotFoundError: the workdir has no config.json (and no config was given) or no checkpoint; no weights file.
+    ValueError: the model does not take blurry frame sequences (not a DSFN-style family), or its parameters do not
+      fit the model its config builds.
   """
+  if weights is not None:
+    config = model_file.read_config(weights) if config is None else config
+    _check_family(config, weights)
+    model, params, config, step = weights_lib.load_model_file(weights, config)
+    logging.info("loaded %s from %s", config.model.get("name"), weights)
+    return Enhancer(model, jax.device_put(params), config, step, tile, tile_overlap)
   if config is None and os.path.isfile(os.path.join(os.path.abspath(os.path.expanduser(workdir)), "config.json")):
     config = checkpoints.read_config(workdir)
   if config is not None:
@@ -159,7 +170,7 @@ def _check_family(config, workdir: str) -> None:
   batch = families.of(config).example_batch(config)
   blurry = batch.get("blurry")
   if blurry is None or blurry.ndim != 5 or blurry.shape[1] != WINDOW:
-    raise ValueError(f"workdir {workdir} holds a {config.model.get('name')!r} model; jaxvfi.enhance needs a model "
+    raise ValueError(f"{workdir} holds a {config.model.get('name')!r} model; jaxvfi.enhance needs a model "
                      f"that takes {WINDOW} blurry frames (configs/dsfn.py); for frame interpolation models use "
                      "python -m jaxvfi.interpolate, for SDAN python -m jaxvfi.zoom")
 
@@ -226,7 +237,7 @@ def enhance_video(enhancer: Enhancer, path: str, output: str, reader: video_io.V
 
 def _parse_flags(argv: list[str]) -> argparse.Namespace:
   parser = cli.make_parser("python -m jaxvfi.enhance", __doc__, 2)
-  parser.add_argument("--workdir", required=True, help="workdir of a DSFN training run (config.json, checkpoints/)")
+  cli.add_model_flags(parser, "a DSFN")
   parser.add_argument("--video", required=True, help="a blurry low-resolution video file")
   parser.add_argument("--output", required=True, help="a video file (2x the frame rate) or a folder for PNGs")
   parser.add_argument("--tile", type=int, default=0, help="tile side in input pixels for large frames (0: whole "
@@ -239,13 +250,15 @@ def _parse_flags(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> list[str]:
   """What the command line does; returns the paths written. Inputs and output are checked before the model loads."""
+  weights = cli.model_file_of(args)
   reader = video_io.VideoReader(args.video)
   try:
-    scale = int(checkpoints.read_config(args.workdir).model.get("scale", 4))
+    config = checkpoints.read_config(args.workdir) if weights is None else model_file.read_config(weights)
+    scale = int(config.model.get("scale", 4))
     plan = _output_plan(args.output, args.video, reader.info, scale)
     if args.tile < 0 or args.tile_overlap < 0:
       raise ValueError(f"--tile and --tile_overlap must be >= 0, got {args.tile} and {args.tile_overlap}")
-    enhancer = load_enhancer(args.workdir, tile=args.tile, tile_overlap=args.tile_overlap)
+    enhancer = load_enhancer(args.workdir, tile=args.tile, tile_overlap=args.tile_overlap, weights=weights)
   except BaseException:
     reader.close()
     raise
@@ -257,6 +270,11 @@ def main(args: argparse.Namespace) -> None:
   # ffmpeg is started by fork + exec (no Python runs in the child), which Python flags once JAX has started threads.
   warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
   cli.run_tool(run, args)
+
+
+def console_main() -> None:
+  """The `jaxvfi-enhance` console script."""
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

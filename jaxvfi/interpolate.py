@@ -10,9 +10,12 @@ r"""Interpolate your own frames and videos with a trained jaxvfi model: a small 
   python -m jaxvfi.interpolate --workdir=W --video in.mp4 --output out.mp4 --tta         (test-time augmentation)
 
 W is a training run's workdir (`python -m jaxvfi.main`): its `config.json` builds the model and the latest
-`checkpoints/<step>/` gives the parameters. Or, with no workdir, the authors' released weights converted by
-`python -m jaxvfi.weights convert --arch=sepconv|superslomo`:
+`checkpoints/<step>/` gives the parameters. Or, with no workdir, the authors' released weights by name (fetched,
+checked and cached on first use: `jaxvfi.released`), a one-file model (`python -m jaxvfi.weights export` or
+`fetch`), or weights converted by `python -m jaxvfi.weights convert --arch=sepconv|superslomo`:
 
+  python -m jaxvfi.interpolate --model=sepconv-lf --video in.mp4 --output out.mp4
+  python -m jaxvfi.interpolate --weights=model.safetensors --frames A.png B.png --output mid.png
   python -m jaxvfi.interpolate --model=sepconv --weights=sepconv-lf.npz --video in.mp4 --output out.mp4
   python -m jaxvfi.interpolate --model=superslomo --weights=superslomo.npz --frames A.png B.png --output mid.png
 
@@ -105,8 +108,10 @@ def build_parser(prog: str = "python -m jaxvfi.interpolate") -> cli.Parser:
   parser = cli.make_parser(prog, __doc__, 4)
   model = parser.add_argument_group("model (a training run, or released weights)")
   model.add_argument("--workdir", help="workdir of a training run (config.json, checkpoints/)")
-  model.add_argument("--weights", help="instead of --workdir: released weights converted by jaxvfi.weights (.npz)")
-  model.add_argument("--model", help="with --weights: their model family (sepconv, superslomo)")
+  model.add_argument("--weights", help="instead of --workdir: a model file (.safetensors from jaxvfi.weights fetch, "
+                     "convert or export), or a converted .npz with --model=FAMILY")
+  model.add_argument("--model", help="alone: a released model, fetched and cached on first use (sepconv-lf, "
+                     "sepconv-l1, superslomo); with an .npz --weights: its family (sepconv, superslomo)")
   io = parser.add_argument_group("input and output")
   source = io.add_mutually_exclusive_group(required=True)
   source.add_argument("--frames", nargs="+", metavar="FRAME",
@@ -195,6 +200,11 @@ def run(args: argparse.Namespace) -> list[str]:
 
 def main(args: argparse.Namespace) -> None:
   cli.run_tool(run, args)
+
+
+def console_main() -> None:
+  """The `jaxvfi-interpolate` console script."""
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ r"""jaxvfi entry point: flags only; the work is in `jaxvfi.train`.
   python -m jaxvfi.main --config=configs/refin.py[:arg] --workdir=DIR [--mode=train|eval|summary] \
       [--config.a.b=value ...]
   python -m jaxvfi.main --workdir=DIR --mode=eval      # the run's own config.json: evaluates it as it was trained
+  python -m jaxvfi.main --config=configs/sepconv.py --workdir=DIR --mode=eval --weights=sepconv-lf
+      # released weights (a name from jaxvfi.released, fetched once) or any weights file, scored at step 0
 
 Several machines (JAX's multi-process runtime, `parallel.initialize_distributed`): `--distributed` on every process
 (under SLURM, JAX reads the cluster from the environment), or by hand --coordinator_address=HOST:PORT
@@ -17,9 +19,11 @@ from absl import flags
 from ml_collections import config_flags
 
 from jaxvfi import checkpoints
+from jaxvfi import model_file
 from jaxvfi import parallel
 from jaxvfi import train
 from jaxvfi import utils
+from jaxvfi import weights
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/<paper>.py file, optionally :arg. "
                                           "Without it, --mode=eval and --mode=summary read the workdir's config.json.",
@@ -28,6 +32,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, Tens
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "summary"],
                           "train: train with periodic eval and checkpoints (resumes from workdir); eval: evaluate "
                           "the latest checkpoint; summary: parameter table via jax.eval_shape.")
+_WEIGHTS = flags.DEFINE_string("weights", None, "--mode=eval only: score these parameters instead of the workdir's "
+                                "checkpoint: a released model's name (python -m jaxvfi.weights list) or a weights "
+                                "file (a model file, or a converted .npz of --config's family); results in --workdir.")
 _SPLIT = flags.DEFINE_string("split", None, "Eval split for --mode=eval (default: config.data.eval_split).")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Start JAX's multi-process runtime (jax.distributed) before "
                                   "training; implied by --coordinator_address.")
@@ -48,6 +55,8 @@ def main(argv):
   if _CONFIG.value is None and _MODE.value == "train":
     raise app.UsageError("--config is required to train: --config=configs/<paper>.py[:arg] (--mode=eval and "
                          "--mode=summary read the workdir's config.json when it is not given)")
+  if _WEIGHTS.value is not None and _MODE.value != "eval":
+    raise app.UsageError("--weights is for --mode=eval (training starts from a config's own initialisation)")
   utils.quiet_library_info_logs()
   if _RESTORE_STEP.value not in ("latest", "intact") and not _RESTORE_STEP.value.isdigit():
     raise app.UsageError(f"--restore_step must be latest, intact or a step number, got {_RESTORE_STEP.value!r}")
@@ -56,13 +65,15 @@ def main(argv):
     if _DISTRIBUTED.value or _COORDINATOR.value:
       parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
                                       _DISTRIBUTED_TIMEOUT.value)
+    if config is None and _WEIGHTS.value is not None:
+      config = model_file.read_config(weights.resolve(_WEIGHTS.value))  # the family's packaged config
     if config is None:
       config = checkpoints.read_config(workdir)
     with utils.termination_as_interrupt():
       if _MODE.value == "summary":
         train.summarize(config, workdir)
       elif _MODE.value == "eval":
-        train.evaluate(config, workdir, split=_SPLIT.value)
+        train.evaluate(config, workdir, split=_SPLIT.value, weights=_WEIGHTS.value)
       else:
         restore = _RESTORE_STEP.value
         train.train_and_evaluate(config, workdir, restore_step=int(restore) if restore.isdigit() else restore)
@@ -102,6 +113,11 @@ def _exit_config_error(e: BaseException) -> None:
     text = text[1:-1]
   print(f"jaxvfi: error: --config: {' '.join(text.split())}", file=sys.stderr)
   sys.exit(1)
+
+
+def console_main() -> None:
+  """The `jaxvfi-train` console script (`python -m jaxvfi.main`)."""
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,12 @@ import numpy as np
 from jaxvfi import checkpoints
 from jaxvfi import families
 from jaxvfi import input_pipeline
+from jaxvfi import model_file
 from jaxvfi import parallel
 from jaxvfi import steps
+from jaxvfi import torch_weights
 from jaxvfi import utils
+from jaxvfi import weights as weights_lib
 from jaxvfi.evaluators import registry
 from jaxvfi.evaluators import report
 
@@ -297,23 +300,31 @@ def eval_tag(data_config, split: str | None = None, test_time_augmentation: bool
   return re.sub(r"[^A-Za-z0-9._+-]+", "-", "_".join(str(p) for p in parts))
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None = None) -> dict:
-  """Evaluates the latest checkpoint in `workdir`: validation entries on `split` (default their own) and the
-  benchmarks whose folders are given.
+def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None = None,
+             weights: str | None = None) -> dict:
+  """Evaluates the latest checkpoint in `workdir`, or the parameters of `weights` (a released model's name, fetched
+  on first use, or a weights file: `weights_model`) at step 0: validation entries on `split` (default their own)
+  and the benchmarks whose folders are given.
 
   The record goes to `eval_<step>_<data>_<split>[_<folder>][_tta].json` (`eval_tag`), never over the training run's own
   `eval_<step>.json`: evaluating on other data or another split keeps what training measured.
   """
-  ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
-  if checkpoints.latest_step(ckpt_dir) is None:
-    raise TrainingError(f"no checkpoint to evaluate in {ckpt_dir}")
-  family = families.of(config)
-  model = family.build(config.model)
+  if weights is not None:
+    utils.prepare_workdir(workdir)
+    config, model, params = weights_model(config, weights_lib.resolve(weights))
+    step = 0
+    family = families.of(config)
+  else:
+    ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
+    if checkpoints.latest_step(ckpt_dir) is None:
+      raise TrainingError(f"no checkpoint to evaluate in {ckpt_dir}")
+    family = families.of(config)
+    model = family.build(config.model)
+    try:
+      params, step = checkpoints.restore_params(workdir, checkpoints.params_template(model, config))
+    except (ValueError, KeyError, TypeError) as e:
+      raise ValueError(utils.error_reason(e) + _model_config_differences(config, workdir)) from e
   _, notes = family.make_loss_fn(config)
-  try:
-    params, step = checkpoints.restore_params(workdir, checkpoints.params_template(model, config))
-  except (ValueError, KeyError, TypeError) as e:
-    raise ValueError(utils.error_reason(e) + _model_config_differences(config, workdir)) from e
   tta = family.check_test_time_augmentation(config)
   predict_fn = families.make_predict_fn(model, tta)
   periodic, benchmarks = report.split_entries(config)
@@ -323,6 +334,39 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, split: str | None 
   report.run_benchmark_entries(predict_fn, params, config, workdir, step, writer, benchmarks)
   writer.close()
   return record
+
+
+def weights_model(config: ml_collections.ConfigDict, path: str):
+  """(config, model, params) for evaluating a weights file with `config` (the paper's config: data, evals, metrics).
+
+  A model file (`jaxvfi.model_file`) must hold `config`'s family; its model config (with the released conventions,
+  or an exported run's model section) replaces `config.model`. A bare converted file (.npz, .pth) of a family with
+  released weights gets the family's `RELEASED_MODEL_CONFIG` on `config.model`.
+
+  Raises:
+    ValueError: another family's file, a file of a family without released weights, or parameters that do not fit.
+  """
+  family = families.of(config)
+  config = config.copy_and_resolve_references()
+  if model_file.is_model_file(path):
+    file_config = model_file.read_config(path)
+    if file_config.model.get("name") != family.name:
+      raise ValueError(f"{path} holds a {file_config.model.get('name')!r} model, but --config is {family.name!r}")
+    with config.unlocked():
+      config.model = file_config.model
+    model, params, config, _ = weights_lib.load_model_file(path, config)
+    return config, model, params
+  if family.released_model_config is None or family.torch_layout is None:
+    raise ValueError(f"{path} is not a model file (.safetensors with jaxvfi's metadata) and {family.name} has no "
+                     "released-weights layout to read it with")
+  with config.unlocked():
+    config.model.update(family.released_model_config)
+  model = family.build(config.model)
+  params = torch_weights.load_params(family.torch_layout, path)
+  diffs = checkpoints.structure_differences(params, checkpoints.params_template(model, config))
+  if diffs:
+    raise ValueError(f"{path}: the parameters do not fit the {family.name} model ({'; '.join(diffs[:3])})")
+  return config, model, params
 
 
 def _changed_fields(config, workdir: str, sections: tuple[str, ...]) -> list[str]:

@@ -4,7 +4,8 @@ r"""Zoom your own photos 4x with a trained SDAN model (paper 004): a small libra
   python -m jaxvfi.zoom --workdir=W --input photos/ --output zoomed/           (every image of a folder, as PNGs)
 
 W is the workdir of an SDAN run with RGB input (`configs/sdan.py:input=rgb`; a RAW-input model needs the camera's
-mosaic, which a photo file does not have).
+mosaic, which a photo file does not have). `--weights=FILE` takes a one-file model of such a run instead
+(`python -m jaxvfi.weights export --workdir=W --dst=sdan.safetensors`).
 
 Library use:
 
@@ -44,7 +45,9 @@ import numpy as np
 import tqdm
 
 from jaxvfi import checkpoints
+from jaxvfi import model_file
 from jaxvfi import utils
+from jaxvfi import weights as weights_lib
 from jaxvfi import video_io
 from jaxvfi.inference import cli
 from jaxvfi.inference import frames
@@ -113,23 +116,30 @@ class Zoomer:
 # Loading a run.
 
 
-def load_model(workdir: str, config: ml_collections.ConfigDict | None = None, tile: int = DEFAULT_TILE,
-               overlap: int | None = None) -> Zoomer:
-  """The SDAN model of a training run's workdir with the parameters of its latest checkpoint.
+def load_model(workdir: str | None, config: ml_collections.ConfigDict | None = None, tile: int = DEFAULT_TILE,
+               overlap: int | None = None, weights: str | None = None) -> Zoomer:
+  """The SDAN model of a training run's workdir with the parameters of its latest checkpoint, or of a model file
+  (`weights`, `jaxvfi.model_file`; then `workdir` is None).
 
   Raises:
-    FileNotFoundError: no config.json (and no config given) or no checkpoint in the workdir.
-    ValueError: config.json unreadable, not an SDAN run, a RAW-input model, or a checkpoint that does not fit.
+    FileNotFoundError: no config.json (and no config given) or no checkpoint in the workdir; no weights file.
+    ValueError: config.json unreadable, not an SDAN model, a RAW-input model, or parameters that do not fit.
   """
-  config = checkpoints.read_config(workdir) if config is None else config
+  source = workdir if weights is None else weights
+  if config is None:
+    config = checkpoints.read_config(workdir) if weights is None else model_file.read_config(weights)
+  workdir = source
   if config.model.get("name") != "sdan":
     raise ValueError(f"{workdir} holds a {config.model.get('name')!r} run; jaxvfi.zoom needs an SDAN run "
                      "(configs/sdan.py:input=rgb)")
   if config.model.get("input") != "rgb":
     raise ValueError(f"the SDAN model of {workdir} takes {str(config.model.get('input')).upper()} input; zooming a "
                      "photo needs a model trained with RGB input (configs/sdan.py:input=rgb)")
-  model, params, config, step = checkpoints.load_trained(workdir, config)
-  logging.info("loaded SDAN from step %d of %s", step, workdir)
+  if weights is not None:
+    model, params, config, step = weights_lib.load_model_file(weights, config)
+  else:
+    model, params, config, step = checkpoints.load_trained(workdir, config)
+  logging.info("loaded SDAN from step %d of %s", step, source)
   return Zoomer(model, jax.device_put(params), config, step, tile, overlap)
 
 
@@ -185,7 +195,7 @@ def zoom_files(zoomer: Zoomer, pairs: Sequence[tuple[str, str]], progress: bool 
 
 def _parse_flags(argv: list[str]) -> argparse.Namespace:
   parser = cli.make_parser("python -m jaxvfi.zoom", __doc__, 3)
-  parser.add_argument("--workdir", required=True, help="workdir of an SDAN run with RGB input")
+  cli.add_model_flags(parser, "an SDAN (RGB input)")
   parser.add_argument("--input", required=True, help="an image file, or a folder of images")
   parser.add_argument("--output", required=True, help="a .png for one image, a folder for a folder")
   parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile core side in input pixels")
@@ -196,13 +206,19 @@ def _parse_flags(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> list[str]:
   """What the command line does; returns the paths written. Inputs are checked before the model is loaded."""
+  weights = cli.model_file_of(args)
   pairs = plan(args.input, args.output)
-  zoomer = load_model(args.workdir, tile=args.tile, overlap=args.overlap)
+  zoomer = load_model(args.workdir, tile=args.tile, overlap=args.overlap, weights=weights)
   return zoom_files(zoomer, pairs, progress=not args.no_progress)
 
 
 def main(args: argparse.Namespace) -> None:
   cli.run_tool(run, args)
+
+
+def console_main() -> None:
+  """The `jaxvfi-zoom` console script."""
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def test_lossless_video_gets_known_frames_at_twice_the_rate(workdir, tmp_path, c
 
 def _main(args, capsys):
   """`jaxvfi.enhance.main` in process; returns (exit status, stderr)."""
-  ns = argparse.Namespace(no_progress=True, **args)
+  ns = argparse.Namespace(no_progress=True, **{"tile": 0, "tile_overlap": enhance.DEFAULT_TILE_OVERLAP, **args})
   try:
     enhance.main(ns)
     status = 0

@@ -1,7 +1,9 @@
 """A non-editable install works on its own: a wheel built offline from this checkout, installed with `pip --target`
 into a temporary folder and run from another directory, interpolates two frames with released-layout SepConv weights
 (its config comes from the installed `jaxvfi.configs`, not from the checkout's configs/), and inference imports no
-training stack (grain, TFDS, `jaxvfi.train`, `jaxvfi.input_pipeline`).
+training stack (grain, TFDS, `jaxvfi.train`, `jaxvfi.input_pipeline`). Its `jaxvfi-interpolate` console script, with
+`--model=sepconv-lf`, fetches the released file from a local HTTP server playing the authors' site (random weights
+in torch's format), checks, converts and caches it, and interpolates; the second run is offline.
 
 The wheel is built without build isolation (no network): the environment's setuptools must build wheels itself,
 which takes setuptools >= 70.1 (or the `wheel` package beside an older one); the `test` extra asks for it.
@@ -22,6 +24,9 @@ import pytest
 import setuptools
 
 from conftest import ROOT
+import test_released
+import torch_files
+from jaxvfi import released
 from jaxvfi import weights
 
 # Top-level modules that inference must not import.
@@ -89,3 +94,25 @@ def test_wheel_install_interpolates_without_the_training_stack(tmp_path):
   modules = next(line for line in r.stdout.splitlines() if line.startswith("MODULES ")).split()[1:]
   imported = sorted(s for s in TRAINING_STACK if any(m == s or m.startswith(s + ".") for m in modules))
   assert not imported, f"interpolating imported the training stack: {', '.join(imported)}"
+
+  # The console script with a released name: fetched from the "authors' site" on 127.0.0.1, then from the cache.
+  script = target / "bin" / "jaxvfi-interpolate"
+  assert os.path.isfile(script), sorted(os.listdir(target / "bin")) if os.path.isdir(target / "bin") else "no bin/"
+  site = tmp_path / "site"
+  site.mkdir()
+  torch_files.save_zip(site / "network-lf.pytorch", weights.random_state_dict("sepconv", 0))
+  env = {**env, released.CACHE_ENV: str(tmp_path / "cache"),
+         released.SHA256_ENV: test_released.sha256(site / "network-lf.pytorch")}
+  command = [sys.executable, str(script), "--model=sepconv-lf", "--frames", "a.png", "b.png", "--no_progress",
+             "--output"]
+  with test_released.serve(site) as (url, handler):
+    r = subprocess.run([*command, "fetched.png"], cwd=run_dir, env={**env, released.MIRROR_ENV: url},
+                       capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert handler.requests == ["/network-lf.pytorch"]
+  r = subprocess.run([*command, "cached.png"], cwd=run_dir, env=env, capture_output=True, text=True, timeout=600,
+                     check=False)
+  assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+  assert os.listdir(tmp_path / "cache") == ["sepconv-lf.safetensors"]
+  with Image.open(run_dir / "fetched.png") as a, Image.open(run_dir / "cached.png") as b:
+    assert a.size == (40, 24) and np.array_equal(np.asarray(a), np.asarray(b))

@@ -741,8 +741,8 @@ def test_refusals_are_one_line_before_the_model_and_lose_nothing(tmp_path, capsy
     code, err, _ = _run_cli(capsys, monkeypatch, "--workdir=/nonexistent", "--video", f"{p}/alpha.mov", "--output",
                             f"{p}/o.mp4", "--codec=libx264")
   assert code == 1 and "has transparency (alpha)" in err and "holds no alpha" not in caplog.text, caplog.text
-  for model_args, message in ((["--weights=w.npz"], "released weights need both"),
-                               ([], "give --workdir (a training run), or --model and --weights (released weights)"),
+  for model_args, message in ((["--model=sepconv"], "--model alone takes a released model's name"),
+                               ([], "give --workdir (a training run), --weights=FILE (a model file) or --model=NAME"),
                                (["--workdir=/nonexistent", "--model=sepconv"], "not both"),
                                (["--workdir=/nonexistent", "--tta", "--no-tta"], "not allowed with argument --tta")):
     code, err, _ = _run_cli(capsys, monkeypatch, *model_args, "--frames", *pair, "--output", f"{p}/m.png")

@@ -214,7 +214,7 @@ def test_cli_released_weights_errors(tmp_path):
   frames = ["--frames", "a.png", "b.png", "--output", str(tmp_path / "o.png")]
   with pytest.raises(ValueError, match="not both"):
     _cli("--workdir=w", "--model=sepconv", "--weights=w.npz", *frames)
-  with pytest.raises(ValueError, match="need both --model and --weights"):
+  with pytest.raises(ValueError, match="--model alone takes a released model's name"):
     _cli("--model=sepconv", *frames)
   with pytest.raises(FileNotFoundError, match="--weights .*missing.npz does not exist"):
     _cli("--model=sepconv", f"--weights={tmp_path / 'missing.npz'}", *frames)

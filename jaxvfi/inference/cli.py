@@ -14,6 +14,8 @@ from typing import Callable, Iterable
 from absl import logging
 from absl.flags import argparse_flags
 
+from jaxvfi import released
+from jaxvfi import weights as weights_lib
 from jaxvfi import utils
 from jaxvfi import video_io
 from jaxvfi.inference import frames
@@ -81,17 +83,46 @@ def _ntsc_hint(fps: Fraction) -> None:
                       float(fps), fps, base, float(ntsc), base)
 
 
+def check_model_flags(args: argparse.Namespace) -> None:
+  """--workdir, --weights and --model (every tool): one source of the model; ValueError or FileNotFoundError. A
+  namespace without --weights or --model (a library caller's) counts them as not given."""
+  for name in ("workdir", "weights", "model"):
+    if not hasattr(args, name):
+      setattr(args, name, None)
+  if args.workdir is None and args.weights is None and args.model is None:
+    raise ValueError(f"give --workdir (a training run), --weights=FILE (a model file) or --model=NAME (released: "
+                     f"{', '.join(released.NAMES)})")
+  if args.workdir is not None and (args.weights is not None or args.model is not None):
+    raise ValueError("give --workdir (a training run) or --weights / --model, not both")
+  if args.weights is None and args.model is not None and args.model not in released.MODELS:
+    raise ValueError(f"--model alone takes a released model's name ({', '.join(released.NAMES)}), got "
+                     f"{args.model!r}; a family name needs --weights=FILE")
+  if args.weights is not None:
+    video_io.check_file(args.weights, "--weights")
+
+
+def add_model_flags(parser: argparse.ArgumentParser, what: str) -> None:
+  """--workdir, --weights and --model of `jaxvfi.enhance` and `jaxvfi.zoom` (`what` names the model they need)."""
+  parser.add_argument("--workdir", help=f"workdir of {what} training run (config.json, checkpoints/)")
+  parser.add_argument("--weights", help=f"instead of --workdir: a model file of {what} model (python -m "
+                      "jaxvfi.weights export --workdir=W --dst=FILE.safetensors)")
+  parser.add_argument("--model", help=f"instead of --workdir: a released model's name ({', '.join(released.NAMES)}), "
+                      "fetched and cached on first use")
+
+
+def model_file_of(args: argparse.Namespace) -> str | None:
+  """The model file `--weights` / `--model` name (a released name fetched into the cache), or None for --workdir;
+  checked by `check_model_flags` first."""
+  check_model_flags(args)
+  if args.workdir is not None:
+    return None
+  return args.weights if args.weights is not None else weights_lib.fetch(args.model)
+
+
 def check_args(args: argparse.Namespace) -> Request:
   """`jaxvfi.interpolate`'s flags (its `build_parser`): every value and combination, checked in one place before
   anything is read; ValueError (one line), FileNotFoundError for a missing --weights file."""
-  if args.workdir is None and args.weights is None and args.model is None:
-    raise ValueError("give --workdir (a training run), or --model and --weights (released weights)")
-  if args.workdir is not None and (args.weights is not None or args.model is not None):
-    raise ValueError("give --workdir (a training run), or --model and --weights (released weights), not both")
-  if args.workdir is None and (args.weights is None or args.model is None):
-    raise ValueError("released weights need both --model and --weights")
-  if args.weights is not None:
-    video_io.check_file(args.weights, "--weights")
+  check_model_flags(args)
   if not args.output:
     raise ValueError("--output is empty")
   pair = folder = None
@@ -151,7 +182,7 @@ def check_args(args: argparse.Namespace) -> Request:
   options = frames.Options(alpha=args.alpha, scene_threshold=None if args.no_scene_detect else threshold,
                            tile=args.tile, tile_overlap=overlap, dyadic_depth=args.dyadic_depth)
   model_source = ({"workdir": args.workdir} if args.workdir is not None else
-                  {"weights": args.weights, "model": args.model})
+                  {k: v for k, v in (("weights", args.weights), ("model", args.model)) if v is not None})
   model_source["pixel_shader"] = args.pixel_shader
   model_source["test_time_augmentation"] = args.test_time_augmentation
   return Request(model_source=model_source, output=args.output, pair=pair, folder=folder, video=args.video, times=times,

@@ -2,13 +2,17 @@
 from released weights, and the times it can make.
 
   interp = interpolator.load_model("/tmp/run")                                    # or
+  interp = interpolator.load_model(model="sepconv-lf")                            # released, fetched once
+  interp = interpolator.load_model(weights="model.safetensors")                   # any one-file model
   interp = interpolator.load_model(weights="sepconv-lf.npz", model="sepconv")
   middle, = interp.interpolate(frame0, frame1)          # uint8 HxWx3 in, uint8 HxWx3 out
 
-A workdir's `config.json` builds the model and its latest `checkpoints/<step>/` gives the parameters. Released
-weights (`python -m jaxvfi.weights convert --arch=sepconv|superslomo`) take the family's default config, shipped in
-the package as `jaxvfi.configs.<model>` (`config_lib.packaged_config`), with the original code's conventions that
-the weights need (the family's `RELEASED_MODEL_CONFIG`).
+A workdir's `config.json` builds the model and its latest `checkpoints/<step>/` gives the parameters. A model file
+(`jaxvfi.model_file`: `weights fetch`, `convert --dst=X.safetensors` or `export`) carries its family and model
+config. A released name (`jaxvfi.released`) is fetched into the cache on first use. A bare `.npz` from
+`python -m jaxvfi.weights convert --arch=sepconv|superslomo` takes its family's default config, shipped in the
+package as `jaxvfi.configs.<model>` (`config_lib.packaged_config`), with the original code's conventions that the
+weights need (the family's `RELEASED_MODEL_CONFIG`).
 
 Time. Super-SloMo takes any t in (0, 1); ReFIn takes any t through Eq. (1) of ReFIn but is trained at t = 0.5 only
 (`Interpolator.check_times` warns once). SepConv has no time input: it always makes the middle frame, so other times
@@ -32,9 +36,12 @@ from jaxvfi import batches
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
 from jaxvfi import families
+from jaxvfi import model_file
 from jaxvfi import pixel_shader as pixel_shader_lib
+from jaxvfi import released
 from jaxvfi import utils
 from jaxvfi import torch_weights
+from jaxvfi import weights as weights_lib
 
 MAX_BISECTION_DEPTH = 8  # t = k / 256 at the finest
 DEFAULT_DYADIC_DEPTH = 4
@@ -188,8 +195,10 @@ def load_model(workdir: str | None = None, config: ml_collections.ConfigDict | N
     workdir: a `python -m jaxvfi.main` workdir, holding `config.json` and `checkpoints/<step>/`.
     config: the run's config; None reads `workdir/config.json` (with `weights`: the packaged
       `jaxvfi.configs.<model>`'s defaults).
-    weights: instead of a workdir, a .npz from `python -m jaxvfi.weights convert --arch=<model>`.
-    model: the family of `weights`, one of `jaxvfi.families.released_families()` ("sepconv", "superslomo"); its
+    weights: instead of a workdir, a model file (`jaxvfi.model_file`), or a .npz from `python -m jaxvfi.weights
+      convert --arch=<model>` (then `model` names its family).
+    model: alone, a released model's name (`jaxvfi.released.NAMES`, e.g. "sepconv-lf"), fetched on first use; with a
+      .npz `weights`, its family, one of `jaxvfi.families.released_families()` ("sepconv", "superslomo"), whose
       config gets the switches those weights need.
     pixel_shader: None, or "paper" | "code": SepConv-GAN's shader (`jaxvfi.pixel_shader`) on every frame made.
     test_time_augmentation: average each frame with the one made from the 180-degree rotated inputs (RIFE's TTA,
@@ -225,14 +234,43 @@ def _check_family(config, workdir: str) -> None:
                      "python -m jaxvfi.zoom")
 
 
+def family_of_source(weights: str | None, model: str | None) -> str | None:
+  """The family `load_model(weights=..., model=...)` builds: a released name's, a model file's, or `model` itself."""
+  if model in released.MODELS:
+    return released.MODELS[model].family
+  if model is not None:
+    return model
+  return model_file.family_of(weights) if weights is not None else None
+
+
 def _load_released(path: str | None, name: str | None, config: ml_collections.ConfigDict | None,
                    pixel_shader: str | None = None, test_time_augmentation: bool | None = None) -> Interpolator:
-  if not path or not name:
-    raise ValueError("released weights need both a weights file and its model (--weights and --model)")
-  released = families.released_families()
-  if name not in released:
-    raise ValueError(f"--model must be one of {', '.join(released)} (the families with released weights), got "
-                     f"{name!r}")
+  if path is None:
+    if name not in released.MODELS:
+      raise ValueError(f"--model alone takes a released model's name ({', '.join(released.NAMES)}); a family name "
+                       f"({name!r}) needs --weights=FILE")
+    if released.MODELS[name].family is None:
+      raise ValueError(f"{name} is not an interpolation model (it is {released.MODELS[name].arch} weights for a "
+                       "config, e.g. --config.model.flow_weights=); interpolation models: "
+                       f"{', '.join(n for n, m in released.MODELS.items() if m.family)}")
+    path = weights_lib.fetch(name)
+  if model_file.is_model_file(path):
+    family, wanted = model_file.family_of(path), family_of_source(None, name)
+    if name is not None and wanted != family:
+      raise ValueError(f"{path} holds a {family or 'network part'} model, not {name}")
+    module, params, config, step = weights_lib.load_model_file(path, config)
+    _check_family(config, path)
+    logging.info("loaded %s from %s", config.model.get("name"), os.path.abspath(path))
+    return Interpolator(module, jax.device_put(params), config, step, pixel_shader=pixel_shader,
+                        test_time_augmentation=test_time_augmentation)
+  if not name:
+    raise ValueError(f"{path} is not a model file, so it does not say which model it fills: add --model=FAMILY "
+                     f"({', '.join(families.released_families())})")
+  name = family_of_source(None, name)
+  released_families = families.released_families()
+  if name not in released_families:
+    raise ValueError(f"--model must be one of {', '.join(released_families)} (the families with released weights), "
+                     f"got {name!r}")
   family = families.get_family(name)
   if config is None:
     config = config_lib.packaged_config(name)
@@ -254,7 +292,7 @@ def check_times_before_loading(model_source: dict, times: Sequence[float]) -> No
   check_times says the same after loading); a config that cannot be read is left to load_model to report.
 
   Args:
-    model_source: load_model's keywords (workdir=W, or weights=F and model=M).
+    model_source: load_model's keywords (workdir=W, or weights=F and/or model=M).
     times: the times asked, each in (0, 1).
 
   Raises:
@@ -264,7 +302,8 @@ def check_times_before_loading(model_source: dict, times: Sequence[float]) -> No
     if "workdir" in model_source:
       model_config = checkpoints.read_config(model_source["workdir"]).model
     else:
-      model_config = ml_collections.ConfigDict({"name": model_source["model"]})
+      model_config = ml_collections.ConfigDict(
+          {"name": family_of_source(model_source.get("weights"), model_source.get("model"))})
     name, has_time_input = model_config.get("name"), families.get_family(model_config.get("name")).has_time_input
   except (OSError, ValueError, AttributeError, KeyError):
     return
