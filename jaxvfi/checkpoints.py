@@ -91,6 +91,10 @@ def _item_metadata(mngr: ocp.CheckpointManager, step: int, names) -> dict[str, A
   return out
 
 
+def _count(diffs) -> str:
+  return f"{len(diffs)} difference{'s' if len(diffs) != 1 else ''}"
+
+
 def structure_differences(saved, template) -> list[str]:
   """What differs between a saved tree's metadata and a template: parameters only in one, or of another shape."""
   have, want = _leaf_shapes(saved), _leaf_shapes(template)
@@ -130,7 +134,7 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, template, step: int | None =
   diffs = [f"{name}/{d}" for name, value in fields.items() for d in structure_differences(saved[name], value)]
   if diffs:
     raise StructureMismatch(f"checkpoint step {step} in {mngr.directory} holds another train state than this config "
-                            f"builds ({len(diffs)} differences: {'; '.join(diffs[:3])}{'; ...' if len(diffs) > 3 else ''})")
+                            f"builds ({_count(diffs)}: {'; '.join(diffs[:3])}{'; ...' if len(diffs) > 3 else ''})")
   items = {name: ocp.args.StandardRestore(_abstract(value)) for name, value in fields.items()}
   try:
     restored = mngr.restore(step, args=ocp.args.Composite(extra=ocp.args.JsonRestore(), **items))
@@ -208,7 +212,7 @@ def restore_params(path: str, template_params) -> tuple[Any, int]:
       continue
     diffs = structure_differences(saved, template_params)
     if diffs:
-      raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model: {len(diffs)} differences: "
+      raise ValueError(f"checkpoint {ckpt_dir}/{step} does not fit the model: {_count(diffs)}: "
                        f"{'; '.join(diffs[:3])}{'; ...' if len(diffs) > 3 else ''}")
     try:
       restored = mngr.restore(step,

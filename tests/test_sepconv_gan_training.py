@@ -24,6 +24,7 @@ from jaxvfi import config_lib
 from jaxvfi import train
 from jaxvfi import weights
 from jaxvfi.models import sepconv_gan as gan
+from jaxvfi.models import vgg
 
 pytestmark = pytest.mark.xdist_group("sepconv_gan")
 
@@ -59,7 +60,7 @@ def _write_vgg(path, seed=0):
   """A VGG-19 state_dict in torchvision's layout (features.{j}.weight OIHW), random, as the converter writes it."""
   rng = np.random.default_rng(seed)
   state = {}
-  for prefix, (flax_path, _) in weights.vgg19_layers().items():
+  for prefix, (flax_path, _) in vgg.torch_layers(vgg.BLOCKS).items():
     kh, kw, cin, cout = weights.expected_shapes("vgg19")[flax_path + ("kernel",)]
     state[f"{prefix}.weight"] = _lecun((kh, kw, cin, cout), rng).transpose(3, 2, 0, 1)
     state[f"{prefix}.bias"] = rng.normal(0.0, 0.01, cout).astype(np.float32)

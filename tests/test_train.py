@@ -128,7 +128,11 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tfds_dir, tmp_path):
   # A learning rate of 1e30 sends Adam's first update to +-1e30, so the second step's loss is not finite.
   config = tiny_config(tfds_dir, num_train_steps=3, checkpoint_every_steps=1)
   config.optimizer.schedule = dict(name="constant", init_value=1e30)
-  with pytest.raises(train.TrainingError, match=r"non-finite loss .* at step 2.*last good checkpoint is step 1"):
+  # Step 1's parameters (+-1e30) gave that loss: it is no good checkpoint (the loss is computed before the update
+  # that the checkpoint of a step holds).
+  with pytest.raises(train.TrainingError, match=r"non-finite loss .* at step 2: training stopped; nothing was saved "
+                                                r"for step 2; no good checkpoint exists \(steps \[1\] hold the "
+                                                r"parameters that led here\)"):
     train.train_and_evaluate(config, str(tmp_path))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1"]
   assert not glob.glob(str(tmp_path / "eval_*.json"))
