@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from typing import Any
 
 from absl import logging
@@ -51,6 +52,32 @@ class DamagedCheckpoint(ValueError):
   def __init__(self, directory: str, step: int, problem: str):
     super().__init__(f"checkpoint step {step} in {directory} is damaged: {problem}")
     self.step = step
+    _quiet_closed_loop_errors()
+
+
+def _reason(e: BaseException) -> str:
+  """The first line of a restore error, without the tensorstore spec (a kilobyte of JSON) that follows it."""
+  return utils.error_reason(e).split(" [tensorstore_spec=")[0]
+
+
+_QUIET = []
+
+
+def _quiet_closed_loop_errors() -> None:
+  """After orbax failed on a damaged file, tensorstore may still complete a read and call back into the event loop
+  that orbax has closed: Python then prints a "RuntimeError: Event loop is closed" traceback through
+  `sys.unraisablehook`, after the one-line error. Those (and only those) are dropped from then on."""
+  if _QUIET:
+    return
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+      return
+    previous(unraisable)
+
+  sys.unraisablehook = hook
+  _QUIET.append(hook)
 
 
 class StructureMismatch(ValueError):
@@ -86,7 +113,7 @@ def _item_metadata(mngr: ocp.CheckpointManager, step: int, names) -> dict[str, A
       item = ocp.StandardCheckpointHandler().metadata(epath.Path(directory) / str(step) / name)
     except Exception as e:  # pylint: disable=broad-except  (orbax raises many types for unreadable metadata)
       raise DamagedCheckpoint(directory, step, f"the metadata of its item {name!r} cannot be read "
-                                               f"({utils.error_reason(e)})") from e
+                                               f"({_reason(e)})") from e
     out[name] = getattr(item, "tree", item)
   return out
 
@@ -142,7 +169,7 @@ def restore_checkpoint(mngr: ocp.CheckpointManager, template, step: int | None =
     state = template.replace(step=jnp.asarray(extra["step"], jnp.int32), **{k: restored[k] for k in items})
     rng = jnp.asarray(np.asarray(extra["rng"], np.uint32))
   except Exception as e:  # pylint: disable=broad-except  (tensorstore, orbax and JSON errors for damaged files)
-    raise DamagedCheckpoint(str(mngr.directory), step, utils.error_reason(e)) from e
+    raise DamagedCheckpoint(str(mngr.directory), step, _reason(e)) from e
   return state, rng
 
 
@@ -218,7 +245,7 @@ def restore_params(path: str, template_params) -> tuple[Any, int]:
       restored = mngr.restore(step,
                               args=ocp.args.Composite(params=ocp.args.StandardRestore(_abstract(template_params))))
     except Exception as e:  # pylint: disable=broad-except  (tensorstore and orbax errors for damaged files)
-      damaged.append(str(DamagedCheckpoint(ckpt_dir, step, utils.error_reason(e))))
+      damaged.append(str(DamagedCheckpoint(ckpt_dir, step, _reason(e))))
       continue
     for line in damaged:
       logging.warning("%s; using step %d, the newest intact one", line, step)
