@@ -1,8 +1,14 @@
 """The Colab notebooks run top to bottom (cells executed in order, the "parameters" cell's values shrunk)."""
+import ast
+import json
 import os
 
+from PIL import Image
 import pytest
 
+from jaxvfi import released
+from jaxvfi import video_io
+from jaxvfi import weights
 from conftest import DSFN_TINY, REFIN_TINY, ROOT, SDAN_TINY
 from helpers import run_notebook, unet_count_by_hand
 
@@ -52,3 +58,44 @@ def test_dsfn_notebook(tfds_dir, tmp_path, monkeypatch):
   assert ns["record"]["step"] == 2
   assert ns["outputs"]["level1"].shape == (1, 5, 48, 48, 3) and ns["outputs"]["level2"].shape == (1, 3, 48, 48, 3)
   assert len(ns["rows"]) == 4 and ns["step"] == 2
+
+
+def test_interpolate_your_video_notebook(tmp_path, monkeypatch):
+  """Random weights in the released layout (nothing fetched): the made pair and video, interpolated and shown."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  monkeypatch.setenv(released.CACHE_ENV, str(tmp_path / "cache"))  # a fetch would land here, not in the user's cache
+  model_path = str(tmp_path / "sepconv-random.safetensors")
+  weights.write_converted("sepconv", weights.random_state_dict("sepconv", 0), model_path)
+  out = tmp_path / "out"
+  ns = run_notebook(os.path.join(ROOT, "colabs", "interpolate_your_video.ipynb"), {
+      "WEIGHTS": model_path, "OUTPUT_DIR": str(out), "SIZE": 64,
+  })
+  assert Image.open(out / "middle.png").size == (64, 64)
+  assert [ax.get_title() for ax in ns["fig"].axes] == ["frame 0 (input)", "t = 0.5 (interpolated)", "frame 1 (input)"]
+  info = video_io.probe(str(out / "made_input_x2.mp4"))
+  assert (info.width, info.height) == (64, 64) and info.num_frames == 10  # 5 frames of 1/12 s each, at 24 fps
+  assert not os.path.exists(tmp_path / "cache" / "sepconv-lf.safetensors")
+
+
+def _install_cell_is_colab_only(source):
+  """True when the cell's statements are imports, assignments and one `if "google.colab" in sys.modules:` that
+  holds every call (so outside Colab it installs nothing)."""
+  tree = ast.parse(source)
+  guards = [s for s in tree.body if isinstance(s, ast.If)]
+  others = [s for s in tree.body if not isinstance(s, ast.If)]
+  return (len(guards) == 1 and ast.unparse(guards[0].test) == "'google.colab' in sys.modules" and not guards[0].orelse
+          and all(isinstance(s, (ast.Import, ast.ImportFrom, ast.Assign)) for s in others)
+          and not any(isinstance(n, ast.Call) for s in others for n in ast.walk(s)))
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(ROOT, "colabs"))))
+def test_notebook_is_a_colab_notebook(name):
+  """The Colab GPU runtime setting, and a first code cell that installs jaxvfi on Colab only (plain Python)."""
+  nb = json.load(open(os.path.join(ROOT, "colabs", name)))
+  assert nb["metadata"]["accelerator"] == "GPU"
+  assert nb["metadata"]["colab"]["gpuType"] == "T4" and nb["metadata"]["colab"]["provenance"] == []
+  first = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+  assert "JAXVFI_SOURCE" in first and "pip" in first and _install_cell_is_colab_only(first), first
+  code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+  assert '"configs/' not in code, "configs are loaded with config_lib.packaged_config, from any directory"
