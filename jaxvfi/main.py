@@ -59,7 +59,9 @@ def main(argv):
     raise app.UsageError("--weights is for --mode=eval (training starts from a config's own initialisation)")
   utils.quiet_library_info_logs()
   if _RESTORE_STEP.value not in ("latest", "intact") and not _RESTORE_STEP.value.isdigit():
-    raise app.UsageError(f"--restore_step must be latest, intact or a step number, got {_RESTORE_STEP.value!r}")
+    print(f"jaxvfi: error: --restore_step must be latest, intact or a step number, got {_RESTORE_STEP.value!r}",
+          file=sys.stderr)
+    sys.exit(1)
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
     if _DISTRIBUTED.value or _COORDINATOR.value:

@@ -38,6 +38,7 @@ from safetensors import numpy as safetensors_numpy
 import safetensors
 
 from jaxvfi import config_lib
+from jaxvfi import utils
 
 FORMAT = "jaxvfi.model/1"
 SUFFIX = ".safetensors"
@@ -115,14 +116,18 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 
 def is_model_file(path: str | os.PathLike) -> bool:
-  """Whether `path` is a jaxvfi model file (a .safetensors whose metadata has `format` = FORMAT)."""
+  """Whether `path` is a jaxvfi model file (a .safetensors whose metadata has `format` = FORMAT).
+
+  Raises:
+    ValueError: a .safetensors file whose header cannot be read (cut short or damaged).
+  """
   path = os.fspath(path)
   if not path.lower().endswith(SUFFIX) or not os.path.isfile(path):
     return False
   try:
     return read_metadata(path).get("format") == FORMAT
-  except (OSError, ValueError, safetensors.SafetensorError):
-    return False
+  except (OSError, ValueError, safetensors.SafetensorError) as e:
+    raise ValueError(f"cannot read weights file {path}: {utils.error_reason(e)} (a file cut short or damaged?)") from e
 
 
 def family_of(path: str | os.PathLike) -> str | None:
@@ -185,9 +190,12 @@ def write(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], *, layout: 
               "source_sha256": ",".join(source_sha256), **dict(extra or {})}
   tensors = {k: np.ascontiguousarray(np.asarray(v)) for k, v in arrays.items()}
   directory = os.path.dirname(os.path.abspath(path))
-  tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+  os.makedirs(directory, exist_ok=True)
+  utils.remove_stale_temps(path)
+  tmp = os.path.join(directory, f"{utils.temp_prefix(path)}tmp")
   try:
     safetensors_numpy.save_file(tensors, tmp, metadata=metadata)
+    os.chmod(tmp, 0o666 & ~utils.UMASK)  # a model file should read like any other new file
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

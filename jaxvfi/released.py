@@ -201,8 +201,9 @@ def expected_sha256(entry: Released, given: Mapping[str, str]) -> dict[str, str]
     digest = source.sha256 or user
     if digest is None:
       raise FetchError(f"{entry.name}: no published sha256 of {source.filename} is stored in jaxvfi, so it cannot be "
-                       f"checked; download it from {source.url or source.page}, verify it, and pass "
-                       f"--sha256={source.filename}=<its sha256> (or set {SHA256_ENV})")
+                       f"checked; download it from {source.url or source.page}, verify it, then run python -m "
+                       f"jaxvfi.weights fetch {entry.name} --sha256={source.filename}=<its sha256> once (or set "
+                       f"{SHA256_ENV}={source.filename}=<its sha256>)")
     out[source.filename] = digest
   return out
 

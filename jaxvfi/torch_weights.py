@@ -30,11 +30,11 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import safetensors
 from safetensors import numpy as safetensors_numpy
 
-from jaxvfi import utils
-
 from jaxvfi import torch_pickle
+from jaxvfi import utils
 
 TORCH_SUFFIXES = (".pth", ".pt", ".pytorch", ".ckpt")
 
@@ -166,7 +166,11 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as f:
       return {k: f[k] for k in f.files}
   if suffix == ".safetensors":
-    return safetensors_numpy.load_file(path)
+    try:
+      return safetensors_numpy.load_file(path)
+    except (OSError, safetensors.SafetensorError) as e:
+      raise ValueError(f"cannot read weights file {path}: {utils.error_reason(e)} (a file cut short or "
+                       "damaged?)") from e
   saved = torch_pickle.load(path)
   if not isinstance(saved, Mapping):
     raise ValueError(f"{path} holds a {type(saved).__name__}, not a state_dict (a dict of tensors)")

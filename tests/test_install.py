@@ -24,7 +24,7 @@ import pytest
 import setuptools
 
 from conftest import ROOT
-import test_released
+from helpers import serve, sha256
 import torch_files
 from jaxvfi import released
 from jaxvfi import weights
@@ -102,10 +102,10 @@ def test_wheel_install_interpolates_without_the_training_stack(tmp_path):
   site.mkdir()
   torch_files.save_zip(site / "network-lf.pytorch", weights.random_state_dict("sepconv", 0))
   env = {**env, released.CACHE_ENV: str(tmp_path / "cache"),
-         released.SHA256_ENV: test_released.sha256(site / "network-lf.pytorch")}
+         released.SHA256_ENV: sha256(site / "network-lf.pytorch")}
   command = [sys.executable, str(script), "--model=sepconv-lf", "--frames", "a.png", "b.png", "--no_progress",
              "--output"]
-  with test_released.serve(site) as (url, handler):
+  with serve(site) as (url, handler):
     r = subprocess.run([*command, "fetched.png"], cwd=run_dir, env={**env, released.MIRROR_ENV: url},
                        capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]

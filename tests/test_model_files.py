@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, TINY, run_main
 import media
-import test_released
+from helpers import serve, sha256
 import torch_files
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
@@ -25,6 +25,7 @@ from jaxvfi import interpolate
 from jaxvfi import model_file
 from jaxvfi import released
 from jaxvfi import steps
+from jaxvfi import torch_weights
 from jaxvfi import train
 from jaxvfi import utils
 from jaxvfi import weights
@@ -128,8 +129,8 @@ def test_interpolate_takes_a_model_file_and_a_released_name(tmp_path, monkeypatc
   interpolate.run(parser.parse_args([f"--weights={converted}", "--frames", *pair, "--output",
                                      str(tmp_path / "file.png"), "--no_progress"]))
   monkeypatch.setenv(released.CACHE_ENV, str(tmp_path / "cache"))
-  monkeypatch.setenv(released.SHA256_ENV, test_released.sha256(site / "network-lf.pytorch"))
-  with test_released.serve(site) as (url, handler):
+  monkeypatch.setenv(released.SHA256_ENV, sha256(site / "network-lf.pytorch"))
+  with serve(site) as (url, handler):
     monkeypatch.setenv(released.MIRROR_ENV, url)
     interpolate.run(parser.parse_args(["--model=sepconv-lf", "--frames", *pair, "--output",
                                        str(tmp_path / "fetched.png"), "--no_progress"]))
@@ -167,3 +168,18 @@ def test_eval_scores_released_layout_weights(tfds_dir, tmp_path):
   with pytest.raises(ValueError, match="holds a 'sepconv' model, but --config is 'refin'"):
     train.evaluate(config_lib.load_config(os.path.join(ROOT, "configs", "refin.py"), "runlocal"),
                    str(tmp_path / "w3"), weights=str(st))
+
+
+def test_a_damaged_file_is_one_error_and_files_are_written_into_new_folders(tmp_path):
+  """A model file cut short is named as such (it was taken for 'not a model file'); writing one into a folder that
+  does not exist yet makes the folder, and the file reads like any other new file (umask, not mkstemp's 0600)."""
+  dst = tmp_path / "new" / "folder" / "m.safetensors"
+  model_file.write(dst, {"w": np.ones((64, 64), np.float32)}, layout="torch", arch="sepconv")
+  assert oct(os.stat(dst).st_mode & 0o777) == oct(0o666 & ~utils.UMASK)
+  cut = tmp_path / "cut.safetensors"
+  cut.write_bytes(dst.read_bytes()[:200])
+  with pytest.raises(ValueError, match=r"cannot read weights file .*cut.safetensors: .*\(a file cut short or "
+                                       r"damaged\?\)"):
+    model_file.is_model_file(cut)
+  with pytest.raises(ValueError, match=r"cannot read weights file .*cut.safetensors"):
+    torch_weights.read_state_dict(cut)

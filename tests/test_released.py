@@ -4,66 +4,19 @@ tampered file, an interrupted download, a full disk and an entry without a store
 say so in one line. The served files are random weights in the authors' formats (`torch_files.save_zip`)."""
 from __future__ import annotations
 
-import contextlib
 import errno
-import functools
-import hashlib
-import http.server
 import os
-import threading
 
 import jax
 import numpy as np
 import pytest
 
+from helpers import serve, sha256
+
 import torch_files
 from jaxvfi import model_file
 from jaxvfi import released
 from jaxvfi import weights
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-  """Serves a folder; files named in `truncate` are announced whole and cut off after half their bytes."""
-  truncate: set[str] = set()
-  requests: list[str] = []
-
-  def log_message(self, *args):  # quiet
-    del args
-
-  def do_GET(self):  # pylint: disable=invalid-name
-    type(self).requests.append(self.path)
-    name = os.path.basename(self.path)
-    if name not in self.truncate:
-      return super().do_GET()
-    with open(os.path.join(self.directory, name), "rb") as f:
-      data = f.read()
-    self.send_response(200)
-    self.send_header("Content-Length", str(len(data)))
-    self.end_headers()
-    self.wfile.write(data[:len(data) // 2])
-    self.wfile.flush()
-    self.close_connection = True
-    return None
-
-
-@contextlib.contextmanager
-def serve(folder, truncate=()):
-  """An HTTP server on 127.0.0.1 (a free port) serving `folder`; yields its base URL."""
-  handler = type("Handler", (_Handler,), {"truncate": set(truncate), "requests": []})
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
-  thread.start()
-  try:
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-  finally:
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-def sha256(path) -> str:
-  with open(path, "rb") as f:
-    return hashlib.sha256(f.read()).hexdigest()
 
 
 @pytest.fixture(scope="module")
