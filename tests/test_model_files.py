@@ -8,14 +8,13 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 import pytest
 
 from conftest import ROOT, TINY, run_main
 import media
-from helpers import serve, sha256
+from helpers import serve, sha256, write_workdir
 import torch_files
 from jaxvfi import checkpoints
 from jaxvfi import config_lib
@@ -24,7 +23,6 @@ from jaxvfi import families
 from jaxvfi import interpolate
 from jaxvfi import model_file
 from jaxvfi import released
-from jaxvfi import steps
 from jaxvfi import torch_weights
 from jaxvfi import train
 from jaxvfi import utils
@@ -37,12 +35,7 @@ def _workdir(folder, config, seed=0):
   template = checkpoints.params_template(families.build_model(config.model), config)
   rng = np.random.default_rng(seed)
   params = jax.tree.map(lambda s: rng.uniform(-0.05, 0.05, s.shape).astype(np.float32), template)
-  state = steps.TrainState(step=jnp.asarray(3, jnp.int32), params=params, opt_state={})
-  mngr = checkpoints.checkpoint_manager(str(folder))
-  checkpoints.save_checkpoint(mngr, state, jax.random.PRNGKey(0))
-  mngr.close()
-  utils.atomic_write_text(str(folder / "config.json"), config.to_json_best_effort(indent=2))
-  return str(folder)
+  return write_workdir(folder, config, params, step=3)
 
 
 def _run(tool, capsys, **flags):
