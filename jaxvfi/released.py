@@ -16,21 +16,29 @@ cache (`FetchError`, one line).
 Sources: `JAXVFI_WEIGHTS_MIRROR=URL` (or `mirror=`) fetches every file from `URL/<file name>` instead of its
 authors' URL (a mirror, or the tests' local server); the sha256 checked is the same.
 
-Checksums: only values taken from a published source are stored. Where none was found (`sha256=None`), fetch
-refuses with one line unless the user gives the hash they verified: `--sha256=HEX` (one unverified file) or
-`--sha256=FILE=HEX` (repeatable), or the environment variable `JAXVFI_SHA256` with the same values separated by
-commas. Which entries are verified is `Released.verified`.
+Checksums: only values taken from a published source are stored, each with where it was found
+(`Source.sha256_from`). A file without one but whose name follows torch.hub's convention `<name>-<hex>.<ext>`, the hex
+being the first digits of the file's sha256 (torchvision's `vgg19-dcbb9e9d.pth`; jcjohnson/pytorch-vgg's
+`vgg19-d01eb7cb.pth`, named by its converter from `sha256sum`), is checked against that prefix as
+`torch.hub.load_state_dict_from_url(check_hash=True)` checks it (`Source.name_has_sha256_prefix`, `HASH_REGEX`): 8 hex
+digits, 32 bits, catch any corrupted or replaced file but not one crafted to match. Where neither exists
+(`Source.check` is None), fetch refuses with one line unless the user gives the hash they verified:
+`--sha256=HEX` (one unverified file) or `--sha256=FILE=HEX` (repeatable), or the environment variable `JAXVFI_SHA256`
+with the same values separated by commas; a user's full sha256 also replaces a prefix check. Which entries fetch
+checks without help is `Released.verified`.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import errno
+import logging
 import os
 import re
 import shutil
 import sys
 import tempfile
+import urllib.parse
 from typing import Iterator, Mapping, Sequence
 
 import pooch
@@ -40,6 +48,8 @@ CACHE_ENV = "JAXVFI_CACHE"
 MIRROR_ENV = "JAXVFI_WEIGHTS_MIRROR"
 SHA256_ENV = "JAXVFI_SHA256"
 _HEX = re.compile(r"^[0-9a-f]{64}$")
+HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")
+"""torch.hub's `HASH_REGEX` (torch/hub.py): the sha256 prefix in a file name such as `vgg19-dcbb9e9d.pth`."""
 
 
 class FetchError(ValueError):
@@ -57,12 +67,30 @@ class Source:
     sha256: the file's sha256 from a published source, or None (module docstring: the user must give it).
     page: where a person finds the file and its terms.
     sha256_from: where the sha256 was taken from.
+    name_has_sha256_prefix: the file name carries the first hex digits of the file's sha256 (torch.hub's convention,
+      module docstring); fetch checks them when no full sha256 is known.
   """
   filename: str
   url: str | None
   sha256: str | None
   page: str
   sha256_from: str = ""
+  name_has_sha256_prefix: bool = False
+
+  @property
+  def sha256_prefix(self) -> str | None:
+    """The sha256 prefix its name carries (torch.hub's `HASH_REGEX`), or None."""
+    if not self.name_has_sha256_prefix:
+      return None
+    match = HASH_REGEX.search(self.filename)
+    return match.group(1) if match and match.group(1) else None
+
+  @property
+  def check(self) -> str | None:
+    """What fetch checks without help: "sha256" (stored), "sha256 prefix" (from its name) or None."""
+    if self.sha256 is not None:
+      return "sha256"
+    return "sha256 prefix" if self.sha256_prefix else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,14 +107,38 @@ class Released:
 
   @property
   def verified(self) -> bool:
-    return all(s.sha256 is not None for s in self.sources)
+    """Every source is checked without a user's --sha256 (a stored sha256, or the prefix its name carries)."""
+    return all(s.check is not None for s in self.sources)
 
 
 _SNIKLAUS = "http://content.sniklaus.com"
 _TORCHVISION = "https://download.pytorch.org/models"
 _LPIPS = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1"
 _LPIPS_WHEEL = "sha256 of the file in the lpips 0.1.4 wheel on PyPI (the package built from PerceptualSimilarity)"
-_TORCHVISION_NOTE = "torchvision publishes only the first 8 hex digits (in the file name)"
+_TORCHVISION_PREFIX = ("torchvision publishes the first 8 hex digits of the sha256 in the file name (torch.hub "
+                       "convention), which fetch checks")
+
+# Full sha256 values below were found stated for these exact files in public sources, named next to each; none is
+# computed or guessed here. Each also begins with the 8 hex digits that torchvision's file name carries.
+# alexnet-owt-7be5be79.pth: the Git LFS / Xet "SHA256" of copies of the same file on the Hugging Face Hub,
+#   https://huggingface.co/blanchon/image-gs-models-utils/blob/main/torch/checkpoints/alexnet-owt-7be5be79.pth and
+#   https://huggingface.co/CSWRY/VOSR/blob/main/torch_cache/checkpoints/alexnet-owt-7be5be79.pth (both torch.hub cache
+#   copies, 244 MB); the same value with 244,408,911 bytes is pinned in several public repositories' download scripts.
+_ALEXNET_SHA256 = "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02"
+_ALEXNET_FROM = ("Git LFS sha256 of huggingface.co/blanchon/image-gs-models-utils torch/checkpoints/"
+                 "alexnet-owt-7be5be79.pth and huggingface.co/CSWRY/VOSR torch_cache/checkpoints/alexnet-owt-7be5be79.pth")
+# vgg16-397923af.pth: the Git LFS "SHA256" of
+#   https://huggingface.co/Keiser41/mangaaa/blob/8ff9b84704d31282dd9b896e4abf7dec089dbe15/model/vgg16-397923af.pth
+#   (553 MB); the same value with 553,433,881 bytes is pinned in several public repositories' checksum lists.
+_VGG16_SHA256 = "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"
+_VGG16_FROM = ("Git LFS sha256 of huggingface.co/Keiser41/mangaaa model/vgg16-397923af.pth "
+               "(commit 8ff9b84704d31282dd9b896e4abf7dec089dbe15)")
+# SuperSloMo.ckpt (avinashpaliwal/Super-SloMo's Google Drive file, id 1IvobLDbRiBgZr3ryCRrWL8xDbMZ-KnpF): the
+#   sha256sums entry of the Arch User Repository package super-slomo-git (https://aur.archlinux.org/super-slomo-git.git,
+#   PKGBUILD, a rehost of that file); the same value with 158,457,959 bytes is recorded in a public repository that
+#   downloaded the file from the README's Drive id.
+_SUPERSLOMO_SHA256 = "1931f099a99e5e65a563f9b3aae0e04b6d87d09a0c85be1f761185c6bc67506e"
+_SUPERSLOMO_FROM = "sha256sums of the AUR package super-slomo-git (PKGBUILD), which rehosts the Google Drive file"
 
 MODELS: dict[str, Released] = {m.name: m for m in (
     Released("sepconv-lf", "Niklaus et al. 2017, Video Frame Interpolation via Adaptive Separable Convolution",
@@ -102,8 +154,8 @@ MODELS: dict[str, Released] = {m.name: m for m in (
              "parity test on random weights (tests/test_parity.py); released file not run here"),
     Released("superslomo", "Jiang et al. 2018, Super SloMo (avinashpaliwal's PyTorch implementation)", "superslomo",
              "superslomo",
-             (Source("SuperSloMo.ckpt", None, None,
-                     "https://github.com/avinashpaliwal/Super-SloMo#results (Google Drive link)"),),
+             (Source("SuperSloMo.ckpt", None, _SUPERSLOMO_SHA256,
+                     "https://github.com/avinashpaliwal/Super-SloMo#results (Google Drive link)", _SUPERSLOMO_FROM),),
              "MIT (avinashpaliwal/Super-SloMo)",
              "parity test on random weights, both torch formats (tests/test_parity.py); released file not run here"),
     Released("pwcnet", "Sun et al. 2018, PWC-Net (sniklaus/pytorch-pwc), ReFIn's flow module", "pwcnet", None,
@@ -113,24 +165,28 @@ MODELS: dict[str, Released] = {m.name: m for m in (
              "parity test on random weights (tests/test_parity.py)"),
     Released("vgg19", "Simonyan & Zisserman 2015, VGG-19 (torchvision's ImageNet weights)", "vgg19", None,
              (Source("vgg19-dcbb9e9d.pth", f"{_TORCHVISION}/vgg19-dcbb9e9d.pth", None,
-                     "https://pytorch.org/vision/stable/models.html", _TORCHVISION_NOTE),),
+                     "https://pytorch.org/vision/stable/models.html", _TORCHVISION_PREFIX,
+                     name_has_sha256_prefix=True),),
              "BSD-3-Clause (torchvision)", "parity test on random weights (tests/test_parity.py)"),
     Released("vgg19-caffe", "Simonyan & Zisserman 2015, VGG-19 (the original Caffe weights, jcjohnson/pytorch-vgg), "
              "SepConv-GAN's perceptual loss", "vgg19", None,
+             # jcjohnson/pytorch-vgg's t7_to_state_dict.py names its output '%s-%s.pth' % (model, sha256sum[:8]).
              (Source("vgg19-d01eb7cb.pth", "https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth", None,
-                     "https://github.com/jcjohnson/pytorch-vgg"),),
+                     "https://github.com/jcjohnson/pytorch-vgg",
+                     "jcjohnson/pytorch-vgg t7_to_state_dict.py puts the first 8 hex digits of the file's sha256 in "
+                     "its name, which fetch checks", name_has_sha256_prefix=True),),
              "CC BY 4.0 (the VGG authors' Caffe models)", "same layout as vgg19; the released file not run here"),
     Released("lpips-alex", "Zhang et al. 2018, LPIPS (AlexNet trunk + v0.1 linear heads)", "lpips_alex", None,
-             (Source("alexnet-owt-7be5be79.pth", f"{_TORCHVISION}/alexnet-owt-7be5be79.pth", None,
-                     "https://pytorch.org/vision/stable/models.html", _TORCHVISION_NOTE),
+             (Source("alexnet-owt-7be5be79.pth", f"{_TORCHVISION}/alexnet-owt-7be5be79.pth", _ALEXNET_SHA256,
+                     "https://pytorch.org/vision/stable/models.html", _ALEXNET_FROM, name_has_sha256_prefix=True),
               Source("alex.pth", f"{_LPIPS}/alex.pth",
                      "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
                      "https://github.com/richzhang/PerceptualSimilarity", _LPIPS_WHEEL)),
              "BSD-2-Clause (PerceptualSimilarity) + BSD-3-Clause (torchvision)",
              "parity test on random weights (tests/test_parity.py)"),
     Released("lpips-vgg", "Zhang et al. 2018, LPIPS (VGG-16 trunk + v0.1 linear heads)", "lpips_vgg", None,
-             (Source("vgg16-397923af.pth", f"{_TORCHVISION}/vgg16-397923af.pth", None,
-                     "https://pytorch.org/vision/stable/models.html", _TORCHVISION_NOTE),
+             (Source("vgg16-397923af.pth", f"{_TORCHVISION}/vgg16-397923af.pth", _VGG16_SHA256,
+                     "https://pytorch.org/vision/stable/models.html", _VGG16_FROM, name_has_sha256_prefix=True),
               Source("vgg.pth", f"{_LPIPS}/vgg.pth",
                      "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
                      "https://github.com/richzhang/PerceptualSimilarity", _LPIPS_WHEEL)),
@@ -166,8 +222,8 @@ def parse_sha256(values: Sequence[str] | None, entry: Released) -> dict[str, str
   """filename -> sha256 the user verified, from `--sha256` values and $JAXVFI_SHA256 (module docstring).
 
   Raises:
-    FetchError: a value that is not 64 hex digits, names no source of `entry`, or a bare HEX where several sources
-      are unverified.
+    FetchError: a value that is not 64 hex digits, names no source of `entry`, or a bare HEX where not exactly one
+      source lacks a stored sha256.
   """
   items = list(values or [])
   items += [v for v in os.environ.get(SHA256_ENV, "").split(",") if v.strip()]
@@ -179,6 +235,8 @@ def parse_sha256(values: Sequence[str] | None, entry: Released) -> dict[str, str
       raise FetchError(f"--sha256 must be 64 hex digits (or FILE=HEX), got {item!r}")
     if not filename:
       unverified = [s.filename for s in entry.sources if s.sha256 is None]
+      if not unverified:
+        raise FetchError(f"every file of {entry.name} has a stored sha256, which fetch checks: --sha256 is not needed")
       if len(unverified) != 1:
         raise FetchError(f"{entry.name} has {len(unverified)} files without a stored sha256 ({', '.join(unverified)}"
                          "): give --sha256=FILE=HEX for each")
@@ -191,14 +249,21 @@ def parse_sha256(values: Sequence[str] | None, entry: Released) -> dict[str, str
 
 
 def expected_sha256(entry: Released, given: Mapping[str, str]) -> dict[str, str]:
-  """filename -> the sha256 each source must have: the stored value, else the user's; FetchError when one has
-  neither, or the user's contradicts a stored value."""
+  """filename -> what each source's sha256 must be: the stored value, else the user's, else (a file whose name carries
+  a sha256 prefix, module docstring) that prefix, shorter than 64 hex digits, which the sha256 must start with.
+
+  Raises:
+    FetchError: a source with none of these, or a user's value that contradicts a stored value or the name's prefix.
+  """
   out = {}
   for source in entry.sources:
     user = given.get(source.filename)
     if source.sha256 is not None and user is not None and user != source.sha256:
       raise FetchError(f"--sha256 for {source.filename} is {user}, but the published value is {source.sha256}")
-    digest = source.sha256 or user
+    prefix = source.sha256_prefix
+    if source.sha256 is None and user is not None and prefix and not user.startswith(prefix):
+      raise FetchError(f"--sha256 for {source.filename} is {user}, but its name says its sha256 starts with {prefix}")
+    digest = source.sha256 or user or prefix
     if digest is None:
       raise FetchError(f"{entry.name}: no published sha256 of {source.filename} is stored in jaxvfi, so it cannot be "
                        f"checked; download it from {source.url or source.page}, verify it, then run python -m "
@@ -206,6 +271,11 @@ def expected_sha256(entry: Released, given: Mapping[str, str]) -> dict[str, str]
                        f"{SHA256_ENV}={source.filename}=<its sha256>)")
     out[source.filename] = digest
   return out
+
+
+def _matches(got: str, want: str) -> bool:
+  """A full sha256 equal to `want`, or starting with it when `want` is a name's prefix (`expected_sha256`)."""
+  return got == want if len(want) == 64 else got.startswith(want)
 
 
 def source_url(source: Source, entry: Released, mirror: str | None = None) -> str:
@@ -228,6 +298,30 @@ def _reason(e: BaseException) -> str:
   return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
+def _network_cause(e: requests.RequestException, url: str) -> str | None:
+  """Why a request to `url` got no file, in a few words, when the network or the server is the cause (no network,
+  an unknown host, a refused connection, a timeout, an HTTP error status); None for other errors."""
+  host = urllib.parse.urlsplit(url).hostname or url
+  if isinstance(e, requests.HTTPError) and e.response is not None:
+    return f"the server answered HTTP {e.response.status_code} {e.response.reason or ''}".rstrip()
+  if isinstance(e, requests.Timeout):
+    return f"{host} did not answer in time"
+  if isinstance(e, requests.exceptions.SSLError):
+    return f"the TLS connection to {host} failed"
+  if not isinstance(e, requests.ConnectionError):
+    return None
+  reason = getattr(e.args[0], "reason", None) if e.args else None
+  text = f"{type(reason).__name__} {reason} {e}"
+  if any(k in text for k in ("NameResolutionError", "Failed to resolve", "Name or service not known",
+                             "Temporary failure in name resolution", "nodename nor servname", "getaddrinfo failed")):
+    return f"cannot resolve {host} (offline, or no DNS?)"
+  if "Network is unreachable" in text or "No route to host" in text:
+    return f"no route to {host} (offline?)"
+  if "Connection refused" in text or "actively refused" in text:
+    return f"{host} refused the connection"
+  return f"cannot connect to {host}"
+
+
 @contextlib.contextmanager
 def download_folder() -> Iterator[str]:
   """A temporary folder inside the cache for one fetch's downloads, removed afterwards whatever happens."""
@@ -243,37 +337,69 @@ def download_folder() -> Iterator[str]:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def download(entry: Released, folder: str, sha256: Mapping[str, str], mirror: str | None = None,
-             local: Mapping[str, str] | None = None) -> list[str]:
-  """Downloads (or copies from `local`: filename -> path) each source of `entry` into `folder` and checks its
-  sha256; returns their paths in the table's order.
+class _DropKnownHashHint(logging.Filter):
+  """Drops pooch's "SHA256 hash of downloaded file ... use this value as known_hash" log line, which a download
+  without a full sha256 (a name-prefix check) prints and which means nothing to a user of fetch."""
 
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("SHA256 hash of downloaded file")
+
+
+def _how_to_supply(source: Source, entry: Released) -> str:
+  """The command that fetches `source` from a copy the user got another way."""
+  sha = "" if source.check is not None else f" --sha256={source.filename}=<its sha256>"
+  return f"python -m jaxvfi.weights fetch {entry.name} --src=PATH/{source.filename}{sha}"
+
+
+def download(entry: Released, folder: str, sha256: Mapping[str, str], mirror: str | None = None,
+             local: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+  """Downloads (or copies from `local`: filename -> path) each source of `entry` into `folder` and checks its
+  sha256 against `sha256` (`expected_sha256`: a full value, or a name's prefix it must start with).
+
+  Returns:
+    (path, the file's full sha256) of each source, in the table's order.
   Raises:
     FetchError: a download that failed or was cut short, a file whose sha256 differs (the file is deleted), or a
-      full disk; one line naming the file.
+      full disk; one line naming the file (and, for a network failure, the URL, the cause and `--src`).
   """
-  paths = []
+  out = []
   local = dict(local or {})
   for source in entry.sources:
     want = sha256[source.filename]
     where = local.get(source.filename)
+    url = None
     try:
       if where is not None:
         path = os.path.join(folder, source.filename)
         shutil.copyfile(where, path)
         got = pooch.file_hash(path, alg="sha256")
-        if got != want:
-          raise FetchError(f"{entry.name}: {where} has sha256 {got}, expected {want}: refused, nothing cached")
       else:
         url = source_url(source, entry, mirror)
-        path = pooch.retrieve(url, known_hash=f"sha256:{want}", fname=source.filename, path=folder,
-                              progressbar=sys.stderr.isatty())
+        hint = _DropKnownHashHint()
+        pooch.get_logger().addFilter(hint)
+        try:
+          path = pooch.retrieve(url, known_hash=f"sha256:{want}" if len(want) == 64 else None,
+                                fname=source.filename, path=folder, progressbar=sys.stderr.isatty())
+        finally:
+          pooch.get_logger().removeFilter(hint)
+        got = want if len(want) == 64 else pooch.file_hash(path, alg="sha256")
+      if not _matches(got, want):
+        os.remove(path)
+        what = f"sha256 {want}" if len(want) == 64 else f"a sha256 starting with {want} (as its name says)"
+        raise FetchError(f"{entry.name}: {where or source.filename + ' from ' + url} has sha256 {got}, expected "
+                         f"{what}: refused, nothing cached")
     except FetchError:
       raise
     except ValueError as e:  # pooch: the downloaded file's hash differs (it has deleted the file)
       raise FetchError(f"{entry.name}: {source.filename} from {source_url(source, entry, mirror)} does not have the "
                        f"expected sha256 {want} (a changed or tampered file?): refused, nothing cached") from e
-    except (requests.RequestException, OSError) as e:
+    except requests.RequestException as e:
+      cause = _network_cause(e, url or "")
+      if cause is not None:
+        raise FetchError(f"{entry.name}: cannot download {url}: {cause}; nothing cached. Get {source.filename} "
+                         f"another way and give it: {_how_to_supply(source, entry)}") from e
       raise FetchError(f"{entry.name}: downloading {source.filename} failed ({_reason(e)}); nothing cached") from e
-    paths.append(path)
-  return paths
+    except OSError as e:
+      raise FetchError(f"{entry.name}: downloading {source.filename} failed ({_reason(e)}); nothing cached") from e
+    out.append((path, got))
+  return out

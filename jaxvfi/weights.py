@@ -195,7 +195,8 @@ def fetch(name: str, sha256: Sequence[str] | None = None, mirror: str | None = N
 
   Args:
     name: a name of `released.MODELS` (e.g. "sepconv-lf").
-    sha256: `--sha256` values for files without a stored sha256 (`released.parse_sha256`).
+    sha256: `--sha256` values for files without a stored sha256 (`released.parse_sha256`); files whose name carries
+      a sha256 prefix (torchvision's) are checked against it without one.
     mirror: a base URL that serves the files by name instead of the authors' URLs (default $JAXVFI_WEIGHTS_MIRROR).
     local: filename -> a local copy to use instead of downloading it (still checked).
     force: fetch again even when cached.
@@ -212,10 +213,10 @@ def fetch(name: str, sha256: Sequence[str] | None = None, mirror: str | None = N
     return dst
   want = released.expected_sha256(entry, released.parse_sha256(sha256, entry))
   with released.download_folder() as folder:
-    paths = released.download(entry, folder, want, mirror=mirror, local=local)
+    downloaded = released.download(entry, folder, want, mirror=mirror, local=local)
     try:
-      write_converted(entry.arch, read_sources(entry.arch, paths), dst,
-                      source_sha256=[want[s.filename] for s in entry.sources], name=name)
+      write_converted(entry.arch, read_sources(entry.arch, [path for path, _ in downloaded]), dst,
+                      source_sha256=[digest for _, digest in downloaded], name=name)
     except OSError as e:
       raise released.FetchError(f"{name}: writing {dst} failed ({utils.error_reason(e)}); nothing cached") from e
     except ValueError as e:
@@ -277,6 +278,24 @@ def export(workdir: str, dst: str | os.PathLike) -> tuple[int, int]:
   return step, sum(int(v.size) for v in arrays.values())
 
 
+def list_table() -> str:
+  """`python -m jaxvfi.weights list`: a header line, then one line per released model (name, architecture, cached or
+  not, what fetch checks without --sha256, licence)."""
+  rows = [("NAME", "ARCH", "CACHED", "CHECK", "LICENCE")]
+  for entry in released.MODELS.values():
+    checks = {s.check for s in entry.sources}
+    if None in checks:
+      check = "--sha256 needed"
+    elif checks == {"sha256"}:
+      check = "sha256"
+    else:
+      check = "sha256 prefix"
+    cached = "yes" if os.path.isfile(released.cached_path(entry.name)) else "no"
+    rows.append((entry.name, entry.arch, cached, check, entry.licence))
+  widths = [max(len(row[i]) for row in rows) for i in range(4)]
+  return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows)
+
+
 def _fetch_line(name: str, path: str) -> str:
   entry = released.get(name)
   return f"{name}: {path} ({entry.arch}{', family ' + entry.family if entry.family else ''}; licence: {entry.licence})"
@@ -298,12 +317,13 @@ def main(argv: list[str] | None = None) -> int:
   fetch_parser = sub.add_parser("fetch", help="download, check, convert and cache a released model")
   fetch_parser.add_argument("name", choices=released.NAMES)
   fetch_parser.add_argument("--sha256", action="append", default=None,
-                            help="HEX or FILE=HEX: the sha256 you verified of a file jaxvfi stores none for")
+                            help="HEX or FILE=HEX: the sha256 you verified of a file jaxvfi stores none for "
+                            "(python -m jaxvfi.weights list: CHECK)")
   fetch_parser.add_argument("--src", action="append", default=None,
                             help="a local copy of a source file (e.g. one from a Google Drive page), still checked")
   fetch_parser.add_argument("--mirror", default=None, help=f"base URL serving the files (default ${released.MIRROR_ENV})")
   fetch_parser.add_argument("--force", action="store_true", help="fetch again even when cached")
-  sub.add_parser("list", help="the released models: name, architecture, licence, cached or not")
+  sub.add_parser("list", help="the released models: name, architecture, cached or not, what fetch checks, licence")
   export_parser = sub.add_parser("export", help="a training workdir's latest checkpoint -> one model file")
   export_parser.add_argument("--workdir", required=True)
   export_parser.add_argument("--dst", required=True, help="the .safetensors to write")
@@ -314,10 +334,7 @@ def main(argv: list[str] | None = None) -> int:
       print(_fetch_line(args.name, fetch(args.name, args.sha256, args.mirror, local, args.force)))
       return 0
     if args.command == "list":
-      for entry in released.MODELS.values():
-        cached = "cached" if os.path.isfile(released.cached_path(entry.name)) else "not cached"
-        sha = "sha256 stored" if entry.verified else "sha256 not stored (--sha256 needed)"
-        print(f"{entry.name:12s} {entry.arch:11s} {cached:10s} {sha}; {entry.licence}")
+      print(list_table())
       return 0
     if args.command == "export":
       step, count = export(args.workdir, args.dst)

@@ -1,15 +1,18 @@
 """`python -m jaxvfi.weights fetch NAME` against a local HTTP server on 127.0.0.1 playing the authors' sites
 (nothing leaves the machine): the first fetch downloads, checks, converts and caches; the second is offline; a
-tampered file, an interrupted download, a full disk and an entry without a stored sha256 leave nothing cached and
-say so in one line. The served files are random weights in the authors' formats (`torch_files.save_zip`)."""
+tampered file, an interrupted download, a full disk, an unreachable server and an entry without a stored sha256
+leave nothing cached and say so in one line; a file whose name carries a sha256 prefix (torch.hub's convention) is
+checked against it. The served files are random weights in the authors' formats (`torch_files.save_zip`)."""
 from __future__ import annotations
 
 import errno
 import os
+import socket
 
 import jax
 import numpy as np
 import pytest
+import requests
 
 from helpers import serve, sha256
 
@@ -49,8 +52,27 @@ def test_table_lists_the_released_models_with_checkable_fields():
     assert entry.arch in weights.ARCHS and entry.licence and entry.sources
     assert entry.family is None or entry.family in weights.RELEASED_MODEL_CONFIG
     for source in entry.sources:
-      assert source.sha256 is None or len(source.sha256) == 64
+      assert source.sha256 is None or (len(source.sha256) == 64 and source.sha256_from)
       assert source.url is None or source.url.startswith(("http://", "https://"))
+      if source.name_has_sha256_prefix:  # torch.hub's convention: the name's hex begins the file's sha256
+        assert source.sha256_prefix and len(source.sha256_prefix) == 8 and source.sha256_from
+        assert source.sha256 is None or source.sha256.startswith(source.sha256_prefix)
+  # Checked without a user's --sha256: a stored sha256, or the torchvision / pytorch-vgg name's prefix.
+  assert [n for n, m in released.MODELS.items() if m.verified] == [
+      "superslomo", "vgg19", "vgg19-caffe", "lpips-alex", "lpips-vgg"]
+  assert released.get("vgg19").sources[0].sha256_prefix == "dcbb9e9d"
+  assert released.get("vgg19-caffe").sources[0].sha256_prefix == "d01eb7cb"
+  assert released.get("sepconv-lf").sources[0].sha256_prefix is None  # "network-lf" is not hex
+
+
+def test_list_has_a_header_and_one_line_per_model(cache, capsys):
+  assert weights.main(["list"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].split() == ["NAME", "ARCH", "CACHED", "CHECK", "LICENCE"]
+  assert [line.split()[0] for line in lines[1:]] == list(released.NAMES)
+  rows = {line.split()[0]: line for line in lines[1:]}
+  assert "--sha256 needed" in rows["sepconv-lf"] and "sha256 prefix" in rows["vgg19"]
+  assert rows["lpips-alex"].split()[2:4] == ["no", "sha256"]
 
 
 def test_fetch_converts_caches_and_is_offline_the_second_time(site, cache, capsys):
@@ -87,14 +109,66 @@ def test_tampered_file_is_refused_and_nothing_cached(site, cache, tmp_path, caps
 
 
 def test_stored_sha256_refuses_other_files(site, cache, capsys):
-  """lpips-alex's heads have a stored sha256 (the lpips wheel's file): the random fixture is refused."""
-  trunk = sha256(site / "alexnet-owt-7be5be79.pth")
+  """lpips-alex's two files have a stored sha256 (torchvision's trunk, the lpips wheel's heads): the random fixtures
+  are refused, and a user's --sha256 cannot overrule a stored value."""
   with serve(site) as (url, _):
-    assert weights.main(["fetch", "lpips-alex", f"--sha256=alexnet-owt-7be5be79.pth={trunk}",
-                         f"--mirror={url}"]) == 1
+    assert weights.main(["fetch", "lpips-alex", f"--mirror={url}"]) == 1
   err = capsys.readouterr().err
-  assert "alex.pth" in err and "expected sha256 df73285e" in err
+  assert err.count("\n") == 1 and "alexnet-owt-7be5be79.pth" in err and "expected sha256 7be5be79" in err
+  trunk = sha256(site / "alexnet-owt-7be5be79.pth")
+  assert weights.main(["fetch", "lpips-alex", f"--sha256=alexnet-owt-7be5be79.pth={trunk}"]) == 1
+  assert "but the published value is 7be5be79" in capsys.readouterr().err
   assert _cache_files(cache) == []
+
+
+@pytest.fixture
+def prefixed(site, tmp_path, monkeypatch):
+  """A released entry like torchvision's: its file, named `network-<first 8 hex of its sha256>.pytorch`, has no
+  stored sha256; returns (entry, the served folder, the file's sha256)."""
+  digest = sha256(site / "network-lf.pytorch")
+  name = f"network-{digest[:8]}.pytorch"
+  folder = tmp_path / "prefixed"
+  folder.mkdir()
+  (folder / name).write_bytes((site / "network-lf.pytorch").read_bytes())
+  entry = released.Released("sepconv-prefixed", "test", "sepconv", "sepconv",
+                            (released.Source(name, f"http://127.0.0.1:9/{name}", None, "test page", "its name",
+                                             name_has_sha256_prefix=True),), "test licence", "test")
+  monkeypatch.setitem(released.MODELS, entry.name, entry)
+  return entry, folder, digest
+
+
+def test_name_prefix_checks_a_torchvision_style_file(prefixed, cache):
+  entry, folder, digest = prefixed
+  assert entry.verified and entry.sources[0].sha256_prefix == digest[:8]
+  with serve(folder) as (url, _):
+    path = weights.fetch(entry.name, mirror=url)  # no --sha256: the name's prefix is checked
+  assert model_file.read(path).metadata["source_sha256"] == digest  # the full sha256 of what was checked
+  assert _cache_files(cache) == ["sepconv-prefixed.safetensors"]
+
+
+def test_name_prefix_refuses_a_tampered_file(prefixed, cache, tmp_path):
+  entry, folder, _ = prefixed
+  name = entry.sources[0].filename
+  data = bytearray((folder / name).read_bytes())
+  data[-1] ^= 1
+  (folder / name).write_bytes(bytes(data))
+  with serve(folder) as (url, _):
+    with pytest.raises(released.FetchError, match=f"expected a sha256 starting with {name[8:16]}.*nothing cached"):
+      weights.fetch(entry.name, mirror=url)
+  with pytest.raises(released.FetchError, match="starting with"):
+    weights.fetch(entry.name, local={name: str(folder / name)})
+  assert _cache_files(cache) == []
+
+
+def test_name_prefix_and_a_users_sha256(prefixed, cache):
+  entry, folder, digest = prefixed
+  name = entry.sources[0].filename
+  wrong = ("0" if digest[0] != "0" else "1") + digest[1:]
+  with pytest.raises(released.FetchError, match="its name says its sha256 starts with"):
+    weights.fetch(entry.name, sha256=[wrong], mirror="http://127.0.0.1:9")
+  # A full sha256 the user verified replaces the prefix check.
+  path = weights.fetch(entry.name, sha256=[digest], local={name: str(folder / name)})
+  assert model_file.read(path).metadata["source_sha256"] == digest
 
 
 def test_interrupted_download_leaves_nothing(site, cache, capsys):
@@ -129,9 +203,43 @@ def test_unverified_entry_needs_a_sha256(cache, capsys, monkeypatch):
   assert weights.main(["fetch", "sepconv-lf"]) == 1
   assert "64 hex digits" in capsys.readouterr().err
   monkeypatch.delenv(released.SHA256_ENV)
-  assert weights.main(["fetch", "superslomo", f"--sha256={'0' * 64}"]) == 1
+  assert weights.main(["fetch", "superslomo"]) == 1
   assert "no direct download URL" in capsys.readouterr().err  # a Google Drive page: --src=FILE instead
+  assert weights.main(["fetch", "superslomo", f"--sha256={'0' * 64}"]) == 1
+  assert "--sha256 is not needed" in capsys.readouterr().err  # its sha256 is stored
   assert _cache_files(cache) == []
+
+
+def _closed_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_unreachable_server_is_one_line_with_the_url_the_cause_and_src(site, cache, capsys):
+  digest = sha256(site / "network-lf.pytorch")
+  url = f"http://127.0.0.1:{_closed_port()}"
+  assert weights.main(["fetch", "sepconv-lf", f"--sha256={digest}", f"--mirror={url}"]) == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1, err
+  assert f"cannot download {url}/network-lf.pytorch: 127.0.0.1 refused the connection; nothing cached" in err
+  assert "fetch sepconv-lf --src=PATH/network-lf.pytorch --sha256=network-lf.pytorch=<its sha256>" in err
+  assert "HTTPConnectionPool" not in err and "Max retries" not in err  # requests' own text is left out
+  with serve(site) as (url, _):  # the server is up but has no network-l1.pytorch
+    assert weights.main(["fetch", "sepconv-l1", f"--sha256={digest}", f"--mirror={url}"]) == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "HTTP 404" in err and f"{url}/network-l1.pytorch" in err
+  assert _cache_files(cache) == []
+
+
+def test_offline_cause_names_the_host():
+  """What requests raises with no network (name resolution fails): the cause says so, not a traceback's text."""
+  error = requests.ConnectionError("HTTPConnectionPool(host='content.sniklaus.com', port=80): Max retries exceeded "
+                                   "(Caused by NameResolutionError(\"Failed to resolve 'content.sniklaus.com' "
+                                   "([Errno -3] Temporary failure in name resolution)\"))")
+  cause = released._network_cause(error, "http://content.sniklaus.com/sepconv/network-lf.pytorch")
+  assert cause == "cannot resolve content.sniklaus.com (offline, or no DNS?)"
+  assert released._network_cause(requests.exceptions.ChunkedEncodingError("cut"), "http://x/y") is None
 
 
 def test_local_source_file_is_checked_and_converted(site, cache):
