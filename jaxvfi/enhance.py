@@ -235,9 +235,13 @@ def enhance_video(enhancer: Enhancer, path: str, output: str, reader: video_io.V
 # ----------------------------------------------------------------------------------------------------------------
 # Command line.
 
+MODELS = cli.ToolModels("a DSFN", "DSFN", ("dsfn",))
+"""The models this tool runs (`--model` takes the released ones: none yet)."""
+
+
 def _parse_flags(argv: list[str]) -> argparse.Namespace:
   parser = cli.make_parser("python -m jaxvfi.enhance", __doc__, 2)
-  cli.add_model_flags(parser, "a DSFN")
+  cli.add_model_flags(parser, MODELS)
   parser.add_argument("--video", required=True, help="a blurry low-resolution video file")
   parser.add_argument("--output", required=True, help="a video file (2x the frame rate) or a folder for PNGs")
   parser.add_argument("--tile", type=int, default=0, help="tile side in input pixels for large frames (0: whole "
@@ -250,7 +254,7 @@ def _parse_flags(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> list[str]:
   """What the command line does; returns the paths written. Inputs and output are checked before the model loads."""
-  weights = cli.model_file_of(args)
+  weights = cli.model_file_of(args, MODELS)
   reader = video_io.VideoReader(args.video)
   try:
     config = checkpoints.read_config(args.workdir) if weights is None else model_file.read_config(weights)

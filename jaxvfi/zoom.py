@@ -193,9 +193,13 @@ def zoom_files(zoomer: Zoomer, pairs: Sequence[tuple[str, str]], progress: bool 
   return written
 
 
+MODELS = cli.ToolModels("an RGB-input SDAN", "SDAN", ("sdan",))
+"""The models this tool runs (`--model` takes the released ones: none yet)."""
+
+
 def _parse_flags(argv: list[str]) -> argparse.Namespace:
   parser = cli.make_parser("python -m jaxvfi.zoom", __doc__, 3)
-  cli.add_model_flags(parser, "an SDAN (RGB input)")
+  cli.add_model_flags(parser, MODELS)
   parser.add_argument("--input", required=True, help="an image file, or a folder of images")
   parser.add_argument("--output", required=True, help="a .png for one image, a folder for a folder")
   parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile core side in input pixels")
@@ -206,7 +210,7 @@ def _parse_flags(argv: list[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> list[str]:
   """What the command line does; returns the paths written. Inputs are checked before the model is loaded."""
-  weights = cli.model_file_of(args)
+  weights = cli.model_file_of(args, MODELS)
   pairs = plan(args.input, args.output)
   zoomer = load_model(args.workdir, tile=args.tile, overlap=args.overlap, weights=weights)
   return zoom_files(zoomer, pairs, progress=not args.no_progress)

@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 from absl import logging
 from absl.flags import argparse_flags
 
+from jaxvfi import families
 from jaxvfi import released
 from jaxvfi import weights as weights_lib
 from jaxvfi import utils
@@ -83,37 +84,78 @@ def _ntsc_hint(fps: Fraction) -> None:
                       float(fps), fps, base, float(ntsc), base)
 
 
-def check_model_flags(args: argparse.Namespace) -> None:
+@dataclasses.dataclass(frozen=True)
+class ToolModels:
+  """The models a tool runs, for its --model flag and messages.
+
+  Attributes:
+    what: the model it needs, with its article ("a DSFN").
+    kind: the same without it ("DSFN").
+    families: the families whose released weights it takes (None: the frame-interpolation families).
+  """
+  what: str
+  kind: str
+  families: tuple[str, ...] | None = None
+
+  def released(self) -> list[str]:
+    """The released models of its families (for interpolation: those that fill a family whose periodic evaluation
+    is vfi_triplet; network parts such as PWC-Net, VGG-19 and LPIPS fill none)."""
+    out = []
+    for name, entry in released.MODELS.items():
+      if self.families is None:
+        if entry.family and families.get_family(entry.family).evaluator == "vfi_triplet":
+          out.append(name)
+      elif entry.family in self.families:
+        out.append(name)
+    return out
+
+
+INTERPOLATION = ToolModels("a frame interpolation", "frame interpolation")
+
+
+def check_model_flags(args: argparse.Namespace, tool: ToolModels = INTERPOLATION) -> None:
   """--workdir, --weights and --model (every tool): one source of the model; ValueError or FileNotFoundError. A
-  namespace without --weights or --model (a library caller's) counts them as not given."""
+  namespace without --weights or --model (a library caller's) counts them as not given. Messages list only the
+  released models `tool` runs."""
+  models = tool.released()
   for name in ("workdir", "weights", "model"):
     if not hasattr(args, name):
       setattr(args, name, None)
   if args.workdir is None and args.weights is None and args.model is None:
-    raise ValueError(f"give --workdir (a training run), --weights=FILE (a model file) or --model=NAME (released: "
-                     f"{', '.join(released.NAMES)})")
+    if models:
+      raise ValueError(f"give --workdir (a training run), --weights=FILE (a model file) or --model=NAME (released: "
+                       f"{', '.join(models)})")
+    raise ValueError(f"give --workdir ({tool.what} training run) or --weights=FILE ({tool.what} model file: python "
+                     f"-m jaxvfi.weights export --workdir=W --dst=FILE.safetensors); no {tool.kind} weights are "
+                     "released, so --model has none to fetch")
   if args.workdir is not None and (args.weights is not None or args.model is not None):
     raise ValueError("give --workdir (a training run) or --weights / --model, not both")
-  if args.weights is None and args.model is not None and args.model not in released.MODELS:
-    raise ValueError(f"--model alone takes a released model's name ({', '.join(released.NAMES)}), got "
-                     f"{args.model!r}; a family name needs --weights=FILE")
+  if args.weights is None and args.model is not None and args.model not in models:
+    runs = f"released: {', '.join(models)}" if models else f"no {tool.kind} weights are released"
+    if args.model in released.MODELS:
+      raise ValueError(f"--model={args.model} is {released.MODELS[args.model].arch} weights, not {tool.what} model "
+                       f"({runs})")
+    raise ValueError(f"--model alone takes a released model's name ({', '.join(models) if models else runs}), got "
+                     f"{args.model!r}" + ("; a family name needs --weights=FILE" if models else ""))
   if args.weights is not None:
     video_io.check_file(args.weights, "--weights")
 
 
-def add_model_flags(parser: argparse.ArgumentParser, what: str) -> None:
-  """--workdir, --weights and --model of `jaxvfi.enhance` and `jaxvfi.zoom` (`what` names the model they need)."""
-  parser.add_argument("--workdir", help=f"workdir of {what} training run (config.json, checkpoints/)")
-  parser.add_argument("--weights", help=f"instead of --workdir: a model file of {what} model (python -m "
+def add_model_flags(parser: argparse.ArgumentParser, tool: ToolModels) -> None:
+  """--workdir, --weights and --model of `jaxvfi.enhance` and `jaxvfi.zoom`."""
+  models = tool.released()
+  parser.add_argument("--workdir", help=f"workdir of {tool.what} training run (config.json, checkpoints/)")
+  parser.add_argument("--weights", help=f"instead of --workdir: a model file of {tool.what} model (python -m "
                       "jaxvfi.weights export --workdir=W --dst=FILE.safetensors)")
-  parser.add_argument("--model", help=f"instead of --workdir: a released model's name ({', '.join(released.NAMES)}), "
-                      "fetched and cached on first use")
+  parser.add_argument("--model", help=(f"instead of --workdir: a released model's name ({', '.join(models)}), "
+                                       "fetched and cached on first use") if models else
+                      f"instead of --workdir: a released model's name (none yet: no {tool.kind} weights are released)")
 
 
-def model_file_of(args: argparse.Namespace) -> str | None:
+def model_file_of(args: argparse.Namespace, tool: ToolModels) -> str | None:
   """The model file `--weights` / `--model` name (a released name fetched into the cache), or None for --workdir;
   checked by `check_model_flags` first."""
-  check_model_flags(args)
+  check_model_flags(args, tool)
   if args.workdir is not None:
     return None
   return args.weights if args.weights is not None else weights_lib.fetch(args.model)
@@ -122,7 +164,7 @@ def model_file_of(args: argparse.Namespace) -> str | None:
 def check_args(args: argparse.Namespace) -> Request:
   """`jaxvfi.interpolate`'s flags (its `build_parser`): every value and combination, checked in one place before
   anything is read; ValueError (one line), FileNotFoundError for a missing --weights file."""
-  check_model_flags(args)
+  check_model_flags(args, INTERPOLATION)
   if not args.output:
     raise ValueError("--output is empty")
   pair = folder = None

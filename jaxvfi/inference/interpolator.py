@@ -246,13 +246,13 @@ def family_of_source(weights: str | None, model: str | None) -> str | None:
 def _load_released(path: str | None, name: str | None, config: ml_collections.ConfigDict | None,
                    pixel_shader: str | None = None, test_time_augmentation: bool | None = None) -> Interpolator:
   if path is None:
+    interpolation = ", ".join(n for n, m in released.MODELS.items() if m.family)
     if name not in released.MODELS:
-      raise ValueError(f"--model alone takes a released model's name ({', '.join(released.NAMES)}); a family name "
+      raise ValueError(f"--model alone takes a released interpolation model's name ({interpolation}); a family name "
                        f"({name!r}) needs --weights=FILE")
     if released.MODELS[name].family is None:
       raise ValueError(f"{name} is not an interpolation model (it is {released.MODELS[name].arch} weights for a "
-                       "config, e.g. --config.model.flow_weights=); interpolation models: "
-                       f"{', '.join(n for n, m in released.MODELS.items() if m.family)}")
+                       f"config, e.g. --config.model.flow_weights=); interpolation models: {interpolation}")
     path = weights_lib.fetch(name)
   if model_file.is_model_file(path):
     family, wanted = model_file.family_of(path), family_of_source(None, name)
