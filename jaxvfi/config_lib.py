@@ -118,6 +118,24 @@ def load_config(path: str | os.PathLike, arg: str | None = None,
   return apply_overrides(module.get_config(arg), overrides)
 
 
+def packaged_config_path(path: str) -> str | None:
+  """The file of the packaged config that a `--config` path names when that path does not exist from the current
+  directory: `configs/<name>.py` (or `<name>.py`, or any `.../configs/<name>.py`) of a config shipped as
+  `jaxvfi.configs.<name>`; None when the path exists, or names no packaged config. So the repository's
+  `--config=configs/refin.py` works from any directory of an installed jaxvfi."""
+  if not path or os.path.exists(path):
+    return None
+  folder, filename = os.path.split(os.path.normpath(path))
+  name, ext = os.path.splitext(filename)
+  if ext != ".py" or not name.isidentifier() or os.path.basename(folder) not in ("", "configs"):
+    return None
+  try:
+    spec = importlib.util.find_spec(f"jaxvfi.configs.{name}")
+  except ImportError:
+    return None
+  return spec.origin if spec is not None and spec.origin and os.path.isfile(spec.origin) else None
+
+
 def packaged_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   """`get_config(arg)` of the config shipped in the installed package as `jaxvfi.configs.<name>` (the repository's
   `configs/<name>.py`, mapped there by pyproject.toml), so that tools work from any install and any directory.

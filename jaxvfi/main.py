@@ -6,19 +6,25 @@ r"""jaxvfi entry point: flags only; the work is in `jaxvfi.train`.
   python -m jaxvfi.main --config=configs/sepconv.py --workdir=DIR --mode=eval --weights=sepconv-lf
       # released weights (a name from jaxvfi.released, fetched once) or any weights file, scored at step 0
 
+`--config=configs/<paper>.py` is that file when it exists from the current directory, else the packaged config of
+that name (`jaxvfi.configs`, installed with jaxvfi; the log says which), so the commands work from any directory.
+
 Several machines (JAX's multi-process runtime, `parallel.initialize_distributed`): `--distributed` on every process
 (under SLURM, JAX reads the cluster from the environment), or by hand --coordinator_address=HOST:PORT
 --num_processes=P --process_id=I. The global batch is split over every process's devices.
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 from jaxvfi import checkpoints
+from jaxvfi import config_lib
 from jaxvfi import model_file
 from jaxvfi import parallel
 from jaxvfi import train
@@ -47,6 +53,7 @@ _RESTORE_STEP = flags.DEFINE_string("restore_step", "latest", "Checkpoint a trai
                                     "intact (the newest step that reads without error) or a step number; newer steps "
                                     "are moved to WORKDIR/discarded_checkpoints.")
 flags.mark_flags_as_required(["workdir"])
+_CONFIG_NOTE: str | None = None  # which packaged config --config named (`packaged_config_argv`), logged by main
 
 
 def main(argv):
@@ -58,6 +65,8 @@ def main(argv):
   if _WEIGHTS.value is not None and _MODE.value != "eval":
     raise app.UsageError("--weights is for --mode=eval (training starts from a config's own initialisation)")
   utils.quiet_library_info_logs()
+  if _CONFIG_NOTE:
+    logging.info("%s", _CONFIG_NOTE)
   if _RESTORE_STEP.value not in ("latest", "intact") and not _RESTORE_STEP.value.isdigit():
     print(f"jaxvfi: error: --restore_step must be latest, intact or a step number, got {_RESTORE_STEP.value!r}",
           file=sys.stderr)
@@ -88,11 +97,37 @@ def main(argv):
     utils.exit_interrupted(e, what, hard_exit=True)
 
 
+def packaged_config_argv(argv: list[str]) -> tuple[list[str], str | None]:
+  """`argv` with a `--config=configs/<paper>.py[:arg]` that does not exist from the current directory replaced by
+  the packaged config of that name (`config_lib.packaged_config_path`), so that the repository's commands work from
+  any directory of an installed jaxvfi; and a note saying which file was used (None when nothing was replaced)."""
+  argv = list(argv)
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      value, prefix = arg[len("--config="):], "--config="
+    elif arg == "--config" and i + 1 < len(argv):
+      value, prefix, i = argv[i + 1], "", i + 1
+    else:
+      continue
+    path, colon, config_arg = value.partition(".py:")
+    path = path + ".py" if colon else value
+    packaged = config_lib.packaged_config_path(path)
+    if packaged is None:
+      return argv, None
+    argv[i] = prefix + packaged + (":" + config_arg if colon else "")
+    return argv, (f"--config={path}: no such file in the current directory {os.getcwd()}; using the packaged "
+                  f"config of that name, {packaged}")
+  return argv, None
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's parsing, with config errors reported in one line like every other user error. ml_collections raises a
   misspelt `--config.x` as a chained AttributeError traceback, and a config file that failed to load only when the
   config is first used (by then the workdir and its log exist); a `--config.x` without `--config` is an unknown
-  flag to absl."""
+  flag to absl. A `--config=configs/<paper>.py` that is not found from the current directory is the packaged config
+  of that name (`packaged_config_argv`), which the log says."""
+  global _CONFIG_NOTE
+  argv, _CONFIG_NOTE = packaged_config_argv(argv)
   overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
   if overrides and not any(a == "--config" or a.startswith("--config=") for a in argv[1:]):
     # absl would say "Unknown command line flag": the --config.* flags exist only once a config file is named.
