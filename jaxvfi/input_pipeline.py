@@ -34,12 +34,14 @@ import dataclasses
 import os
 from typing import Any, Callable, Iterator, Sequence
 
+from absl import logging
 import grain
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxvfi import data_config as data_config_lib
+from jaxvfi import utils
 from jaxvfi.datasets import registry
 from jaxvfi.datasets import synthetic
 from jaxvfi.datasets import synthetic_blur
@@ -136,10 +138,38 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
   tfds_dir = os.path.abspath(os.path.expanduser(data_config.tfds_dir))
   key = (name, tfds_dir, manual_dir, config if config is None or isinstance(config, str) else config.name)
   if key not in _PREPARED:  # prepared once per process, not once per num_examples call and again per eval
-    builder = registry.BUILDERS[name](data_dir=tfds_dir, config=config, file_format="array_record")
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    _PREPARED[key] = builder
+    make = lambda: registry.BUILDERS[name](data_dir=tfds_dir, config=config, file_format="array_record")
+    _PREPARED[key] = _prepare(make, manual_dir)
   return _PREPARED[key]
+
+
+def _is_built(builder: tfds.core.DatasetBuilder) -> bool:
+  return os.path.isfile(os.path.join(os.fspath(builder.data_path), "dataset_info.json"))
+
+
+def _prepare(make: Callable[[], tfds.core.DatasetBuilder], manual_dir: str | None) -> tfds.core.DatasetBuilder:
+  """A built dataset's builder, made by `make` and built if it is not yet; safe when several processes (e.g. two
+  trainings started at once on one tfds_dir) build the same dataset for the first time.
+
+  TFDS builds into a temporary folder and renames it into place at the end, and a second build that finishes later
+  fails on that rename (FileExistsError). So the build holds a lock file beside the dataset's folder: the others wait
+  for it, then find the dataset built and read it. Where the lock cannot work (a file system without locks, or a
+  process that took none), a build whose final rename fails because the same dataset is now complete takes that
+  complete build instead of failing.
+  """
+  builder = make()
+  if _is_built(builder):
+    return builder
+  with utils.file_lock(os.fspath(builder.data_path) + ".lock"):
+    builder = make()  # made again under the lock: a build that finished meanwhile is read from disk
+    try:
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except OSError:
+      if not _is_built(builder):
+        raise
+      logging.info("%s was built by another process at the same time; using that build", builder.data_path)
+      builder = make()
+  return builder
 
 
 def _check_split(builder: tfds.core.DatasetBuilder, data_config: ml_collections.ConfigDict, split: str) -> None:

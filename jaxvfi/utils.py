@@ -3,6 +3,7 @@ image grids, one-line error reasons, the tools' exit paths."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging as py_logging
 import os
@@ -123,6 +124,41 @@ def atomic_write_npz(path: str, arrays: dict[str, np.ndarray], compressed: bool 
   buf = io.BytesIO()
   (np.savez_compressed if compressed else np.savez)(buf, **arrays)
   _atomic_write_bytes(path, buf.getvalue())
+
+
+@contextlib.contextmanager
+def file_lock(path: str) -> Iterator[None]:
+  """An exclusive lock on the file `path` (created if missing, never removed) for the `with` block, across processes
+  and threads: `fcntl.flock` on POSIX, `msvcrt.locking` on Windows. It waits for the holder; the OS drops a lock
+  whose process died. On a file system without locks (some network mounts) it does nothing: callers stay correct
+  without it (`jaxvfi.input_pipeline.get_builder`)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "a+b") as f:
+    try:
+      if os.name == "nt":
+        import msvcrt  # pylint: disable=import-outside-toplevel
+        f.seek(0)
+        while True:
+          try:
+            msvcrt.locking(f.fileno(), msvcrt.LK_LOCK, 1)  # retries for 10 s, then raises EDEADLK
+            break
+          except OSError as e:
+            if e.errno not in (errno.EDEADLK, errno.EACCES):
+              raise
+      else:
+        import fcntl  # pylint: disable=import-outside-toplevel
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+      locked = True
+    except OSError as e:  # e.g. ENOLCK on a mount without locks
+      logging.warning("cannot lock %s (%s); going on without the lock", path, error_reason(e))
+      locked = False
+    try:
+      yield
+    finally:
+      if locked and os.name == "nt":
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+      # POSIX: closing the file releases the flock.
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
