@@ -27,7 +27,7 @@ def test_interpolation_lists_only_interpolation_models():
   assert message.startswith("give --workdir (a training run), --weights=FILE (a model file) or --model=NAME")
   assert "sepconv-lf, sepconv-l1, superslomo" in message
   assert not any(name in message.replace("sepconv-l", "") for name in NETWORK_PARTS)
-  with pytest.raises(ValueError, match="--model=vgg19 is vgg19 weights, not a frame interpolation model"):
+  with pytest.raises(ValueError, match=r"--model=vgg19 is not an interpolation model \(it is vgg19 weights"):
     cli.check_model_flags(_namespace(model="vgg19"))
   with pytest.raises(ValueError, match="released model's name .sepconv-lf, sepconv-l1, superslomo., got 'sepconv'"):
     cli.check_model_flags(_namespace(model="sepconv"))
@@ -42,7 +42,7 @@ def test_restoration_tools_list_no_released_models(tool, kind):
   message = str(e.value)
   assert f"no {kind} weights are released" in message and "jaxvfi.weights export" in message
   assert not any(name in message for name in released.NAMES)
-  with pytest.raises(ValueError, match=f"--model=sepconv-lf is sepconv weights, not {tool.what} model"):
+  with pytest.raises(ValueError, match=f"--model=sepconv-lf is not {tool.what} model .it is sepconv weights"):
     cli.check_model_flags(_namespace(model="sepconv-lf"), tool)
 
 

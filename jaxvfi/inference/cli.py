@@ -110,7 +110,7 @@ class ToolModels:
     return out
 
 
-INTERPOLATION = ToolModels("a frame interpolation", "frame interpolation")
+INTERPOLATION = ToolModels("an interpolation", "interpolation")
 
 
 def check_model_flags(args: argparse.Namespace, tool: ToolModels = INTERPOLATION) -> None:
@@ -133,8 +133,8 @@ def check_model_flags(args: argparse.Namespace, tool: ToolModels = INTERPOLATION
   if args.weights is None and args.model is not None and args.model not in models:
     runs = f"released: {', '.join(models)}" if models else f"no {tool.kind} weights are released"
     if args.model in released.MODELS:
-      raise ValueError(f"--model={args.model} is {released.MODELS[args.model].arch} weights, not {tool.what} model "
-                       f"({runs})")
+      raise ValueError(f"--model={args.model} is not {tool.what} model (it is {released.MODELS[args.model].arch} "
+                       f"weights; {runs})")
     raise ValueError(f"--model alone takes a released model's name ({', '.join(models) if models else runs}), got "
                      f"{args.model!r}" + ("; a family name needs --weights=FILE" if models else ""))
   if args.weights is not None:
