@@ -99,7 +99,7 @@ def superslomo_train(batch_size=4, size=64, donate=True) -> Case:
 
 def refin_train(donate=True) -> Case:
   """The README quickstart's step (configs/refin.py:runlocal): three UNets, L1 + warp + smoothness, Adam (cosine)."""
-  cfg = config("refin", "runlocal")
+  cfg = config("refin", "runlocal,flow=unet")  # Super-SloMo's flow UNet, as the PyTorch copy has
   model = families.build_model(cfg.model)  # the refin family: 16-channel interpolation input and refinement UNet
   loss_fn, _ = families.of(cfg).make_loss_fn(cfg)
   batch = triplet_batch(cfg.batch_size, cfg.data.crop_size, cfg.data.crop_size)

@@ -23,7 +23,10 @@ Variants (comma-separated in the arg string):
   backbone=<b>              interpolation and refinement backbone: unet | unetpp | gridnet3 | gridnet4 (Table 3)
   interp=<b>, refine=<b>    choose the two modules' backbones separately
   refinement=false          Table 2: the Super-SloMo framework without the refinement module
-  flow=pwcnet | unet        flow module: PWC-Net (the paper) or Super-SloMo's flow UNet (no pretrained weights needed)
+  flow=pwcnet | unet | dis  flow module: PWC-Net (the paper's default), Super-SloMo's flow UNet (no pretrained weights
+                            needed), or OpenCV's DIS optical flow (runlocal's and cpu's default: no parameters; the
+                            UNets start at zero, so the untrained model is the classical baseline, and learn residual
+                            flows, visibility and refinement on top of it; model.zero_heads, model.warp_padding)
   stage=1 | 2               Table 4 / Appendix C: stage 2 fine-tunes a stage-1 model with L1 only at lr 1e-6
 
 The recipe, line by line (§3, §4 "Training and Evaluation details", "Loss functions", Appendix C):
@@ -99,8 +102,10 @@ def get_config(arg=None):
   c.data.temporal_swap = False
 
   c.model.name = "refin"
-  # The quickstart uses the flow UNet unless flow= is given: PWC-Net from scratch learns little in 250 CPU steps.
-  c.model.flow = a.flow or ("unet" if a.runlocal else "pwcnet")
+  # runlocal and cpu use classical DIS flow unless flow= is given: learned flow trained on a CPU does not reach it on
+  # real video (PWC-Net from scratch learns little in 250 CPU steps; the flow UNet's CPU recipe ended 0.10 dB under
+  # DIS on carphone), so there the UNets learn what DIS lacks (BENCHMARKS.md, issue 30).
+  c.model.flow = a.flow or ("dis" if a.runlocal else "pwcnet")
   c.model.flow_weights = config_dict.placeholder(str)
   c.model.interpolation_backbone = a.interp or a.backbone
   c.model.refinement_backbone = a.refine or a.backbone
@@ -108,6 +113,12 @@ def get_config(arg=None):
   c.model.warp_padding = "zeros"
   c.model.warp_impl = "auto"
   c.model.unet_width = 1.0  # the papers' UNets; < 1 narrows every UNet (ours, for small machines)
+  c.model.zero_heads = False  # ours: True starts the interpolation and refinement heads at zero
+  if c.model.flow == "dis":
+    # Untrained, the model is then the classical baseline (jaxvfi.classical_flow, whose warps replicate the border),
+    # and training starts from it: 30.50 dB on carphone after 125 quickstart steps against 29.71 from the usual init.
+    c.model.zero_heads = True
+    c.model.warp_padding = "border"
 
   c.loss.weights = dict(l1=204.0, perceptual=0.005, warp=102.0, smoothness=1.0)
   c.loss.perceptual_layer = "relu4_4"

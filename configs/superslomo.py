@@ -45,6 +45,7 @@ def get_config(arg=None):
   c.model.warp_padding = "zeros"
   c.model.warp_impl = "auto"
   c.model.unet_width = 1.0  # the papers' UNets; < 1 narrows every UNet (ours, for small machines)
+  c.model.zero_heads = False  # ours: True starts the interpolation and refinement heads at zero
 
   c.loss.weights = dict(l1=204.0, perceptual=0.005, warp=102.0, smoothness=1.0)
   c.loss.perceptual_layer = "relu4_4"

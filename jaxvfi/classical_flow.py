@@ -16,8 +16,9 @@ where that point lies in frame b, so I_a(x) ~ I_b(x + F_a->b(x)), and warping I_
 translated by d per unit of time (I1(x) = I0(x - d)): F_0->1 = d, F_1->0 = -d, so F_t->0 = -t d and F_t->1 = (1 - t) d,
 and both warps give I0(x - t d), the content translated by t d.
 
-OpenCV is optional (`pip install "jaxvfi[classical]"`, i.e. opencv-python-headless): without it `available()` is
-False, `interpolate` raises, and the evaluations leave the row out with `UNAVAILABLE_NOTE` in their notes.
+OpenCV (opencv-python-headless) is a dependency of jaxvfi; where it is missing anyway (an install without
+dependencies) `available()` is False, `interpolate` raises, the evaluations leave the row out with `UNAVAILABLE_NOTE`
+in their notes, and a model with `model.flow = "dis"` raises ImportError.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ KEY = "classical_flow"
 """The baseline's key in evaluation results: scores[KEY] and the flat metrics <KEY>_psnr, <KEY>_ssim, ..."""
 DISPLAY_NAME = "Classical flow (DIS)"
 UNAVAILABLE_NOTE = ("classical flow (DIS) baseline not computed: OpenCV is not installed "
-                    "(pip install \"jaxvfi[classical]\", i.e. opencv-python-headless)")
+                    "(pip install opencv-python-headless, a dependency of jaxvfi)")
 
 
 def available() -> bool:

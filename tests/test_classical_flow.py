@@ -20,7 +20,7 @@ from jaxvfi import classical_flow
 from jaxvfi.evaluators import report
 from jaxvfi.evaluators import vfi_triplet
 
-needs_cv2 = pytest.mark.skipif(not classical_flow.available(), reason="OpenCV is not installed (jaxvfi[classical])")
+needs_cv2 = pytest.mark.skipif(not classical_flow.available(), reason=classical_flow.UNAVAILABLE_NOTE)
 
 
 def _texture(height, width, seed=0):
@@ -143,5 +143,5 @@ def test_without_opencv_the_row_is_absent_and_a_note_says_why(tfds_dir, tmp_path
       {"name": "Vimeo-90K", "num_examples": 2, "notes": [classical_flow.UNAVAILABLE_NOTE],
        "scores": {"model": scores, "frame_average": scores, "repeat_frame": scores}}]})
   assert "| Classical flow (DIS) |" not in table
-  assert table.rstrip().endswith("OpenCV is not installed (pip install \"jaxvfi[classical]\", i.e. "
-                                 "opencv-python-headless).")
+  assert table.rstrip().endswith("OpenCV is not installed (pip install opencv-python-headless, a dependency of "
+                                 "jaxvfi).")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import unet_count_by_hand
+from jaxvfi import classical_flow
 from jaxvfi import families
 from jaxvfi import steps
 from jaxvfi.models import superslomo
@@ -136,3 +137,80 @@ def test_unet_output_leaky_relu_is_the_release_head():
   leaky = np.asarray(unet.UNet(3, output_leaky_relu=True).apply(params, x))
   assert (linear < 0).any() and (linear > 0).any()
   np.testing.assert_allclose(leaky, np.where(linear > 0, linear, 0.1 * linear), rtol=1e-6, atol=1e-7)
+
+
+def _shifted_pair(shift=(3, 2), size=64, seed=0):
+  """A smooth random texture and the same texture moved by `shift` (x, y) pixels: (1, size, size, 3) float32."""
+  rng = np.random.default_rng(seed)
+  coarse = rng.random((size // 8 + 2, size // 8 + 2, 3)).astype(np.float32)
+  big = np.asarray(jax.image.resize(jnp.asarray(coarse), ((size // 8 + 2) * 8, (size // 8 + 2) * 8, 3), "cubic"))
+  frame0 = np.clip(big[8:8 + size, 8:8 + size], 0, 1)
+  frame1 = np.clip(big[8 - shift[1]:8 - shift[1] + size, 8 - shift[0]:8 - shift[0] + size], 0, 1)
+  return frame0[None], frame1[None]
+
+
+def _dis_model_and_params(**switches):
+  c = _config("refin")
+  c.model.flow = "dis"
+  c.model.update(switches)
+  model = families.build_model(c.model)
+  return model, steps.init_params(model, families.of(c).example_batch(c), jax.random.PRNGKey(0))
+
+
+@pytest.mark.skipif(not classical_flow.available(), reason=classical_flow.UNAVAILABLE_NOTE)
+def test_dis_flow_module_gives_opencv_dis_flows_and_no_parameters():
+  frame0, frame1 = _shifted_pair()
+  model, params = _dis_model_and_params()
+  assert set(params) == {"interpolation", "refinement"}  # the classical flow has nothing to train
+  preds = jax.jit(model.apply)({"params": params}, {"frame0": jnp.asarray(frame0), "frame1": jnp.asarray(frame1),
+                                                      "t": jnp.array([0.5])})
+  want01, want10 = classical_flow.dis_flows(frame0[0], frame1[0])
+  np.testing.assert_array_equal(np.asarray(preds["flow_01"][0]), want01)
+  np.testing.assert_array_equal(np.asarray(preds["flow_10"][0]), want10)
+  # The texture moved by (3, 2): DIS finds it inside the frame (borders excepted).
+  np.testing.assert_allclose(np.median(want01[8:-8, 8:-8].reshape(-1, 2), axis=0), (3, 2), atol=0.25)
+
+
+@pytest.mark.skipif(not classical_flow.available(), reason=classical_flow.UNAVAILABLE_NOTE)
+def test_untrained_dis_model_with_zero_heads_is_the_classical_baseline():
+  """zero_heads: no residual flow, visibility 0.5 and no refinement, so Eq. (3) at t = 0.5 is the classical
+  baseline's linear blend of the two warps (the border rule "border" is its replicated border). The oracle is
+  `classical_flow.interpolate` (cv2.remap, whose bilinear weights are quantised to 1/32 pixel)."""
+  frame0, frame1 = _shifted_pair()
+  model, params = _dis_model_and_params(zero_heads=True, warp_padding="border")
+  preds = model.apply({"params": params}, {"frame0": jnp.asarray(frame0), "frame1": jnp.asarray(frame1),
+                                           "t": jnp.array([0.5])})
+  want = classical_flow.interpolate(frame0[0], frame1[0], 0.5)
+  got = np.asarray(preds["image"][0])
+  np.testing.assert_array_equal(np.asarray(preds["visibility_t0"]), 0.5)
+  np.testing.assert_array_equal(np.asarray(preds["image"]), np.asarray(preds["image_blend"]))
+  assert np.max(np.abs(got - want)) < 0.02 and np.mean(np.abs(got - want)) < 2e-3
+  # Without zero heads the untrained UNets move the result away from the baseline.
+  model, params = _dis_model_and_params(warp_padding="border")
+  other = np.asarray(model.apply({"params": params}, {"frame0": jnp.asarray(frame0), "frame1": jnp.asarray(frame1),
+                                                      "t": jnp.array([0.5])})["image"][0])
+  assert np.mean(np.abs(other - want)) > 1e-2
+
+
+@pytest.mark.skipif(not classical_flow.available(), reason=classical_flow.UNAVAILABLE_NOTE)
+def test_dis_model_trains_its_heads_through_the_host_flow():
+  """pure_callback has no derivative, but the frames carry none: the gradient reaches the zero heads (and only them at
+  the first step, the bodies' gradient passing through the zero heads)."""
+  frame0, frame1 = _shifted_pair()
+  target = 0.5 * (frame0 + frame1)
+  model, params = _dis_model_and_params(zero_heads=True)
+  batch = {"frame0": jnp.asarray(frame0), "frame1": jnp.asarray(frame1), "t": jnp.array([0.5])}
+  loss = lambda p: jnp.mean(jnp.abs(model.apply({"params": p}, batch)["image"] - target))
+  grads = jax.jit(jax.grad(loss))(params)
+  for module in ("interpolation", "refinement"):
+    head = grads[module]["conv3"]
+    assert np.all(np.isfinite(np.asarray(head["kernel"]))) and np.any(np.asarray(head["kernel"]) != 0), module
+    assert np.all(np.asarray(grads[module]["conv1"]["kernel"]) == 0), module
+
+
+def test_zero_head_unet_outputs_zeros():
+  x = jnp.asarray(np.random.default_rng(0).random((1, 32, 32, 6)), jnp.float32)
+  net = unet.UNet(5, zero_head=True, width=0.25)
+  params = net.init(jax.random.PRNGKey(0), x)
+  np.testing.assert_array_equal(np.asarray(net.apply(params, x)), 0.0)
+  assert np.any(np.asarray(params["params"]["conv2"]["kernel"]) != 0)  # only the head starts at zero

@@ -37,8 +37,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from jaxvfi import batches
+from jaxvfi import classical_flow
 from jaxvfi import losses
 from jaxvfi import steps
 from jaxvfi import torch_weights
@@ -92,7 +94,33 @@ class FlowPWC(nn.Module):
     return flows[:n], flows[n:]
 
 
-FLOWS = {"unet": FlowUNet, "pwcnet": FlowPWC}
+class FlowDIS(nn.Module):
+  """(F0->1, F1->0) of OpenCV's DIS optical flow (`jaxvfi.classical_flow.dis_flows`, medium preset): no parameters.
+
+  The classical flow replaces the learned flow module, and the interpolation (and refinement) modules learn what it
+  lacks: residual flows, visibility and the blend (Eqs. (2) to (4)). It runs on the host through
+  `jax.pure_callback`, example by example, on the 8-bit grayscale frames, and passes no gradient (there is nothing
+  to train upstream of it). Needs OpenCV (opencv-python-headless, a dependency of
+  jaxvfi); without it the model raises ImportError when traced.
+  """
+
+  @nn.compact
+  def __call__(self, frame0, frame1):
+    if not classical_flow.available():
+      raise ImportError(classical_flow.UNAVAILABLE_NOTE.replace("baseline not computed", "flow module unavailable"))
+    shape = jax.ShapeDtypeStruct(frame0.shape[:3] + (2,), jnp.float32)
+
+    def host_flows(f0, f1):
+      flows = [classical_flow.dis_flows(a, b) for a, b in zip(np.asarray(f0), np.asarray(f1))]
+      return (np.stack([f[0] for f in flows]).astype(np.float32),
+              np.stack([f[1] for f in flows]).astype(np.float32))
+
+    flow_01, flow_10 = jax.pure_callback(host_flows, (shape, shape), jax.lax.stop_gradient(frame0),
+                                         jax.lax.stop_gradient(frame1), vmap_method="sequential")
+    return flow_01.astype(frame0.dtype), flow_10.astype(frame0.dtype)
+
+
+FLOWS = {"unet": FlowUNet, "pwcnet": FlowPWC, "dis": FlowDIS}
 
 
 class FlowInterpolator(nn.Module):
@@ -100,7 +128,7 @@ class FlowInterpolator(nn.Module):
 
   Attributes:
     variant: "superslomo" (20-channel interpolation input, no refinement) or "refin".
-    flow: "unet" (Super-SloMo flow UNet) or "pwcnet".
+    flow: "unet" (Super-SloMo flow UNet), "pwcnet" or "dis" (classical DIS optical flow, `FlowDIS`).
     interpolation_backbone / refinement_backbone: names in `jaxvfi.models.backbones`.
     use_refinement: ReFIn's refinement module (Table 2 ablation switches it off).
     warp_padding: border behaviour of bw(., .) (`pallas_kernels.backward_warp`).
@@ -109,6 +137,9 @@ class FlowInterpolator(nn.Module):
       docstring); `unet_output_leaky_relu` applies to every UNet of the model and needs UNet backbones.
     unet_width: channel multiplier of the model's UNets, the flow UNet and UNet backbones
       (`jaxvfi.models.unet.UNet.width`; 1.0 is the papers' network); other backbones keep their size.
+    zero_heads: the interpolation and refinement UNets' heads start at zero (`jaxvfi.models.unet.UNet.zero_head`), so
+      the untrained model is Eqs. (1) and (3) with the flow module's flows, equal visibility and no refinement: with
+      `flow="dis"` the classical baseline (`jaxvfi.classical_flow`) up to the warp's border rule. UNet backbones only.
   """
   variant: str = "refin"
   flow: str = "unet"
@@ -122,6 +153,7 @@ class FlowInterpolator(nn.Module):
   input_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
   warp_centered: bool = False
   unet_width: float = 1.0
+  zero_heads: bool = False
 
   def _warp(self, image, flow):
     """bw(image, flow) of [0, 1] frames; with `warp_centered` the mean-subtracted frame is warped (module docstring)."""
@@ -136,6 +168,8 @@ class FlowInterpolator(nn.Module):
     options = {"output_leaky_relu": True} if self.unet_output_leaky_relu else {}
     if self.unet_width != 1.0 and name == "unet":
       options["width"] = self.unet_width
+    if self.zero_heads:
+      options["zero_head"] = True
     return backbones.build(name, out_channels, module_name, **options)
 
   def alignment(self) -> int:
@@ -217,7 +251,8 @@ def build(model_config, variant: str = VARIANT) -> FlowInterpolator:
       warp_sample_shift=float(model_config.get("warp_sample_shift", 0.0)),
       input_mean=tuple(float(m) for m in model_config.get("input_mean", (0.5, 0.5, 0.5))),
       warp_centered=model_config.get("warp_centered", False),
-      unet_width=float(model_config.get("unet_width", 1.0)))
+      unet_width=float(model_config.get("unet_width", 1.0)),
+      zero_heads=bool(model_config.get("zero_heads", False)))
 
 
 def _untrained_pwcnet(config) -> bool:

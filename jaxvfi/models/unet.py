@@ -92,10 +92,14 @@ class UNet(nn.Module):
       LeakyReLU(0.1) after the head, needed by its weights).
     width: multiplies every layer's channels (32 ... 512 at 1.0, the papers' network). Ours, for CPU budgets: at 0.5
       a step costs about a quarter of the FLOPs and the parameters drop about 4x (configs/refin.py:cpu).
+    zero_head: False (default: the head initialised like every conv) or True (ours: the head's kernel and bias start
+      at zero, so an untrained UNet outputs zeros and a module that adds its output, a residual flow or image, starts
+      as the identity; the head's gradient is not zero, so it trains as usual).
   """
   out_channels: int
   output_leaky_relu: bool = False
   width: float = 1.0
+  zero_head: bool = False
 
   ALIGN = ALIGN
 
@@ -117,5 +121,6 @@ class UNet(nn.Module):
     x = Up(f(128), name="up3")(x, s3)
     x = Up(f(64), name="up4")(x, s2)
     x = Up(f(32), name="up5")(x, s1)
-    x = Conv(self.out_channels, (3, 3), name="conv3")(x)
+    init = {"kernel_init": nn.initializers.zeros, "bias_init": nn.initializers.zeros} if self.zero_head else {}
+    x = Conv(self.out_channels, (3, 3), name="conv3", **init)(x)
     return leaky_relu(x) if self.output_leaky_relu else x
