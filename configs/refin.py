@@ -7,10 +7,13 @@ Run (the paper's recipe; the embedded data unless --config.data.name/dir point a
 Stage 2 from a stage-1 workdir:
   python -m jaxvfi.main --config=configs/refin.py:stage=2 --workdir=/tmp/refin_s2 --config.init_from=/tmp/refin
 Variants (comma-separated in the arg string):
-  runlocal                  the README quickstart: UNet flow, batch 4 of 64x64 crops, 250 steps on the mixture of
-                            rendered and real clips, about 5 minutes on 2 CPU cores; validation on the real video
-                            carphone
-  cpu                       the CPU recipe: runlocal's data, every UNet at half width (model.unet_width = 0.5),
+  runlocal                  the README quickstart: classical DIS flow (flow=dis) under the interpolation and
+                            refinement UNets, batch 4 of 64x64 crops, 250 steps on the mixture of rendered and real
+                            clips, about 5 minutes on 2 CPU cores; validation on the real video carphone: 30.51 dB,
+                            +1.12 over frame averaging and 0.02 under the untrained classical baseline
+                            (BENCHMARKS.md); flow=unet is the learned-flow quickstart (29.67 dB)
+  cpu                       the CPU recipe: runlocal's data, the flow UNet (flow=unet unless flow= is given),
+                            every UNet at half width (model.unet_width = 0.5),
                             batch 8, 6,000 steps, examples randomly shrunk by up to 2x before the crop
                             (data.random_downscale = 0.5), flipped up-down too and their colour channels reversed
                             (RIFE), about an hour on 2 cores; evaluated with test-time augmentation
@@ -24,7 +27,7 @@ Variants (comma-separated in the arg string):
   interp=<b>, refine=<b>    choose the two modules' backbones separately
   refinement=false          Table 2: the Super-SloMo framework without the refinement module
   flow=pwcnet | unet | dis  flow module: PWC-Net (the paper's default), Super-SloMo's flow UNet (no pretrained weights
-                            needed), or OpenCV's DIS optical flow (runlocal's and cpu's default: no parameters; the
+                            needed), or OpenCV's DIS optical flow (runlocal's default: no parameters; the
                             UNets start at zero, so the untrained model is the classical baseline, and learn residual
                             flows, visibility and refinement on top of it; model.zero_heads, model.warp_padding)
   stage=1 | 2               Table 4 / Appendix C: stage 2 fine-tunes a stage-1 model with L1 only at lr 1e-6
@@ -102,10 +105,10 @@ def get_config(arg=None):
   c.data.temporal_swap = False
 
   c.model.name = "refin"
-  # runlocal and cpu use classical DIS flow unless flow= is given: learned flow trained on a CPU does not reach it on
-  # real video (PWC-Net from scratch learns little in 250 CPU steps; the flow UNet's CPU recipe ended 0.10 dB under
-  # DIS on carphone), so there the UNets learn what DIS lacks (BENCHMARKS.md, issue 30).
-  c.model.flow = a.flow or ("dis" if a.runlocal else "pwcnet")
+  # Unless flow= is given: the quickstart starts from classical DIS flow, which its 250 steps cannot match with a
+  # learned flow (29.67 dB on carphone with the flow UNet, 30.51 with DIS; PWC-Net from scratch learns little); the
+  # CPU recipe keeps the flow UNet, as DIS flow under its hour of training ended no better (BENCHMARKS.md, issue 30).
+  c.model.flow = a.flow or ("unet" if a.cpu else "dis" if a.runlocal else "pwcnet")
   c.model.flow_weights = config_dict.placeholder(str)
   c.model.interpolation_backbone = a.interp or a.backbone
   c.model.refinement_backbone = a.refine or a.backbone
@@ -116,7 +119,8 @@ def get_config(arg=None):
   c.model.zero_heads = False  # ours: True starts the interpolation and refinement heads at zero
   if c.model.flow == "dis":
     # Untrained, the model is then the classical baseline (jaxvfi.classical_flow, whose warps replicate the border),
-    # and training starts from it: 30.50 dB on carphone after 125 quickstart steps against 29.71 from the usual init.
+    # and training starts from it: 30.50 dB on carphone after 125 quickstart steps against 29.71 from the usual init
+    # (BENCHMARKS.md).
     c.model.zero_heads = True
     c.model.warp_padding = "border"
 
@@ -182,4 +186,4 @@ def set_data(c, data: str) -> None:
   c.data.name = "video_clips"
   if data == "mixture":
     c.data.mixture = {"rendered": {"name": "jaxvfi_synthetic", "weight": 1.0},
-                      "real": {"name": "video_clips", "weight": 2.0, "dir": None}}  # None: data.dir
+                      "real": {"name": "video_clips", "weight": 2.0, "dir": config_dict.placeholder(str)}}  # None: data.dir
