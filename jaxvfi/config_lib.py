@@ -136,6 +136,29 @@ def packaged_config_path(path: str) -> str | None:
   return spec.origin if spec is not None and spec.origin and os.path.isfile(spec.origin) else None
 
 
+def packaged_config_argv(argv: list[str]) -> tuple[list[str], str | None]:
+  """`argv` with a `--config=configs/<paper>.py[:arg]` that does not exist from the current directory replaced by
+  the packaged config of that name (`packaged_config_path`), so that the repository's commands work from
+  any directory of an installed jaxvfi; and a note saying which file was used (None when nothing was replaced)."""
+  argv = list(argv)
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      value, prefix = arg[len("--config="):], "--config="
+    elif arg == "--config" and i + 1 < len(argv):
+      value, prefix, i = argv[i + 1], "", i + 1
+    else:
+      continue
+    path, colon, config_arg = value.partition(".py:")
+    path = path + ".py" if colon else value
+    packaged = packaged_config_path(path)
+    if packaged is None:
+      return argv, None
+    argv[i] = prefix + packaged + (":" + config_arg if colon else "")
+    return argv, (f"--config={path}: no such file in the current directory {os.getcwd()}; using the packaged "
+                  f"config of that name, {packaged}")
+  return argv, None
+
+
 def packaged_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
   """`get_config(arg)` of the config shipped in the installed package as `jaxvfi.configs.<name>` (the repository's
   `configs/<name>.py`, mapped there by pyproject.toml), so that tools work from any install and any directory.

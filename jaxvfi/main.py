@@ -15,7 +15,6 @@ Several machines (JAX's multi-process runtime, `parallel.initialize_distributed`
 """
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import app
@@ -53,7 +52,7 @@ _RESTORE_STEP = flags.DEFINE_string("restore_step", "latest", "Checkpoint a trai
                                     "intact (the newest step that reads without error) or a step number; newer steps "
                                     "are moved to WORKDIR/discarded_checkpoints.")
 flags.mark_flags_as_required(["workdir"])
-_CONFIG_NOTE: str | None = None  # which packaged config --config named (`packaged_config_argv`), logged by main
+_CONFIG_NOTE: str | None = None  # which packaged config --config named (config_lib.packaged_config_argv)
 
 
 def main(argv):
@@ -97,37 +96,14 @@ def main(argv):
     utils.exit_interrupted(e, what, hard_exit=True)
 
 
-def packaged_config_argv(argv: list[str]) -> tuple[list[str], str | None]:
-  """`argv` with a `--config=configs/<paper>.py[:arg]` that does not exist from the current directory replaced by
-  the packaged config of that name (`config_lib.packaged_config_path`), so that the repository's commands work from
-  any directory of an installed jaxvfi; and a note saying which file was used (None when nothing was replaced)."""
-  argv = list(argv)
-  for i, arg in enumerate(argv):
-    if arg.startswith("--config="):
-      value, prefix = arg[len("--config="):], "--config="
-    elif arg == "--config" and i + 1 < len(argv):
-      value, prefix, i = argv[i + 1], "", i + 1
-    else:
-      continue
-    path, colon, config_arg = value.partition(".py:")
-    path = path + ".py" if colon else value
-    packaged = config_lib.packaged_config_path(path)
-    if packaged is None:
-      return argv, None
-    argv[i] = prefix + packaged + (":" + config_arg if colon else "")
-    return argv, (f"--config={path}: no such file in the current directory {os.getcwd()}; using the packaged "
-                  f"config of that name, {packaged}")
-  return argv, None
-
-
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's parsing, with config errors reported in one line like every other user error. ml_collections raises a
   misspelt `--config.x` as a chained AttributeError traceback, and a config file that failed to load only when the
   config is first used (by then the workdir and its log exist); a `--config.x` without `--config` is an unknown
   flag to absl. A `--config=configs/<paper>.py` that is not found from the current directory is the packaged config
-  of that name (`packaged_config_argv`), which the log says."""
+  of that name (`config_lib.packaged_config_argv`), which the log says."""
   global _CONFIG_NOTE
-  argv, _CONFIG_NOTE = packaged_config_argv(argv)
+  argv, _CONFIG_NOTE = config_lib.packaged_config_argv(argv)
   overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
   if overrides and not any(a == "--config" or a.startswith("--config=") for a in argv[1:]):
     # absl would say "Unknown command line flag": the --config.* flags exist only once a config file is named.

@@ -24,8 +24,9 @@ def test_quickstart_notebook(tfds_dir, tmp_path, monkeypatch):
       "WORKDIR": str(tmp_path / "colab"),
       "OVERRIDES": {**REFIN_TINY, "data.tfds_dir": tfds_dir, "num_train_steps": 1},
   })
-  # Quarter-width UNets (REFIN_TINY): flow 6 -> 4 channels, interpolation 16 -> 5, refinement 20 -> 3.
-  assert ns["counts"]["total"] == sum(unet_count_by_hand(i, o, 0.25) for i, o in [(6, 4), (16, 5), (20, 3)])
+  # Quarter-width UNets (REFIN_TINY): interpolation 16 -> 5, refinement 20 -> 3; the quickstart's flow is DIS (no
+  # parameters).
+  assert ns["counts"]["total"] == sum(unet_count_by_hand(i, o, 0.25) for i, o in [(16, 5), (20, 3)])
   assert ns["record"]["step"] == 1
   assert (tmp_path / "colab" / "samples" / "eval_1.png").exists()
 

@@ -85,23 +85,22 @@ def test_configs_and_the_data_config_load_no_input_pipeline():
 
 def test_config_path_falls_back_to_the_packaged_config(tmp_path, monkeypatch):
   """`--config=configs/<paper>.py` from another directory than a checkout's root is the packaged config."""
-  from jaxvfi import main  # pylint: disable=import-outside-toplevel
   monkeypatch.chdir(tmp_path)
   packaged = config_lib.packaged_config_path("configs/refin.py")
   assert packaged is not None and os.path.isabs(packaged) and os.path.basename(packaged) == "refin.py"
   assert config_lib.load_config(packaged, "runlocal").to_dict() == _load("refin")("runlocal").to_dict()
-  argv, note = main.packaged_config_argv(["prog", "--config=configs/refin.py:runlocal,data=rendered", "--workdir=w"])
+  argv, note = config_lib.packaged_config_argv(["prog", "--config=configs/refin.py:runlocal,data=rendered", "--workdir=w"])
   assert argv == ["prog", f"--config={packaged}:runlocal,data=rendered", "--workdir=w"]
   assert "configs/refin.py" in note and packaged in note and str(tmp_path) in note
-  argv, _ = main.packaged_config_argv(["prog", "--config", "refin.py", "--workdir=w"])
+  argv, _ = config_lib.packaged_config_argv(["prog", "--config", "refin.py", "--workdir=w"])
   assert argv == ["prog", "--config", packaged, "--workdir=w"]
   for kept in (["prog", "--config=configs/nonexistent.py"],  # no packaged config of that name: absl's error
                ["prog", "--config=elsewhere/refin.py"],  # a folder other than configs/ is the user's own path
                ["prog", "--config.seed=3"]):
-    assert main.packaged_config_argv(kept) == (kept, None)
+    assert config_lib.packaged_config_argv(kept) == (kept, None)
   (tmp_path / "configs").mkdir()
   (tmp_path / "configs" / "refin.py").write_text("def get_config(arg=None): ...\n")
-  assert main.packaged_config_argv(["prog", "--config=configs/refin.py"]) == (["prog", "--config=configs/refin.py"],
+  assert config_lib.packaged_config_argv(["prog", "--config=configs/refin.py"]) == (["prog", "--config=configs/refin.py"],
                                                                                None)  # an existing file is used
 
 

@@ -237,7 +237,7 @@ def _cli(*args, timeout=600):
 
 
 def test_cli_frames_refin_equals_the_model_applied_directly(tmp_path):
-  config = _config("refin", "runlocal,backbone=unetpp")
+  config = _config("refin", "runlocal,backbone=unetpp,flow=unet")
   assert config.model.flow == "unet"
   model = families.build_model(config.model)
   workdir = write_workdir(tmp_path / "refin", config, random_params(model, config, seed=2), step=3)
