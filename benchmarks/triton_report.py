@@ -11,7 +11,8 @@ of one kernel, not absolute work.
   pip install triton            # optional dependency of this script only (it ships ptxas)
   python benchmarks/triton_report.py [--arch 90a,89] [--markdown]
 
-Sizes: SepConv at 1080p (1920x1080, K = 51, C = 3); the backward warp at 1080p with C = 3; DSFN's deformable conv
+Sizes: SepConv at 1080p (1920x1080, K = 51, C = 3); the backward warp at 1080p with C = 3, differentiated for
+both arguments and for the flow only (a constant image: warping input frames); DSFN's deformable conv
 (128 channels, 8 groups, v1, 180x320 feature maps: 720p / 4); SDAN's squared deformable conv (64 channels, 128x128).
 Uses private jax APIs (the abstract device, the Triton dialect's context) and exits with a message if they moved.
 """
@@ -54,8 +55,8 @@ f32 = jnp.float32
 S = jax.ShapeDtypeStruct
 
 
-def _grad(fn, nargs):
-  return jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(nargs)))
+def _grad(fn, nargs, argnums=None):
+  return jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(nargs)) if argnums is None else argnums)
 
 
 def cases():
@@ -72,6 +73,7 @@ def cases():
   sq_args = (S((1, 128, 128, 64), f32), S((1, 128, 128, 2), f32), S((3, 3, 64, 64), f32))
   return [("sepconv 1080p K=51", _grad(sep, 3), sep_args),
           ("warp 1080p C=3", _grad(wp, 2), wp_args),
+          ("warp 1080p C=3, flow grad only", _grad(wp, 2, argnums=1), wp_args),  # warping input frames
           ("DCN DSFN 180x320 C=128 G=8", _grad(dcn, 3), dcn_args),
           ("squared DCN SDAN 128x128 C=64", _grad(sq, 3), sq_args)]
 
