@@ -161,6 +161,10 @@ _warp_cpu.defvjp(_warp_cpu_fwd, _warp_cpu_bwd)
 # ---------------------------------------------------------------------------------------------------------------------
 
 _TILE = 1024  # Elements per (pixels x channels) tile: a few registers per thread for each of the 4-5 live tiles.
+# The backward kernels run at 8 warps (4 tile elements per thread): at 4 warps the image-gradient kernel spilled 16 B
+# per thread on sm_90a at C = 3; at 8 warps neither backward kernel spills at C = 3 or 64 (benchmarks/triton_report.py,
+# BENCHMARKS.md). The forward stays at 4 warps (62 registers, no spills).
+_BWD_WARPS = 8
 
 
 def _block_sizes(c: int) -> tuple[int, int]:
@@ -314,7 +318,7 @@ def _backward(image, flow, g, padding, interpret, block, image_grad=True):
   npix = n * h * w
   args = [image.reshape(npix, c), flow.reshape(-1), g.reshape(npix, c)]
   gflow_shape = jax.ShapeDtypeStruct((npix * 2,), jnp.float32)
-  kwargs = dict(grid=(common.cdiv(npix, dims["bp"]),), interpret=interpret)
+  kwargs = dict(grid=(common.cdiv(npix, dims["bp"]),), num_warps=_BWD_WARPS, interpret=interpret)
   kernel = functools.partial(_backward_kernel, padding=padding, image_grad=image_grad, atomic=not interpret, **dims)
   if not image_grad:
     # Its own name, so the lowered HLO (and `benchmarks/triton_report.py`) tells the two backward kernels apart.
