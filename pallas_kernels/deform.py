@@ -730,20 +730,37 @@ def deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Ar
     bias: optional (Cout,).
     mask: optional (N,H,W,G*k*k) modulation (DCN v2), channel g*K + t.
     offset_groups: G, a divisor of Cin: group g samples channels [g*Cin/G, (g+1)*Cin/G) at its own offsets.
-    impl: "pallas" (interpret mode off-GPU), "xla" (the `jnp` reference) or "auto" (Pallas on GPU).
+    impl: "pallas" (interpret mode off-GPU), "xla" (the `jnp` reference) or "auto": the reference off-GPU; on a
+      GPU `common.auto_choice("deform_conv")` for the forward and `"deform_conv.backward"` for the backward (until
+      GPU timings say otherwise: the Pallas forward, differentiated by XLA, since the Pallas input gradient is
+      made of fenced atomics; pallas_kernels/README.md).
   Returns:
     (N,H,W,Cout) in x's dtype; stride 1, "same" padding.
   Raises:
     ValueError: shapes that do not fit together, or G not a divisor of Cin.
   """
-  if common.resolve_impl(impl) == "xla":
-    return deform_conv_reference(x, offset, weight, bias, mask, offset_groups=offset_groups)
-  return deform_conv_pallas(x, offset, weight, bias, mask, offset_groups=offset_groups)
+  pallas = lambda *a, interpret=None: deform_conv_pallas(*a, offset_groups=offset_groups, interpret=interpret)
+  reference = lambda *a: deform_conv_reference(*a, offset_groups=offset_groups)
+  return _dispatch("deform_conv", impl, pallas, reference, (x, offset, weight, bias, mask))
 
 
 def squared_deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *,
                         impl: str = "auto") -> jax.Array:
-  """Squared deformable convolution (Eq. (5), SDAN): `offset` (N,H,W,2) = one (dy, dx) per window."""
-  if common.resolve_impl(impl) == "xla":
-    return squared_deform_conv_reference(x, offset, weight, bias)
-  return squared_deform_conv_pallas(x, offset, weight, bias)
+  """Squared deformable convolution (Eq. (5), SDAN): `offset` (N,H,W,2) = one (dy, dx) per window.
+
+  `impl` as for `deform_conv`, with the keys "squared_deform_conv" and "squared_deform_conv.backward".
+  """
+  pallas = lambda *a, interpret=None: squared_deform_conv_pallas(*a, interpret=interpret)
+  return _dispatch("squared_deform_conv", impl, pallas, squared_deform_conv_reference, (x, offset, weight, bias))
+
+
+def _dispatch(op: str, impl: str, pallas, reference, args, interpret: bool | None = None):
+  """Runs `op` as `impl` resolves; "auto" on a GPU may pair a forward of one impl with the backward of the other
+  (`common.split_vjp`). `interpret` reaches the Pallas kernels (tests run the split in interpret mode)."""
+  resolved = common.resolve_impl(impl, op=op)
+  fwd = resolved
+  bwd = common.auto_choice(f"{op}.backward") if impl == "auto" and common.on_gpu() else resolved
+  impls = {"pallas": functools.partial(pallas, interpret=interpret), "xla": reference}
+  if fwd == bwd:
+    return impls[fwd](*args)
+  return common.split_vjp(impls[fwd], impls[bwd])(*args)

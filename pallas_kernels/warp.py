@@ -58,16 +58,20 @@ def backward_warp(image: jax.Array, flow: jax.Array, *, padding: str = "zeros", 
   """Backward warp of `image` (N,H,W,C) by `flow` (N,H,W,2) = (dx, dy) in pixels; see the module docstring.
 
   `impl`: "pallas" (`backward_warp_pallas`, which documents what is not bit-deterministic), "xla" (the reference,
-  differentiated by autodiff), "cpu" (the reference's forward with a hand-written backward, below) or "auto" (Pallas
-  on a GPU backend, "cpu" elsewhere).
+  differentiated by autodiff), "cpu" (the reference's forward with a hand-written backward, below) or "auto": "cpu"
+  off-GPU; on a GPU `common.auto_choice("backward_warp")` for the forward and for the backward of a constant image
+  (Pallas: the flow-gradient kernel has no atomics), and `common.auto_choice("backward_warp.image_grad")` for the
+  backward when the image is differentiated (XLA: the Pallas image gradient is made of fenced atomics).
   """
-  impl = common.resolve_impl(impl, has_cpu_impl=True)
+  requested = impl
+  impl = common.resolve_impl(impl, has_cpu_impl=True, op="backward_warp")
   if impl == "xla":
     return backward_warp_reference(image, flow, padding)
   if impl == "cpu":
     _check(image, flow, padding)
     return _warp_cpu(image, flow.astype(jnp.float32), padding)
-  return backward_warp_pallas(image, flow, padding)
+  image_grad = common.auto_choice("backward_warp.image_grad") if requested == "auto" else "pallas"
+  return backward_warp_pallas(image, flow, padding, image_grad=image_grad)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -339,8 +343,9 @@ def _backward(image, flow, g, padding, interpret, block, image_grad=True):
   return gimg.reshape(n, h, w, c), gflow.reshape(n, h, w, 2)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _warp_pallas(image, flow, padding, interpret, block):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _warp_pallas(image, flow, padding, interpret, block, image_grad):
+  del image_grad
   return _forward(image, flow, padding, interpret, block)
 
 
@@ -351,17 +356,22 @@ def _warp_pallas(image, flow, padding, interpret, block):
 # gradient kernel runs, without the scatter and its atomics. Whether the image gradient is wanted travels to the
 # backward rule in the residuals' tree structure (a trailing `None` leafless node), which is static, not as an array.
 
-def _warp_pallas_fwd(image, flow, padding, interpret, block):
+def _warp_pallas_fwd(image, flow, padding, interpret, block, image_grad):
+  del image_grad
   out = _forward(image.value, flow.value, padding, interpret, block)
   res = (image.value, flow.value) if image.perturbed else (image.value, flow.value, None)
   return out, res
 
 
-def _warp_pallas_bwd(padding, interpret, block, res, g):
+def _warp_pallas_bwd(padding, interpret, block, image_grad_impl, res, g):
+  """`image_grad_impl` "pallas": both gradients from the Pallas kernel (atomics for the image's); "xla": when the
+  image is differentiated, both from `_warp_cpu_bwd` (jnp gathers and XLA's scatter-add; "auto" on a GPU)."""
   image, flow = res[:2]
   image_grad = len(res) == 2
   if isinstance(g, SymbolicZero):  # The output's cotangent is a symbolic zero: so are both gradients.
     return None, None
+  if image_grad and image_grad_impl == "xla":
+    return _warp_cpu_bwd(padding, (image, flow), g)
   gimg, gflow = _backward(image, flow, g, padding, interpret, block, image_grad=image_grad)
   return (gimg.astype(image.dtype) if image_grad else None), gflow
 
@@ -370,7 +380,7 @@ _warp_pallas.defvjp(_warp_pallas_fwd, _warp_pallas_bwd, symbolic_zeros=True)
 
 
 def backward_warp_pallas(image: jax.Array, flow: jax.Array, padding: str = "zeros", *, interpret: bool | None = None,
-                         block: tuple[int, int] | None = None) -> jax.Array:
+                         block: tuple[int, int] | None = None, image_grad: str = "pallas") -> jax.Array:
   """Pallas (Triton) backward warp with a Pallas backward (`jax.custom_vjp`); same semantics as the reference.
 
   Args:
@@ -380,6 +390,8 @@ def backward_warp_pallas(image: jax.Array, flow: jax.Array, padding: str = "zero
     interpret: None picks the GPU lowering on a GPU backend and interpret mode elsewhere; False forces the GPU
       lowering (used to check it with `common.lower_for_cuda`).
     block: (pixels, channels) per program, powers of 2; None picks `_block_sizes(C)`.
+    image_grad: "pallas", or "xla": when the image is differentiated, the backward is the jnp one of impl="cpu"
+      (XLA's scatter-add instead of the kernel's fenced atomics); the flow-only backward stays the Pallas kernel.
 
   Determinism: the forward and the flow gradient are bit-deterministic. On GPU the image gradient is accumulated
   with float32 `atomic_add`, whose order varies from run to run, so it is not bit-deterministic (differences at
@@ -389,4 +401,6 @@ def backward_warp_pallas(image: jax.Array, flow: jax.Array, padding: str = "zero
   (`backward_warp_bwd_flow`) for the flow gradient, with no atomics, and is bit-deterministic.
   """
   _check(image, flow, padding)
-  return _warp_pallas(image, flow.astype(jnp.float32), padding, interpret, block)
+  if image_grad not in ("pallas", "xla"):
+    raise ValueError(f"image_grad must be 'pallas' or 'xla', got {image_grad!r}")
+  return _warp_pallas(image, flow.astype(jnp.float32), padding, interpret, block, image_grad)
