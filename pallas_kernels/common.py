@@ -49,16 +49,17 @@ AUTO_GPU_DEFAULT = {
     # no atomics, no spills in the report; XLA does the same gathers in more passes.
     "backward_warp": "pallas",
     # The backward when the image is differentiated: Pallas' Triton lowering emits every atomic_add as
-    # `atom.global.gpu.acq_rel` (a GPU-scope fence per element; jax 0.10-0.11 expose no relaxed form), 4*C per
-    # pixel, where XLA's scatter-add adds the same elements without that ordering.
+    # `atom.global.gpu.acq_rel` (a GPU-scope fence per element; jax 0.10.2 exposes no relaxed form), 4*C per
+    # pixel, where XLA's scatter-add adds the same elements with its own atomics (expected unfenced; no GPU has
+    # checked it).
     "backward_warp.image_grad": "xla",
-    # Forward: an implicit GEMM that gathers the samples on the fly; XLA writes and reads one (N,H,W,C) sample tensor
-    # per tap (~2 GB of traffic at DSFN's size) before its matmul.
+    # Forward: an implicit GEMM that gathers the samples on the fly; XLA's reference gathers one (N,H,W,C) sample
+    # tensor per tap before its matmul (~2 GB of traffic at DSFN's size if materialised, as expected).
     "deform_conv": "pallas",
     # Backward: the Pallas input gradient is ~1.06 G fenced atomics per call at DSFN's size (4 corners x 9 taps x
-    # 128 channels x 230 k pixels); XLA's scatter adds as many elements, unfenced. The whole backward goes to XLA
-    # (its vjp of the reference, which recomputes the samples tap by tap), not the input gradient alone: the weight
-    # gradient comes with it at little extra cost.
+    # 128 channels x 230 k pixels); XLA's scatter adds as many elements (expected unfenced). The whole backward goes
+    # to XLA (its vjp of the reference, which recomputes the samples tap by tap), not the input gradient alone: the
+    # weight gradient comes with it at little extra cost.
     "deform_conv.backward": "xla",
     # Squared offsets: one (k+1)^2 neighbourhood per window (16 fenced atomics per channel and pixel in the Pallas
     # input gradient against 36 for the DCN); same reasoning for both parts.

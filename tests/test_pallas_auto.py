@@ -101,7 +101,7 @@ def test_warp_image_gradient_by_xla(padding):
 
 
 @pytest.mark.parametrize("squared", [False, True])
-def test_deform_auto_on_gpu_is_pallas_forward_xla_backward(fake_gpu, squared):  # pylint: disable=unused-argument,redefined-outer-name
+def test_deform_auto_on_gpu_is_pallas_forward_xla_backward(fake_gpu, squared):  # pylint: disable=unused-argument
   """On a GPU, "auto" runs the Pallas forward (interpret mode here) and differentiates it as the reference: the value
   is the Pallas kernel's, every gradient the reference's, and no Pallas backward kernel is traced."""
   rng = np.random.default_rng(2)
