@@ -11,8 +11,10 @@ of one kernel, not absolute work.
   pip install triton            # optional dependency of this script only (it ships ptxas)
   python benchmarks/triton_report.py [--arch 90a,89] [--markdown]
 
-Sizes: SepConv at 1080p (1920x1080, K = 51, C = 3); the backward warp at 1080p with C = 3; DSFN's deformable conv
-(128 channels, 8 groups, v1, 180x320 feature maps: 720p / 4); SDAN's squared deformable conv (64 channels, 128x128).
+Sizes: SepConv at 1080p (1920x1080, K = 51, C = 3); the backward warp at 1080p with C = 3, differentiated for
+both arguments and for the flow only (a constant image: warping input frames); DSFN's deformable conv
+(128 channels, 8 groups, v1, 180x320 feature maps: 720p / 4); a modulated DCN (v2) with 64 channels in one group at
+128x128 (SDAN's non-squared variant, `offsets="dcn"`); SDAN's squared deformable conv (64 channels, 128x128).
 Uses private jax APIs (the abstract device, the Triton dialect's context) and exits with a message if they moved.
 """
 from __future__ import annotations
@@ -54,8 +56,8 @@ f32 = jnp.float32
 S = jax.ShapeDtypeStruct
 
 
-def _grad(fn, nargs):
-  return jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(nargs)))
+def _grad(fn, nargs, argnums=None):
+  return jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(range(nargs)) if argnums is None else argnums)
 
 
 def cases():
@@ -68,11 +70,16 @@ def cases():
   dh, dw = 180, 320
   dcn = lambda x, o, wt: deform.deform_conv_pallas(x, o, wt, offset_groups=8, interpret=False)
   dcn_args = (S((1, dh, dw, 128), f32), S((1, dh, dw, 2 * 8 * 9), f32), S((3, 3, 128, 128), f32))
+  dcn2 = lambda x, o, wt, m: deform.deform_conv_pallas(x, o, wt, mask=m, interpret=False)
+  dcn2_args = (S((1, 128, 128, 64), f32), S((1, 128, 128, 18), f32), S((3, 3, 64, 64), f32),
+               S((1, 128, 128, 9), f32))
   sq = lambda x, o, wt: deform.squared_deform_conv_pallas(x, o, wt, interpret=False)
   sq_args = (S((1, 128, 128, 64), f32), S((1, 128, 128, 2), f32), S((3, 3, 64, 64), f32))
   return [("sepconv 1080p K=51", _grad(sep, 3), sep_args),
           ("warp 1080p C=3", _grad(wp, 2), wp_args),
+          ("warp 1080p C=3, flow grad only", _grad(wp, 2, argnums=1), wp_args),  # warping input frames
           ("DCN DSFN 180x320 C=128 G=8", _grad(dcn, 3), dcn_args),
+          ("DCN v2 128x128 C=64 G=1", _grad(dcn2, 4), dcn2_args),
           ("squared DCN SDAN 128x128 C=64", _grad(sq, 3), sq_args)]
 
 

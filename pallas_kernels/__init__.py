@@ -1,8 +1,9 @@
 """Pallas GPU kernels for jaxvfi, each with a `jnp` reference that is the CPU path and the test oracle.
 
-Every op takes `impl="auto" | "pallas" | "xla"`: the Pallas (Triton) kernel on a GPU and the `jnp` reference
-elsewhere for "auto"; "pallas" on a CPU runs the same kernel in interpret mode. All are differentiable
-(`jax.custom_vjp`). Depends on jax and numpy only, so its tests and benchmarks run on a bare GPU machine.
+Every op takes `impl="auto" | "pallas" | "xla"`: for "auto", the `jnp` reference (or a CPU formulation) off-GPU and
+on a GPU the per-op choice of `common.auto_table()` (pallas_kernels/README.md); "pallas" on a CPU runs the same
+kernel in interpret mode. All are differentiable (`jax.custom_vjp`). Depends on jax and numpy only, so its tests and
+benchmarks run on a bare GPU machine.
 
   sepconv, sepconv_composite              separable local convolution (SepConv; composite dilation, SepConv-GAN §7)
   backward_warp                           bilinear backward warping (Super-SloMo / ReFIn, PWC-Net)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import os
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -30,18 +32,108 @@ def on_gpu() -> bool:
   return jax.default_backend() == "gpu"
 
 
-def resolve_impl(impl: str, *, has_cpu_impl: bool = False) -> str:
+# ---------------------------------------------------------------------------------------------------------------------
+# What "auto" means on a GPU, per op and part (pallas_kernels/README.md, "impl='auto' on a GPU", and BENCHMARKS.md).
+# No kernel has run on a GPU yet, so the defaults follow the compiled-code report (benchmarks/triton_report.py) and
+# roofline arithmetic; `tools/gpu_check.py --auto-out FILE` derives the same table from measured timings, and such a
+# file takes precedence when named by the PALLAS_KERNELS_AUTO environment variable (or pasted into AUTO_GPU_MEASURED).
+# ---------------------------------------------------------------------------------------------------------------------
+
+AUTO_GPU_DEFAULT = {
+    # XLA's reference re-reads the whole (N,H,W,K) horizontal-kernel tensor for each of the K vertical taps (a scan):
+    # >= 51 x 423 MB = 21.6 GB per 1080p forward, >= 6 ms on an H100's 3.35 TB/s, and about 4x that for the
+    # backward; the Pallas kernels read each tensor once and are bounded by ~1.1 ms of fp32 FMAs (no spills, few
+    # shuffles in the report).
+    "sepconv": "pallas",
+    # Forward, and the backward when the image is a constant (warping input frames): gathers only, one kernel,
+    # no atomics, no spills in the report; XLA does the same gathers in more passes.
+    "backward_warp": "pallas",
+    # The backward when the image is differentiated: Pallas' Triton lowering emits every atomic_add as
+    # `atom.global.gpu.acq_rel` (a GPU-scope fence per element; jax 0.10.2 exposes no relaxed form), 4*C per
+    # pixel, where XLA's scatter-add adds the same elements with its own atomics (expected unfenced; no GPU has
+    # checked it).
+    "backward_warp.image_grad": "xla",
+    # Forward: an implicit GEMM that gathers the samples on the fly; XLA's reference gathers one (N,H,W,C) sample
+    # tensor per tap before its matmul (~2 GB of traffic at DSFN's size if materialised, as expected).
+    "deform_conv": "pallas",
+    # Backward: the Pallas input gradient is ~1.06 G fenced atomics per call at DSFN's size (4 corners x 9 taps x
+    # 128 channels x 230 k pixels); XLA's scatter adds as many elements (expected unfenced). The whole backward goes
+    # to XLA (its vjp of the reference, which recomputes the samples tap by tap), not the input gradient alone: the
+    # weight gradient comes with it at little extra cost.
+    "deform_conv.backward": "xla",
+    # Squared offsets: one (k+1)^2 neighbourhood per window (16 fenced atomics per channel and pixel in the Pallas
+    # input gradient against 36 for the DCN); same reasoning for both parts.
+    "squared_deform_conv": "pallas",
+    "squared_deform_conv.backward": "xla",
+}
+# Choices measured on a GPU (`tools/gpu_check.py --auto-out`), same keys; empty until a GPU has run the check.
+AUTO_GPU_MEASURED: dict[str, str] = {}
+AUTO_ENV = "PALLAS_KERNELS_AUTO"
+
+
+@functools.lru_cache(maxsize=8)
+def _auto_file(path: str, mtime: float) -> dict[str, str]:
+  del mtime  # part of the cache key only: an edited file is read again
+  with open(path, encoding="utf-8") as f:
+    table = json.load(f)
+  table = table.get("auto", table) if isinstance(table, dict) else table
+  bad = {k: v for k, v in table.items() if k not in AUTO_GPU_DEFAULT or v not in ("pallas", "xla")}
+  if bad:
+    raise ValueError(f"{AUTO_ENV}={path}: unknown keys or values {bad}; keys are {sorted(AUTO_GPU_DEFAULT)}, "
+                     "values 'pallas' or 'xla'")
+  return table
+
+
+def auto_table() -> dict[str, str]:
+  """The table "auto" uses on a GPU: the defaults, updated by AUTO_GPU_MEASURED, updated by $PALLAS_KERNELS_AUTO."""
+  table = {**AUTO_GPU_DEFAULT, **AUTO_GPU_MEASURED}
+  path = os.environ.get(AUTO_ENV)
+  if path:
+    table.update(_auto_file(path, os.path.getmtime(path)))
+  return table
+
+
+def auto_choice(key: str) -> str:
+  """ "pallas" or "xla": what "auto" runs on a GPU for `key` (an op, or "<op>.backward" / "<op>.image_grad")."""
+  return auto_table()[key]
+
+
+def resolve_impl(impl: str, *, has_cpu_impl: bool = False, op: str | None = None) -> str:
   """Maps `impl` to "pallas", "xla" or (ops with `has_cpu_impl`) "cpu".
 
-  "auto" is Pallas on a GPU backend; elsewhere it is the op's "cpu" formulation where it has one (plain `jnp` laid
-  out for XLA:CPU, tested against the reference) and the `jnp` reference "xla" otherwise.
+  "auto" is, on a GPU backend, the choice of `auto_choice(op)` (Pallas for an op without an entry) and elsewhere the
+  op's "cpu" formulation where it has one (plain `jnp` laid out for XLA:CPU, tested against the reference) and the
+  `jnp` reference "xla" otherwise. Ops whose backward "auto" may run differently from their forward look up
+  "<op>.backward" themselves.
   """
   allowed = IMPLS + ((CPU_IMPL,) if has_cpu_impl else ())
   if impl not in allowed:
     raise ValueError(f"impl must be one of {allowed}, got {impl!r}")
   if impl == "auto":
-    return "pallas" if on_gpu() else (CPU_IMPL if has_cpu_impl else "xla")
+    if on_gpu():
+      return auto_table().get(op, "pallas") if op else "pallas"
+    return CPU_IMPL if has_cpu_impl else "xla"
   return impl
+
+
+def split_vjp(forward: Callable, backward_of: Callable) -> Callable:
+  """`forward(*args)` as the value, differentiated as `backward_of` (another implementation of the same function).
+
+  The backward rule runs `jax.vjp(backward_of, *args)`: it recomputes `backward_of`'s forward (what its vjp needs)
+  and then its backward. `args` are arrays or None; static arguments must be closed over.
+  """
+  @jax.custom_vjp
+  def fn(*args):
+    return forward(*args)
+
+  def fn_fwd(*args):
+    return forward(*args), args
+
+  def fn_bwd(args, g):
+    return jax.vjp(backward_of, *args)[1](g)
+
+  fn.defvjp(fn_fwd, fn_bwd)
+  return fn
 
 
 def next_pow2(n: int) -> int:

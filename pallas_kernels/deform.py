@@ -55,15 +55,26 @@ from pallas_kernels import sampling
 # Block sizes. Triton wants powers of two and `plt.dot` operands with every dim >= 16.
 _BP = 64  # output pixels per program (forward, weight gradient)
 _BP_SMALL = 32  # pixels per program where many tiles are live: input gradients, squared-offset forward
-_BCI_MAX = 32
+_BCI_MAX = 16  # input channels per block (the gathered tiles); 32 spilled wherever a group had >= 32 channels
 _BCO_MAX = 64
 _MIN_DOT = 16
-_WGRAD_PROGRAMS = 512
-# The squared forward keeps 16 sample tiles and 9 weight blocks live per channel block: at 4 warps and 2 pipeline
-# stages it took 140 KB of shared memory (over the 99 KB of sm_89 and consumer cards) and spilled ~1 KB per thread;
-# at 8 warps and 1 stage, 12 KB and ~40 B (benchmarks/triton_report.py, BENCHMARKS.md).
+_WGRAD_PROGRAMS = 512  # target program count of the weight-gradient grid (a few waves on an H100's 132 SMs)
+# Compiler parameters and block sizes chosen with benchmarks/triton_report.py (BENCHMARKS.md) so that no kernel spills
+# on sm_90a or sm_89 at DSFN's size (128 channels, 8 groups), SDAN's squared DCN (64 channels) and a 64-channel
+# one-group DCN v1/v2 (SDAN's non-squared variant); each was at 4 warps, 2 stages and 32-channel input blocks before:
+# * squared forward: 16 sample tiles and 9 weight blocks live per channel block; it took 140 KB of shared memory
+#   (over sm_89's 99 KB) and spilled ~1 KB; at 8 warps and 1 stage 12 KB and 44 B; with 16-channel blocks 8 KB, none.
+# * squared input gradient: its neighbourhood rows are a loop (`_sq_ibwd_kernel`); at 8 warps with 16-channel blocks
+#   12 KB of shared memory and no spills (unrolled at 4 warps: 100 KB and ~5 KB of spills).
+# * weight gradient: ~300 B of spills at 64 channels; none at 8 warps.
+# * forward and input gradient: 255 registers and 100-600 B of spills at 64 channels in one group; at 8 warps with
+#   16-channel blocks none, and DSFN's (16 channels per group, already 16-channel blocks) drop from 242 and 146
+#   registers to about 128 and 104.
+_FWD_WARPS = 8
 _SQ_FWD_WARPS = 8
-_SQ_FWD_STAGES = 1  # target program count of the weight-gradient grid (a few waves on an H100's 132 SMs)
+_SQ_FWD_STAGES = 1
+_BWD_WARPS = 8  # both input-gradient kernels
+_WGRAD_WARPS = 8
 
 
 class _Geom(NamedTuple):
@@ -316,13 +327,17 @@ def _window(n, off_ref, pc, ok, row, col, g: _Geom):
   dx = _load_vec(off_ref, base + 1, ok)
   y0, ly = _floor_split((row - r).astype(jnp.float32) + dy, -g.k - 1.0, g.h + 1.0)
   x0, lx = _floor_split((col - r).astype(jnp.float32) + dx, -g.k - 1.0, g.w + 1.0)
-  rows = [y0 + a for a in range(g.k + 1)]
+  row_ok, row_pix = zip(*[_window_row(n, y0, ok, a, g) for a in range(g.k + 1)])
   cols = [x0 + b for b in range(g.k + 1)]
-  row_ok = [ok & (y >= 0) & (y < g.h) for y in rows]
   col_ok = [(x >= 0) & (x < g.w) for x in cols]
-  row_pix = [n * g.hw + jnp.clip(y, 0, g.h - 1) * g.w for y in rows]
   col_pix = [jnp.clip(x, 0, g.w - 1) for x in cols]
-  return row_ok, col_ok, row_pix, col_pix, ly[:, None], lx[:, None]
+  return list(row_ok), col_ok, list(row_pix), col_pix, ly[:, None], lx[:, None], y0
+
+
+def _window_row(n, y0, ok, a, g: _Geom):
+  """Row a (static or traced) of a window's neighbourhood: in-image flag and flat index of its first column."""
+  y = y0 + a
+  return ok & (y >= 0) & (y < g.h), n * g.hw + jnp.clip(y, 0, g.h - 1) * g.w
 
 
 def _dval(g_ref, w_ref, n, p0, t, q0, bp: int, g: _Geom):
@@ -390,7 +405,7 @@ def _sq_fwd_kernel(x_ref, off_ref, w_ref, b_ref, o_ref, *, g: _Geom):
   n, pb, cob = pl.program_id(0), pl.program_id(1), pl.program_id(2)
   co0 = pl.multiple_of(cob * g.bco, g.bco)
   pc, ok, row, col = _pixels(pb, _BP_SMALL, g)
-  row_ok, col_ok, row_pix, col_pix, ly, lx = _window(n, off_ref, pc, ok, row, col, g)
+  row_ok, col_ok, row_pix, col_pix, ly, lx, _ = _window(n, off_ref, pc, ok, row, col, g)
   hy, hx = 1.0 - ly, 1.0 - lx
 
   def body(cib, acc):
@@ -484,36 +499,45 @@ def _sq_ibwd_kernel(x_ref, off_ref, w_ref, g_ref, *refs, g: _Geom, atomic: bool)
   With s_ij = hy * hrow_i[j] + ly * hrow_{i+1}[j] and hrow_a[j] = hx * v_a[j] + lx * v_a[j+1], neighbourhood row a
   receives e = dval of tap row a (weight hy) and f = dval of tap row a-1 (weight ly): dy += (f - e) . hrow_a,
   dx += (hy e + ly f) . (v_a[j+1] - v_a[j]), and x[a, b] += hx (hy e + ly f)_b + lx (hy e + ly f)_{b-1}.
+
+  The neighbourhood rows are a loop (`fori_loop`, not unrolled) that carries f, the previous row's dval: f = 0 for
+  the first row and e = 0 for the last (a `cond` skips its dots), which gives the one-sided terms. Unrolled,
+  the 16 positions' indices and masks and every row's tiles were live at once: 255 registers, kilobytes of spills
+  and 100 KB of shared memory (benchmarks/triton_report.py, BENCHMARKS.md).
   """
   *dx_refs, doff_ref = refs
   n, pb = pl.program_id(0), pl.program_id(1)
   p0 = pl.multiple_of(pb * _BP_SMALL, _BP_SMALL)
   pc, ok, row, col = _pixels(pb, _BP_SMALL, g)
-  row_ok, col_ok, row_pix, col_pix, ly, lx = _window(n, off_ref, pc, ok, row, col, g)
+  row_ok, col_ok, row_pix, col_pix, ly, lx, y0 = _window(n, off_ref, pc, ok, row, col, g)
+  del row_ok, row_pix  # rows are recomputed inside the row loop
   hy, hx = 1.0 - ly, 1.0 - lx
   kk = g.k + 1
-  for a in range(kk):
-    for b in range(kk):
-      _store_pix(dx_refs, n, a * kk + b, p0, row_pix[a] + col_pix[b], _BP_SMALL, atomic)
+  if not atomic:
+    def store_row(a, carry):
+      _, rpix = _window_row(n, y0, ok, a, g)
+      for b in range(kk):
+        _store_pix(dx_refs, n, a * kk + b, p0, rpix + col_pix[b], _BP_SMALL, atomic)
+      return carry
+    lax.fori_loop(0, kk, store_row, 0)
+  zero_tile = jnp.zeros((_BP_SMALL, g.bci), jnp.float32)
 
   def body(cib, carry):
-    dpy, dpx = carry
     ch = _channels(cib, g)
-    prev = None
-    for a in range(kk):
-      v = [_gather(x_ref, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ch, g) for b in range(kk)]
-      cur = [_dval(g_ref, w_ref, n, p0, a * g.k + j, ch.q0, _BP_SMALL, g) for j in range(g.k)] if a < g.k else None
+
+    def neighbourhood_row(a, carry):
+      dpy, dpx, prev = carry
+      rok, rpix = _window_row(n, y0, ok, a, g)
+      v = [_gather(x_ref, rpix + col_pix[b], rok & col_ok[b], ch, g) for b in range(kk)]
+      cur = lax.cond(a < g.k,  # no tap row a below the last one: e = 0 there
+                     lambda: tuple(_dval(g_ref, w_ref, n, p0, a * g.k + j, ch.q0, _BP_SMALL, g) for j in range(g.k)),
+                     lambda: (zero_tile,) * g.k)
       dvh = []
       for j in range(g.k):
         hrow = hx * v[j] + lx * v[j + 1]
-        e = cur[j] if cur is not None else None
-        f = prev[j] if prev is not None else None
-        if e is None:
-          dpy, dvh_j = dpy + jnp.sum(f * hrow, axis=1), ly * f
-        elif f is None:
-          dpy, dvh_j = dpy - jnp.sum(e * hrow, axis=1), hy * e
-        else:
-          dpy, dvh_j = dpy + jnp.sum((f - e) * hrow, axis=1), hy * e + ly * f
+        e, f = cur[j], prev[j]
+        dpy = dpy + jnp.sum((f - e) * hrow, axis=1)
+        dvh_j = hy * e + ly * f
         dpx = dpx + jnp.sum(dvh_j * (v[j + 1] - v[j]), axis=1)
         dvh.append(dvh_j)
       for b in range(kk):
@@ -523,9 +547,12 @@ def _sq_ibwd_kernel(x_ref, off_ref, w_ref, g_ref, *refs, g: _Geom, atomic: bool)
           contrib = lx * dvh[g.k - 1]
         else:
           contrib = hx * dvh[b] + lx * dvh[b - 1]
-        _scatter_x(dx_refs, n, a * kk + b, p0, row_pix[a] + col_pix[b], row_ok[a] & col_ok[b], ch, contrib,
-                   _BP_SMALL, g, atomic)
-      prev = cur
+        _scatter_x(dx_refs, n, a * kk + b, p0, rpix + col_pix[b], rok & col_ok[b], ch, contrib, _BP_SMALL, g,
+                   atomic)
+      return dpy, dpx, tuple(cur)
+
+    dpy, dpx = carry
+    dpy, dpx, _ = lax.fori_loop(0, kk, neighbourhood_row, (dpy, dpx, (zero_tile,) * g.k))
     return dpy, dpx
   zero = jnp.zeros((_BP_SMALL,), jnp.float32)
   dpy, dpx = lax.fori_loop(0, g.ncib, body, (zero, zero))
@@ -566,7 +593,8 @@ def _forward(x, offset, weight, bias, mask, squared: bool, groups: int, interpre
     kernel = functools.partial(_fwd_kernel, g=g, modulated=mask is not None)
     args.append(_flat(mask))
   args += [_pad_weight(weight, g), _pad_bias(bias, g)]
-  out = common.triton_call(kernel, out_shape=out_shape, grid=grid, num_warps=_SQ_FWD_WARPS if squared else 4,
+  out = common.triton_call(kernel, out_shape=out_shape, grid=grid,
+                            num_warps=_SQ_FWD_WARPS if squared else _FWD_WARPS,
                             num_stages=_SQ_FWD_STAGES if squared else 2, interpret=interpret,
                             name="sq_deform_fwd" if squared else "deform_fwd")(*args)
   return out[:, :g.hw, :g.cout].reshape(g.n, g.h, g.w, g.cout)
@@ -583,7 +611,8 @@ def _weight_grad(x, offset, mask, gp, squared: bool, interpret: bool | None, g: 
   kernel = functools.partial(_wgrad_kernel, g=g, modulated=mask is not None, squared=squared, splits=splits)
   out_shape = jax.ShapeDtypeStruct((splits, g.taps, g.cin_pad, g.cout_pad), jnp.float32)
   parts = common.triton_call(kernel, out_shape=out_shape, grid=(splits, g.taps, g.ncib * g.ncob),
-                              interpret=interpret, name="deform_wgrad")(_flat(x), _flat(offset), _flat(mask), gp)
+                              num_warps=_WGRAD_WARPS, interpret=interpret,
+                              name="deform_wgrad")(_flat(x), _flat(offset), _flat(mask), gp)
   dw = jnp.sum(parts, axis=0).reshape(g.taps, g.groups, g.cpg_pad, g.cout_pad)[:, :, :g.cpg, :g.cout]
   return dw.reshape(g.k, g.k, g.cin, g.cout)
 
@@ -615,7 +644,7 @@ def _input_grad(x, offset, weight, mask, gp, squared: bool, interpret: bool | No
     kernel = functools.partial(_ibwd_kernel, g=g, modulated=modulated, atomic=atomic)
   if atomic:
     kernel = _drop_aliased_input(kernel, len(args) - 1)
-  outs = common.triton_call(kernel, out_shape=tuple(out_shape), grid=(g.n, g.hw_pad // _BP_SMALL), num_warps=4,
+  outs = common.triton_call(kernel, out_shape=tuple(out_shape), grid=(g.n, g.hw_pad // _BP_SMALL), num_warps=_BWD_WARPS,
                              interpret=interpret, input_output_aliases=aliases,
                              name="sq_deform_bwd" if squared else "deform_bwd")(*args)
   if atomic:
@@ -701,20 +730,37 @@ def deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Ar
     bias: optional (Cout,).
     mask: optional (N,H,W,G*k*k) modulation (DCN v2), channel g*K + t.
     offset_groups: G, a divisor of Cin: group g samples channels [g*Cin/G, (g+1)*Cin/G) at its own offsets.
-    impl: "pallas" (interpret mode off-GPU), "xla" (the `jnp` reference) or "auto" (Pallas on GPU).
+    impl: "pallas" (interpret mode off-GPU), "xla" (the `jnp` reference) or "auto": the reference off-GPU; on a
+      GPU `common.auto_choice("deform_conv")` for the forward and `"deform_conv.backward"` for the backward (until
+      GPU timings say otherwise: the Pallas forward, differentiated by XLA, since the Pallas input gradient is
+      made of fenced atomics; pallas_kernels/README.md).
   Returns:
     (N,H,W,Cout) in x's dtype; stride 1, "same" padding.
   Raises:
     ValueError: shapes that do not fit together, or G not a divisor of Cin.
   """
-  if common.resolve_impl(impl) == "xla":
-    return deform_conv_reference(x, offset, weight, bias, mask, offset_groups=offset_groups)
-  return deform_conv_pallas(x, offset, weight, bias, mask, offset_groups=offset_groups)
+  pallas = lambda *a, interpret=None: deform_conv_pallas(*a, offset_groups=offset_groups, interpret=interpret)
+  reference = lambda *a: deform_conv_reference(*a, offset_groups=offset_groups)
+  return _dispatch("deform_conv", impl, pallas, reference, (x, offset, weight, bias, mask))
 
 
 def squared_deform_conv(x: jax.Array, offset: jax.Array, weight: jax.Array, bias: jax.Array | None = None, *,
                         impl: str = "auto") -> jax.Array:
-  """Squared deformable convolution (Eq. (5), SDAN): `offset` (N,H,W,2) = one (dy, dx) per window."""
-  if common.resolve_impl(impl) == "xla":
-    return squared_deform_conv_reference(x, offset, weight, bias)
-  return squared_deform_conv_pallas(x, offset, weight, bias)
+  """Squared deformable convolution (Eq. (5), SDAN): `offset` (N,H,W,2) = one (dy, dx) per window.
+
+  `impl` as for `deform_conv`, with the keys "squared_deform_conv" and "squared_deform_conv.backward".
+  """
+  pallas = lambda *a, interpret=None: squared_deform_conv_pallas(*a, interpret=interpret)
+  return _dispatch("squared_deform_conv", impl, pallas, squared_deform_conv_reference, (x, offset, weight, bias))
+
+
+def _dispatch(op: str, impl: str, pallas, reference, args, interpret: bool | None = None):
+  """Runs `op` as `impl` resolves; "auto" on a GPU may pair a forward of one impl with the backward of the other
+  (`common.split_vjp`). `interpret` reaches the Pallas kernels (tests run the split in interpret mode)."""
+  resolved = common.resolve_impl(impl, op=op)
+  fwd = resolved
+  bwd = common.auto_choice(f"{op}.backward") if impl == "auto" and common.on_gpu() else resolved
+  impls = {"pallas": functools.partial(pallas, interpret=interpret), "xla": reference}
+  if fwd == bwd:
+    return impls[fwd](*args)
+  return common.split_vjp(impls[fwd], impls[bwd])(*args)

@@ -12,8 +12,8 @@ outer ring, see :func:`composite_offsets`. One Pallas kernel family serves both 
 Implementations (`impl`): "pallas" (Triton lowering on GPU, interpret mode elsewhere), "xla" (the `jnp` reference
 :func:`sepconv_reference`, with its own `jnp` backward; the test oracle), "cpu" (the same sums in plain `jnp`, laid
 out for XLA:CPU: rows-first layout, one fused loop per tap, scatter-free transposed-convolution input gradient; see the
-"cpu" section below), "auto" (Pallas on GPU, "cpu" elsewhere). On a 2-core CPU, "cpu" runs the forward + backward at
-256x256, 51 taps, about 5x faster than "xla" (BENCHMARKS.md).
+"cpu" section below), "auto" (on a GPU `common.auto_choice("sepconv")`, Pallas by default; "cpu" elsewhere). On a
+2-core CPU, "cpu" runs the forward + backward at 256x256, 51 taps, about 5x faster than "xla" (BENCHMARKS.md).
 
 Pallas kernels (all fp32 accumulation, bf16 inputs allowed):
   * forward: one program per (image, BH output rows, BW output columns). The program keeps its horizontal kernels
@@ -578,7 +578,7 @@ _sepconv_pallas.defvjp(_sepconv_pallas_fwd, _sepconv_pallas_bwd)
 def _separable(x_padded, kv, kh, offsets, impl, name, **pallas_kwargs):
   _check_offsets(offsets)
   _check_shapes(x_padded, kv, kh, offsets, name)
-  impl = common.resolve_impl(impl, has_cpu_impl=True)
+  impl = common.resolve_impl(impl, has_cpu_impl=True, op="sepconv")
   if impl == "xla":
     return _reference(x_padded, kv, kh, offsets)
   if impl == "cpu":
@@ -597,7 +597,8 @@ def sepconv(x_padded: jax.Array, kv: jax.Array, kh: jax.Array, *, impl: str = "a
   Args:
     x_padded: (N, H + K - 1, W + K - 1, C); the caller pads by K // 2 on every side (zeros or replicate).
     kv, kh: (N, H, W, K) vertical and horizontal 1-D kernels per output pixel; K odd is the usual case but any K works.
-    impl: "pallas", "xla" (the reference), "cpu" or "auto" (Pallas on GPU, "cpu" elsewhere); see module docstring.
+    impl: "pallas", "xla" (the reference), "cpu" or "auto" (on a GPU `common.auto_choice("sepconv")`, Pallas
+      until GPU timings say otherwise; "cpu" elsewhere); see module docstring.
     **pallas_kwargs: block sizes (`block_h`, `block_w`, `block_p`, `block_q`), `num_warps`, `kgrad_num_warps`,
       `interpret`, `clamp` (clamp load indices; default: in interpret mode only), for tests and tuning of the Pallas
       path.

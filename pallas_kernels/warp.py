@@ -23,6 +23,11 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 import jax.numpy as jnp
 
+try:  # public since jax 0.4; guarded so that a move costs only the symbolic-zero cotangent check below
+  from jax.custom_derivatives import SymbolicZero  # pylint: disable=g-import-not-at-top
+except ImportError:  # pragma: no cover
+  SymbolicZero = ()  # isinstance(x, ()) is always False
+
 from pallas_kernels import common
 from pallas_kernels import sampling
 
@@ -57,16 +62,20 @@ def backward_warp(image: jax.Array, flow: jax.Array, *, padding: str = "zeros", 
   """Backward warp of `image` (N,H,W,C) by `flow` (N,H,W,2) = (dx, dy) in pixels; see the module docstring.
 
   `impl`: "pallas" (`backward_warp_pallas`, which documents what is not bit-deterministic), "xla" (the reference,
-  differentiated by autodiff), "cpu" (the reference's forward with a hand-written backward, below) or "auto" (Pallas
-  on a GPU backend, "cpu" elsewhere).
+  differentiated by autodiff), "cpu" (the reference's forward with a hand-written backward, below) or "auto": "cpu"
+  off-GPU; on a GPU `common.auto_choice("backward_warp")` for the forward and for the backward of a constant image
+  (Pallas: the flow-gradient kernel has no atomics), and `common.auto_choice("backward_warp.image_grad")` for the
+  backward when the image is differentiated (XLA: the Pallas image gradient is made of fenced atomics).
   """
-  impl = common.resolve_impl(impl, has_cpu_impl=True)
+  requested = impl
+  impl = common.resolve_impl(impl, has_cpu_impl=True, op="backward_warp")
   if impl == "xla":
     return backward_warp_reference(image, flow, padding)
   if impl == "cpu":
     _check(image, flow, padding)
     return _warp_cpu(image, flow.astype(jnp.float32), padding)
-  return backward_warp_pallas(image, flow, padding)
+  image_grad = common.auto_choice("backward_warp.image_grad") if requested == "auto" else "pallas"
+  return backward_warp_pallas(image, flow, padding, image_grad=image_grad)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -160,6 +169,10 @@ _warp_cpu.defvjp(_warp_cpu_fwd, _warp_cpu_bwd)
 # ---------------------------------------------------------------------------------------------------------------------
 
 _TILE = 1024  # Elements per (pixels x channels) tile: a few registers per thread for each of the 4-5 live tiles.
+# The backward kernels run at 8 warps (4 tile elements per thread): at 4 warps the image-gradient kernel spilled 16 B
+# per thread on sm_90a at C = 3; at 8 warps neither backward kernel spills at C = 3 or 64 (benchmarks/triton_report.py,
+# BENCHMARKS.md). The forward stays at 4 warps (62 registers, no spills).
+_BWD_WARPS = 8
 
 
 def _block_sizes(c: int) -> tuple[int, int]:
@@ -232,23 +245,26 @@ def _forward_kernel(img_ref, flow_ref, out_ref, *, n, h, w, c, bp, bc, padding):
   plt.store(out_ref.at[rows, ch], acc.astype(out_ref.dtype), mask=pmask[:, None] & cmask)
 
 
-def _backward_kernel(img_ref, flow_ref, g_ref, *out_refs, n, h, w, c, bp, bc, padding, atomic):
-  """Flow gradient by recomputing the four corners; image gradient scattered to the corners.
+def _backward_kernel(img_ref, flow_ref, g_ref, *out_refs, n, h, w, c, bp, bc, padding, image_grad, atomic):
+  """Flow gradient by recomputing the four corners; with `image_grad`, image gradient scattered to the corners.
 
   d out / d x = wy0 (v01 - v00) + wy1 (v11 - v10) and d out / d y = wx0 (v10 - v00) + wx1 (v11 - v01) for
   corners v_(dy,dx); the flow gradient sums g times these over channels (a loop, so it is deterministic). The image
   gradient of corner k is g * weight_k: with `atomic` it is `atomic_add`-ed into a zero-initialised float32 buffer
   (GPU), otherwise stored per corner with its row index for a scatter-add outside the kernel (interpret mode, whose
-  atomic_add loses duplicate indices and rejects masks).
+  atomic_add loses duplicate indices and rejects masks). Without `image_grad` (the image is a constant, e.g. an
+  input frame) the kernel has one output, the flow gradient, and neither atomics nor per-corner stores.
   """
-  if atomic:
+  if not image_grad:
+    (gflow_ref,) = out_refs
+  elif atomic:
     _, gflow_ref, gimg_ref = out_refs  # The first is the zero input buffer aliased to gimg_ref.
   else:
     gflow_ref, contrib_ref, rows_ref = out_refs
   p = pl.program_id(0) * bp + lax.broadcasted_iota(jnp.int32, (bp,), 0)
   pmask, corners, (wx1, wy1), (dclamp_x, dclamp_y) = _sample_geometry(flow_ref, p, n=n, h=h, w=w, padding=padding)
   prows = jnp.broadcast_to(p[:, None], (bp, bc))
-  if not atomic:
+  if image_grad and not atomic:
     for k, (row, _, _) in enumerate(corners):
       plt.store(rows_ref.at[k, p], row, mask=pmask)
 
@@ -261,6 +277,8 @@ def _backward_kernel(img_ref, flow_ref, g_ref, *out_refs, n, h, w, c, bp, bc, pa
       rows = jnp.broadcast_to(row[:, None], (bp, bc))
       m = valid[:, None] & cmask
       v.append(plt.load(img_ref.at[rows, ch], mask=m, other=0.0).astype(jnp.float32))
+      if not image_grad:
+        continue
       contrib = g * jnp.where(valid, weight, 0.0)[:, None]
       if atomic:
         plt.atomic_add(gimg_ref, (rows, ch), contrib, mask=m)
@@ -301,49 +319,72 @@ def _forward(image, flow, padding, interpret, block):
   return out.reshape(n, h, w, c)
 
 
-def _backward(image, flow, g, padding, interpret, block):
-  """Returns (image gradient in float32, flow gradient in float32)."""
+def _backward(image, flow, g, padding, interpret, block, image_grad=True):
+  """Returns (image gradient in float32, or None without `image_grad`; flow gradient in float32)."""
   dims, interpret = _config(image, interpret, block)
   n, h, w, c = image.shape
   npix = n * h * w
   args = [image.reshape(npix, c), flow.reshape(-1), g.reshape(npix, c)]
   gflow_shape = jax.ShapeDtypeStruct((npix * 2,), jnp.float32)
-  kwargs = dict(grid=(common.cdiv(npix, dims["bp"]),), name="backward_warp_bwd", interpret=interpret)
+  kwargs = dict(grid=(common.cdiv(npix, dims["bp"]),), num_warps=_BWD_WARPS, interpret=interpret)
+  kernel = functools.partial(_backward_kernel, padding=padding, image_grad=image_grad, atomic=not interpret, **dims)
+  if not image_grad:
+    # Its own name, so the lowered HLO (and `benchmarks/triton_report.py`) tells the two backward kernels apart.
+    gflow = common.triton_call(kernel, out_shape=gflow_shape, name="backward_warp_bwd_flow", **kwargs)(*args)
+    return None, gflow.reshape(n, h, w, 2)
+  kwargs["name"] = "backward_warp_bwd"
   if interpret:
     gflow, contrib, rows = common.triton_call(
-        functools.partial(_backward_kernel, padding=padding, atomic=False, **dims),
+        kernel,
         out_shape=(gflow_shape, jax.ShapeDtypeStruct((4, npix, c), jnp.float32),
                    jax.ShapeDtypeStruct((4, npix), jnp.int32)),
         **kwargs)(*args)
     gimg = jnp.zeros((npix, c), jnp.float32).at[rows.reshape(-1)].add(contrib.reshape(4 * npix, c))
   else:
     gflow, gimg = common.triton_call(
-        functools.partial(_backward_kernel, padding=padding, atomic=True, **dims),
-        out_shape=(gflow_shape, jax.ShapeDtypeStruct((npix, c), jnp.float32)),
+        kernel, out_shape=(gflow_shape, jax.ShapeDtypeStruct((npix, c), jnp.float32)),
         input_output_aliases={3: 1}, **kwargs)(*args, jnp.zeros((npix, c), jnp.float32))
   return gimg.reshape(n, h, w, c), gflow.reshape(n, h, w, 2)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _warp_pallas(image, flow, padding, interpret, block):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _warp_pallas(image, flow, padding, interpret, block, image_grad):
+  del image_grad
   return _forward(image, flow, padding, interpret, block)
 
 
-def _warp_pallas_fwd(image, flow, padding, interpret, block):
-  return _forward(image, flow, padding, interpret, block), (image, flow)
+# The backward rule uses symbolic zeros (`jax.custom_vjp.defvjp(..., symbolic_zeros=True)`, public API in jax 0.10
+# and 0.11): the forward rule receives each differentiable argument as a `CustomVJPPrimal` (`.value`, and
+# `.perturbed`, False when the argument does not depend on what is differentiated). An image that is a constant
+# (warping the input frames by a predicted flow, Super-SloMo and ReFIn) then gets no image gradient: only the flow
+# gradient kernel runs, without the scatter and its atomics. Whether the image gradient is wanted travels to the
+# backward rule in the residuals' tree structure (a trailing `None` leafless node), which is static, not as an array.
+
+def _warp_pallas_fwd(image, flow, padding, interpret, block, image_grad):
+  del image_grad
+  out = _forward(image.value, flow.value, padding, interpret, block)
+  res = (image.value, flow.value) if image.perturbed else (image.value, flow.value, None)
+  return out, res
 
 
-def _warp_pallas_bwd(padding, interpret, block, res, g):
-  image, flow = res
-  gimg, gflow = _backward(image, flow, g, padding, interpret, block)
-  return gimg.astype(image.dtype), gflow
+def _warp_pallas_bwd(padding, interpret, block, image_grad_impl, res, g):
+  """`image_grad_impl` "pallas": both gradients from the Pallas kernel (atomics for the image's); "xla": when the
+  image is differentiated, both from `_warp_cpu_bwd` (jnp gathers and XLA's scatter-add; "auto" on a GPU)."""
+  image, flow = res[:2]
+  image_grad = len(res) == 2
+  if isinstance(g, SymbolicZero):  # The output's cotangent is a symbolic zero: so are both gradients.
+    return None, None
+  if image_grad and image_grad_impl == "xla":
+    return _warp_cpu_bwd(padding, (image, flow), g)
+  gimg, gflow = _backward(image, flow, g, padding, interpret, block, image_grad=image_grad)
+  return (gimg.astype(image.dtype) if image_grad else None), gflow
 
 
-_warp_pallas.defvjp(_warp_pallas_fwd, _warp_pallas_bwd)
+_warp_pallas.defvjp(_warp_pallas_fwd, _warp_pallas_bwd, symbolic_zeros=True)
 
 
 def backward_warp_pallas(image: jax.Array, flow: jax.Array, padding: str = "zeros", *, interpret: bool | None = None,
-                         block: tuple[int, int] | None = None) -> jax.Array:
+                         block: tuple[int, int] | None = None, image_grad: str = "pallas") -> jax.Array:
   """Pallas (Triton) backward warp with a Pallas backward (`jax.custom_vjp`); same semantics as the reference.
 
   Args:
@@ -353,11 +394,17 @@ def backward_warp_pallas(image: jax.Array, flow: jax.Array, padding: str = "zero
     interpret: None picks the GPU lowering on a GPU backend and interpret mode elsewhere; False forces the GPU
       lowering (used to check it with `common.lower_for_cuda`).
     block: (pixels, channels) per program, powers of 2; None picks `_block_sizes(C)`.
+    image_grad: "pallas", or "xla": when the image is differentiated, the backward is the jnp one of impl="cpu"
+      (XLA's scatter-add instead of the kernel's fenced atomics); the flow-only backward stays the Pallas kernel.
 
   Determinism: the forward and the flow gradient are bit-deterministic. On GPU the image gradient is accumulated
   with float32 `atomic_add`, whose order varies from run to run, so it is not bit-deterministic (differences at
   float32 rounding level where several output pixels sample the same input pixel). In interpret mode the image
-  gradient goes through a `jnp` scatter-add instead and is deterministic.
+  gradient goes through a `jnp` scatter-add instead and is deterministic. When the image is a constant of the
+  differentiation (an input frame), no image gradient is computed at all: the backward is one kernel
+  (`backward_warp_bwd_flow`) for the flow gradient, with no atomics, and is bit-deterministic.
   """
   _check(image, flow, padding)
-  return _warp_pallas(image, flow.astype(jnp.float32), padding, interpret, block)
+  if image_grad not in ("pallas", "xla"):
+    raise ValueError(f"image_grad must be 'pallas' or 'xla', got {image_grad!r}")
+  return _warp_pallas(image, flow.astype(jnp.float32), padding, interpret, block, image_grad)

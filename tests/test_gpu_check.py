@@ -15,6 +15,7 @@ from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import gpu_check  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pallas_kernels import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def test_smoke_runs_every_phase_and_passes(tmp_path):
@@ -28,7 +29,7 @@ def test_smoke_runs_every_phase_and_passes(tmp_path):
   assert [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")] == records
   assert all(rec["ok"] for rec in records), [rec for rec in records if not rec["ok"]]
   phases = {rec["phase"] for rec in records}
-  assert phases == {"env", "values", "timing", "train", "summary"}
+  assert phases == {"env", "values", "timing", "auto", "train", "summary"}
   values = {rec["name"] for rec in records if rec["phase"] == "values"}
   assert values == set(gpu_check.SMOKE_VALUE_CASES)
   train = [rec for rec in records if rec["phase"] == "train"]
@@ -38,11 +39,41 @@ def test_smoke_runs_every_phase_and_passes(tmp_path):
 
 def test_phases_rerun_a_part_and_append(tmp_path):
   out = tmp_path / "checks.jsonl"
+  auto_out = tmp_path / "auto.json"
   out.write_text('{"phase": "earlier"}\n')
-  assert gpu_check.run(["--smoke", "--phases=timing", f"--out={out}"]) == 0
+  assert gpu_check.run(["--smoke", "--phases=timing", f"--out={out}", f"--auto-out={auto_out}"]) == 0
   records = [json.loads(line) for line in out.read_text().splitlines()]
-  assert [rec["phase"] for rec in records] == ["earlier", "env", "timing", "timing", "summary"]
+  assert [rec["phase"] for rec in records] == ["earlier", "env"] + ["timing"] * 4 + ["auto", "summary"]
   assert {rec["impl"] for rec in records if rec["phase"] == "timing"} == {"pallas", "xla"}
+  assert {rec["name"] for rec in records if rec["phase"] == "timing"} == {"backward_warp", "backward_warp_flow_only"}
+  # The smoke run times the two warp cases: the two warp keys of the table are decided, and the file it writes is
+  # one `impl="auto"` accepts through PALLAS_KERNELS_AUTO.
+  table = records[-2]["auto"]
+  assert set(table) == {"backward_warp", "backward_warp.image_grad"}
+  assert common._auto_file(str(auto_out), auto_out.stat().st_mtime) == table  # pylint: disable=protected-access
+
+
+def _timing(name, size, impl, forward, forward_backward):
+  return {"phase": "timing", "name": name, "size": size, "impl": impl, "ok": True,
+          "forward": {"median_ms": forward}, "forward_backward": {"median_ms": forward_backward}}
+
+
+def test_auto_table_from_timings():
+  """Each key is decided at the largest size measured, by its part: the forward, the backward (forward_backward -
+  forward) or both; cases missing an impl or failed decide nothing."""
+  records = [
+      _timing("deform_conv_v1", "256", "pallas", 1.0, 2.0), _timing("deform_conv_v1", "256", "xla", 2.0, 2.5),
+      _timing("deform_conv_v1", "1080p", "pallas", 3.0, 20.0), _timing("deform_conv_v1", "1080p", "xla", 4.0, 10.0),
+      _timing("sepconv", "1080p", "pallas", 1.0, 3.0), _timing("sepconv", "1080p", "xla", 7.0, 30.0),
+      _timing("backward_warp", "1080p", "pallas", 1.0, 3.0),  # no xla record: undecided
+      {**_timing("squared_deform_conv", "1080p", "pallas", 1.0, 2.0), "ok": False},
+      _timing("squared_deform_conv", "1080p", "xla", 2.0, 3.0),
+  ]
+  result = gpu_check.auto_from_timings(records)
+  assert result["auto"] == {"deform_conv": "pallas", "deform_conv.backward": "xla", "sepconv": "pallas"}
+  assert result["evidence"]["deform_conv.backward"] == {"case": "deform_conv_v1", "size": "1080p", "part": "backward",
+                                                        "pallas_ms": 17.0, "xla_ms": 6.0}
+  assert set(gpu_check.AUTO_EVIDENCE) == set(common.AUTO_GPU_DEFAULT)
 
 
 def test_refuses_to_time_interpret_mode_off_gpu(tmp_path):

@@ -16,7 +16,10 @@ Phases (`--phases`, comma-separated; default all):
            v1/v2 with deformable groups and squared DCN, under float32 and under the default matmul precision (TF32
            on a GPU).
   timing   each op, forward and forward + backward, `impl="pallas"` against `impl="xla"`, at `--sizes` (256, 1080p,
-           4k): median wall time of `--reps` runs after one compile run.
+           4k): median wall time of `--reps` runs after one compile run. The warp also with the flow differentiated
+           alone (a constant image, as when warping input frames). Then one "auto" record: the table of what
+           `impl="auto"` should run per op and part (`auto_from_timings`), written to `--auto-out` if given; run
+           with PALLAS_KERNELS_AUTO=<that file>, `impl="auto"` follows it (pallas_kernels/README.md).
   train    one train step per paper (its config with `impl`/`warp_impl` set to "pallas" and to "xla", the same
            parameters and batch): loss and gradient norm of each, and their relative difference, compile and step time.
 
@@ -78,8 +81,10 @@ class Recorder:
     self.path = path
     self.failed = 0
     self.count = 0
+    self.records = []
 
   def emit(self, record: dict[str, Any]) -> None:
+    self.records.append(record)
     self.count += 1
     self.failed += 0 if record.get("ok", True) else 1
     line = json.dumps(record, default=_jsonable)
@@ -257,6 +262,9 @@ def timing_cases(sizes: dict[str, tuple[int, int]], smoke: bool) -> list[dict[st
                       op=lambda impl: lambda a, b, c: pallas_kernels.sepconv(a, b, c, impl=impl)))
     cases.append(dict(name="backward_warp", size=size_name, args=warp_args(ks[1], 1, h, w, 3),
                       op=lambda impl: lambda a, b: pallas_kernels.backward_warp(a, b, impl=impl)))
+    # Warping an input frame: only the flow is differentiated (the Pallas backward without atomics).
+    cases.append(dict(name="backward_warp_flow_only", size=size_name, args=warp_args(ks[1], 1, h, w, 3),
+                      argnums=(1,), op=lambda impl: lambda a, b: pallas_kernels.backward_warp(a, b, impl=impl)))
     fh, fw = max(h // 4, 4), max(w // 4, 4)
     cin, groups = (32, 2) if smoke else (128, 8)
     x, offset, weight, bias, _ = deform_args(ks[2], 1, fh, fw, cin, cin, groups, False)
@@ -267,7 +275,7 @@ def timing_cases(sizes: dict[str, tuple[int, int]], smoke: bool) -> list[dict[st
     cases.append(dict(name="squared_deform_conv", size=size_name, args=(x, offset, weight, bias),
                       op=lambda impl: lambda *a: pallas_kernels.squared_deform_conv(*a, impl=impl)))
   if smoke:  # the timing code path once, on the op that compiles fastest in interpret mode
-    cases = [c for c in cases if c["name"] == "backward_warp"]
+    cases = [c for c in cases if c["name"].startswith("backward_warp")]
   return cases
 
 
@@ -288,9 +296,47 @@ def time_op(case: dict[str, Any], impl: str, reps: int) -> dict[str, Any]:
   fn = case["op"](impl)
   fwd = jax.jit(fn)
   loss = lambda *a: jnp.sum(fn(*a).astype(jnp.float32))
-  fwd_bwd = jax.jit(jax.value_and_grad(loss, argnums=tuple(range(len(case["args"])))))
+  argnums = case.get("argnums", tuple(range(len(case["args"]))))
+  fwd_bwd = jax.jit(jax.value_and_grad(loss, argnums=argnums))
   return {"forward": _time(fwd, case["args"], reps), "forward_backward": _time(fwd_bwd, case["args"], reps),
-          "shapes": [list(a.shape) for a in case["args"]]}
+          "argnums": list(argnums), "shapes": [list(a.shape) for a in case["args"]]}
+
+
+# What "auto" runs on a GPU (`pallas_kernels.common.AUTO_GPU_DEFAULT`), decided from this run's timings: per key, the
+# timing case and the time compared ("forward", "backward" = forward_backward - forward, or "forward_backward").
+AUTO_EVIDENCE = {
+    "sepconv": ("sepconv", "forward_backward"),
+    "backward_warp": ("backward_warp_flow_only", "forward_backward"),
+    "backward_warp.image_grad": ("backward_warp", "backward"),
+    "deform_conv": ("deform_conv_v1", "forward"),
+    "deform_conv.backward": ("deform_conv_v1", "backward"),
+    "squared_deform_conv": ("squared_deform_conv", "forward"),
+    "squared_deform_conv.backward": ("squared_deform_conv", "backward"),
+}
+
+
+def auto_from_timings(records: list[dict[str, Any]]) -> dict[str, Any]:
+  """The "auto" table measured by the timing records: for each key of AUTO_EVIDENCE whose case ran (ok) under both
+  impls, the faster impl at the largest size measured (by pixel count), with the milliseconds compared."""
+  times = {}  # (case, size) -> impl -> {"forward": ms, "forward_backward": ms}
+  for r in records:
+    if r.get("phase") == "timing" and r.get("ok") and "forward" in r:
+      times.setdefault((r["name"], r["size"]), {})[r["impl"]] = {
+          "forward": r["forward"]["median_ms"], "forward_backward": r["forward_backward"]["median_ms"]}
+  pixels = lambda size: np.prod((SIZES | SMOKE_SIZES).get(size, (0, 0)))
+  table, evidence = {}, {}
+  for key, (case, part) in AUTO_EVIDENCE.items():
+    sizes = [size for (name, size), by_impl in times.items() if name == case and {"pallas", "xla"} <= set(by_impl)]
+    if not sizes:
+      continue
+    size = max(sizes, key=pixels)
+    ms = {}
+    for impl, t in times[(case, size)].items():
+      ms[impl] = t["forward_backward"] - t["forward"] if part == "backward" else t[part]
+    table[key] = "pallas" if ms["pallas"] <= ms["xla"] else "xla"
+    evidence[key] = {"case": case, "size": size, "part": part, "pallas_ms": round(ms["pallas"], 4),
+                     "xla_ms": round(ms["xla"], 4)}
+  return {"auto": table, "evidence": evidence}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -359,6 +405,9 @@ def run(argv=None) -> int:
   p.add_argument("--reps", type=int, default=None, help="timed runs per measurement (default 10, smoke 1)")
   p.add_argument("--batch-size", type=int, default=None, help="train-phase batch (default 4, smoke 1)")
   p.add_argument("--out", default=None, help="JSON-lines file to append to (default: stdout only)")
+  p.add_argument("--auto-out", default=None,
+                 help="write the 'auto' table the timings decide (JSON) here; PALLAS_KERNELS_AUTO=<file> makes "
+                      "impl='auto' use it")
   a = p.parse_args(argv)
   phases = [x for x in a.phases.split(",") if x]
   papers = [x for x in (a.papers or ",".join(SMOKE_PAPERS if a.smoke else PAPERS)).split(",") if x]
@@ -394,6 +443,15 @@ def run(argv=None) -> int:
     for case in timing_cases(sizes, a.smoke):
       for impl in ("pallas", "xla"):
         rec.check("timing", case["name"], lambda c=case, i=impl: time_op(c, i, reps), size=case["size"], impl=impl)
+
+    def auto(out=a.auto_out):
+      result = auto_from_timings(rec.records)
+      if out:
+        with open(out, "w", encoding="utf-8") as f:
+          json.dump({**result, "device": dev.device_kind, "jax": jax.__version__, "smoke": a.smoke,
+                     "time": time.strftime("%Y-%m-%d %H:%M:%S")}, f, indent=1)
+      return result
+    rec.check("auto", "auto_table", auto)
   if "train" in phases:
     for paper in papers:
       results = {}

@@ -33,7 +33,8 @@ class DeformConv(nn.Module):
       its own offsets (and mask). The parameters do not depend on G.
     use_bias: add a learned bias.
     modulated: DCN v2: `__call__` then needs a (N,H,W,G*k*k) modulation mask (usually a sigmoid).
-    impl: "auto" (Pallas on GPU, the `jnp` reference elsewhere), "pallas" or "xla".
+    impl: "auto" (on a GPU the Pallas forward with XLA's backward until GPU timings decide otherwise, see
+      pallas_kernels/README.md; the `jnp` reference elsewhere), "pallas" or "xla".
   """
   features: int
   kernel_size: int = 3
