@@ -185,5 +185,6 @@ def set_data(c, data: str) -> None:
     return
   c.data.name = "video_clips"
   if data == "mixture":
+    # real.dir: None reads data.dir; a placeholder so that --config.data.mixture.real.dir=FOLDER can set it.
     c.data.mixture = {"rendered": {"name": "jaxvfi_synthetic", "weight": 1.0},
-                      "real": {"name": "video_clips", "weight": 2.0, "dir": config_dict.placeholder(str)}}  # None: data.dir
+                      "real": {"name": "video_clips", "weight": 2.0, "dir": config_dict.placeholder(str)}}

@@ -32,8 +32,8 @@ except ImportError:  # optional dependency: the evaluations then note why the ro
 KEY = "classical_flow"
 """The baseline's key in evaluation results: scores[KEY] and the flat metrics <KEY>_psnr, <KEY>_ssim, ..."""
 DISPLAY_NAME = "Classical flow (DIS)"
-UNAVAILABLE_NOTE = ("classical flow (DIS) baseline not computed: OpenCV is not installed "
-                    "(pip install opencv-python-headless, a dependency of jaxvfi)")
+MISSING_OPENCV = "OpenCV is not installed (pip install opencv-python-headless, a dependency of jaxvfi)"
+UNAVAILABLE_NOTE = f"classical flow (DIS) baseline not computed: {MISSING_OPENCV}"
 
 
 def available() -> bool:

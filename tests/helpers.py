@@ -12,6 +12,7 @@ import os
 import threading
 
 import jax
+import jax.extend.core as jex_core
 import jax.numpy as jnp
 import numpy as np
 
@@ -178,3 +179,23 @@ def serve(folder, truncate=()):
 def sha256(path) -> str:
   with open(path, "rb") as f:
     return hashlib.sha256(f.read()).hexdigest()
+
+
+def pallas_call_names(jaxpr) -> list[str]:
+  """Names of every `pallas_call` in a closed jaxpr, nested jaxprs (jit, custom_vjp) included."""
+  names = []
+
+  def walk(jx):
+    for eqn in jx.eqns:
+      if eqn.primitive.name == "pallas_call":
+        info = eqn.params.get("name", eqn.params.get("name_and_src_info"))  # "name" in jax 0.10
+        names.append(str(getattr(info, "name", info)))
+      for v in eqn.params.values():
+        for item in (v if isinstance(v, (tuple, list)) else (v,)):
+          if isinstance(item, jex_core.ClosedJaxpr):
+            walk(item.jaxpr)
+          elif isinstance(item, jex_core.Jaxpr):
+            walk(item)
+
+  walk(jaxpr.jaxpr)
+  return names

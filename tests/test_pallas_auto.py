@@ -6,33 +6,14 @@ from __future__ import annotations
 import json
 
 import jax
-import jax.extend.core as jex_core
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import pallas_call_names
 from pallas_kernels import common
 from pallas_kernels import deform
 from pallas_kernels import warp
-
-
-def _pallas_call_names(jaxpr) -> list[str]:
-  names = []
-
-  def walk(jx):
-    for eqn in jx.eqns:
-      if eqn.primitive.name == "pallas_call":
-        info = eqn.params.get("name", eqn.params.get("name_and_src_info"))
-        names.append(str(getattr(info, "name", info)))
-      for v in eqn.params.values():
-        for item in (v if isinstance(v, (tuple, list)) else (v,)):
-          if isinstance(item, jex_core.ClosedJaxpr):
-            walk(item.jaxpr)
-          elif isinstance(item, jex_core.Jaxpr):
-            walk(item)
-
-  walk(jaxpr.jaxpr)
-  return names
 
 
 @pytest.fixture
@@ -92,9 +73,9 @@ def test_warp_image_gradient_by_xla(padding):
     want = jax.grad(ref, argnums=argnums)(image, flow)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
-  assert sorted(_pallas_call_names(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(image, flow))) == [
+  assert sorted(pallas_call_names(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(image, flow))) == [
       "backward_warp_fwd"]
-  assert sorted(_pallas_call_names(jax.make_jaxpr(jax.grad(loss, argnums=1))(image, flow))) == [
+  assert sorted(pallas_call_names(jax.make_jaxpr(jax.grad(loss, argnums=1))(image, flow))) == [
       "backward_warp_bwd_flow", "backward_warp_fwd"]
   with pytest.raises(ValueError, match="image_grad"):
     warp.backward_warp_pallas(image, flow, padding, image_grad="cuda")
@@ -127,5 +108,5 @@ def test_deform_auto_on_gpu_is_pallas_forward_xla_backward(fake_gpu, squared):  
   want = jax.grad(lambda *a: jnp.sum(ref(*a) * cot), argnums=argnums)(*args)
   for a, b in zip(got, want):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
-  names = _pallas_call_names(jax.make_jaxpr(jax.grad(lambda *a: jnp.sum(auto(*a) * cot), argnums=argnums))(*args))
+  names = pallas_call_names(jax.make_jaxpr(jax.grad(lambda *a: jnp.sum(auto(*a) * cot), argnums=argnums))(*args))
   assert names == ["sq_deform_fwd" if squared else "deform_fwd"], names

@@ -6,12 +6,12 @@ scatter-add path for the image gradient, so the GPU `atomic_add` path is only ch
 from __future__ import annotations
 
 import jax
-import jax.extend.core as jex_core
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from helpers import pallas_call_names
 from pallas_kernels import common
 from pallas_kernels import warp
 
@@ -304,26 +304,6 @@ def test_cuda_lowering(dtype, c, padding):
   assert "atomic_rmw" in grad_text and "atomic_rmw" not in fwd_text
 
 
-def _pallas_call_names(jaxpr) -> list[str]:
-  """Names of every `pallas_call` in a closed jaxpr, nested jaxprs (jit, custom_vjp) included."""
-  names = []
-
-  def walk(jx):
-    for eqn in jx.eqns:
-      if eqn.primitive.name == "pallas_call":
-        info = eqn.params.get("name", eqn.params.get("name_and_src_info"))  # "name" in jax 0.10
-        names.append(str(getattr(info, "name", info)))
-      for v in eqn.params.values():
-        for item in (v if isinstance(v, (tuple, list)) else (v,)):
-          if isinstance(item, jex_core.ClosedJaxpr):
-            walk(item.jaxpr)
-          elif isinstance(item, jex_core.Jaxpr):
-            walk(item)
-
-  walk(jaxpr.jaxpr)
-  return names
-
-
 @pytest.mark.parametrize("padding", PADDINGS)
 def test_flow_only_gradient_skips_image_gradient(padding):
   """A constant image (warping input frames): the flow gradient equals the reference's and the full kernel's, and
@@ -347,7 +327,7 @@ def test_flow_only_gradient_skips_image_gradient(padding):
 
   flow_jaxpr = jax.make_jaxpr(jax.grad(loss, argnums=1))(image, flow)
   both_jaxpr = jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(image, flow)
-  flow_names, both_names = _pallas_call_names(flow_jaxpr), _pallas_call_names(both_jaxpr)
+  flow_names, both_names = pallas_call_names(flow_jaxpr), pallas_call_names(both_jaxpr)
   assert sorted(flow_names) == ["backward_warp_bwd_flow", "backward_warp_fwd"], flow_names
   assert sorted(both_names) == ["backward_warp_bwd", "backward_warp_fwd"], both_names
   assert "scatter" not in str(flow_jaxpr) and "scatter" in str(both_jaxpr)  # interpret mode's image-gradient sum

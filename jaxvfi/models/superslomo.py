@@ -107,13 +107,12 @@ class FlowDIS(nn.Module):
   @nn.compact
   def __call__(self, frame0, frame1):
     if not classical_flow.available():
-      raise ImportError(classical_flow.UNAVAILABLE_NOTE.replace("baseline not computed", "flow module unavailable"))
+      raise ImportError(f"model.flow = \"dis\" needs OpenCV: {classical_flow.MISSING_OPENCV}")
     shape = jax.ShapeDtypeStruct(frame0.shape[:3] + (2,), jnp.float32)
 
     def host_flows(f0, f1):
       flows = [classical_flow.dis_flows(a, b) for a, b in zip(np.asarray(f0), np.asarray(f1))]
-      return (np.stack([f[0] for f in flows]).astype(np.float32),
-              np.stack([f[1] for f in flows]).astype(np.float32))
+      return np.stack([f[0] for f in flows]), np.stack([f[1] for f in flows])  # float32, as dis_flows gives them
 
     flow_01, flow_10 = jax.pure_callback(host_flows, (shape, shape), jax.lax.stop_gradient(frame0),
                                          jax.lax.stop_gradient(frame1), vmap_method="sequential")
