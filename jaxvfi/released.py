@@ -69,6 +69,8 @@ class Source:
     sha256_from: where the sha256 was taken from.
     name_has_sha256_prefix: the file name carries the first hex digits of the file's sha256 (torch.hub's convention,
       module docstring); fetch checks them when no full sha256 is known.
+    mismatch_hint: appended to the one-line error when a download has another sha256 (what else its host may have
+      served instead of the file, and what to do then).
   """
   filename: str
   url: str | None
@@ -76,6 +78,7 @@ class Source:
   page: str
   sha256_from: str = ""
   name_has_sha256_prefix: bool = False
+  mismatch_hint: str = ""
 
   @property
   def sha256_prefix(self) -> str | None:
@@ -139,6 +142,14 @@ _VGG16_FROM = ("Git LFS sha256 of huggingface.co/Keiser41/mangaaa model/vgg16-39
 #   downloaded the file from the README's Drive id.
 _SUPERSLOMO_SHA256 = "1931f099a99e5e65a563f9b3aae0e04b6d87d09a0c85be1f761185c6bc67506e"
 _SUPERSLOMO_FROM = "sha256sums of the AUR package super-slomo-git (PKGBUILD), which rehosts the Google Drive file"
+# The README's Drive link (https://drive.google.com/open?id=<id>) opens a preview page; Drive's download endpoint with
+# `confirm=t` serves the file itself, skipping the "too large to scan for viruses" page a 158 MB file gets.
+_SUPERSLOMO_DRIVE_ID = "1IvobLDbRiBgZr3ryCRrWL8xDbMZ-KnpF"
+_SUPERSLOMO_URL = (f"https://drive.usercontent.google.com/download?id={_SUPERSLOMO_DRIVE_ID}"
+                   "&export=download&confirm=t")
+_DRIVE_HINT = ("Google Drive serves a web page instead of the file when the file's download quota is used up or the "
+               "link changed: open the model's page in a browser, download it there and pass "
+               "--src=PATH/SuperSloMo.ckpt")
 
 MODELS: dict[str, Released] = {m.name: m for m in (
     Released("sepconv-lf", "Niklaus et al. 2017, Video Frame Interpolation via Adaptive Separable Convolution",
@@ -154,8 +165,9 @@ MODELS: dict[str, Released] = {m.name: m for m in (
              "parity test on random weights (tests/test_parity.py); released file not run here"),
     Released("superslomo", "Jiang et al. 2018, Super SloMo (avinashpaliwal's PyTorch implementation)", "superslomo",
              "superslomo",
-             (Source("SuperSloMo.ckpt", None, _SUPERSLOMO_SHA256,
-                     "https://github.com/avinashpaliwal/Super-SloMo#results (Google Drive link)", _SUPERSLOMO_FROM),),
+             (Source("SuperSloMo.ckpt", _SUPERSLOMO_URL, _SUPERSLOMO_SHA256,
+                     "https://github.com/avinashpaliwal/Super-SloMo#pretrained-model (Google Drive link)",
+                     _SUPERSLOMO_FROM, mismatch_hint=_DRIVE_HINT),),
              "MIT (avinashpaliwal/Super-SloMo)",
              "parity test on random weights, both torch formats (tests/test_parity.py); released file not run here"),
     Released("pwcnet", "Sun et al. 2018, PWC-Net (sniklaus/pytorch-pwc), ReFIn's flow module", "pwcnet", None,
@@ -351,6 +363,10 @@ def _how_to_supply(source: Source, entry: Released) -> str:
   return f"python -m jaxvfi.weights fetch {entry.name} --src=PATH/{source.filename}{sha}"
 
 
+def _hint(source: Source, local: str | None) -> str:
+  return f". {source.mismatch_hint}" if source.mismatch_hint and local is None else ""
+
+
 def download(entry: Released, folder: str, sha256: Mapping[str, str], mirror: str | None = None,
              local: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
   """Downloads (or copies from `local`: filename -> path) each source of `entry` into `folder` and checks its
@@ -387,12 +403,13 @@ def download(entry: Released, folder: str, sha256: Mapping[str, str], mirror: st
         os.remove(path)
         what = f"sha256 {want}" if len(want) == 64 else f"a sha256 starting with {want} (as its name says)"
         raise FetchError(f"{entry.name}: {where or source.filename + ' from ' + url} has sha256 {got}, expected "
-                         f"{what}: refused, nothing cached")
+                         f"{what}: refused, nothing cached{_hint(source, where)}")
     except FetchError:
       raise
     except ValueError as e:  # pooch: the downloaded file's hash differs (it has deleted the file)
       raise FetchError(f"{entry.name}: {source.filename} from {source_url(source, entry, mirror)} does not have the "
-                       f"expected sha256 {want} (a changed or tampered file?): refused, nothing cached") from e
+                       f"expected sha256 {want} (a changed or tampered file?): refused, nothing cached"
+                       f"{_hint(source, where)}") from e
     except requests.RequestException as e:
       cause = _network_cause(e, url or "")
       if cause is not None:

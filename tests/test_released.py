@@ -203,10 +203,35 @@ def test_unverified_entry_needs_a_sha256(cache, capsys, monkeypatch):
   assert weights.main(["fetch", "sepconv-lf"]) == 1
   assert "64 hex digits" in capsys.readouterr().err
   monkeypatch.delenv(released.SHA256_ENV)
-  assert weights.main(["fetch", "superslomo"]) == 1
-  assert "no direct download URL" in capsys.readouterr().err  # a Google Drive page: --src=FILE instead
   assert weights.main(["fetch", "superslomo", f"--sha256={'0' * 64}"]) == 1
   assert "--sha256 is not needed" in capsys.readouterr().err  # its sha256 is stored
+  assert _cache_files(cache) == []
+
+
+def test_a_file_behind_a_page_says_to_use_src(monkeypatch):
+  source = released.Source("x.pth", None, "0" * 64, "https://example.org/page")
+  entry = released.Released("behind-a-page", "test", "sepconv", "sepconv", (source,), "test licence", "test")
+  monkeypatch.delenv(released.MIRROR_ENV, raising=False)
+  with pytest.raises(released.FetchError, match=r"no direct download URL .*https://example.org/page.*--src=x.pth"):
+    released.source_url(source, entry)
+  assert released.source_url(source, entry, mirror="http://127.0.0.1:9/m/") == "http://127.0.0.1:9/m/x.pth"
+
+
+def test_superslomo_comes_from_its_drive_id_and_a_drive_page_is_refused_with_a_hint(cache, tmp_path, capsys):
+  """Super-SloMo's only published copy is the Google Drive file its README links; Drive answers a quota-exhausted or
+  moved file with an HTML page, which the stored sha256 refuses, and the one line says what to do."""
+  (source,) = released.MODELS["superslomo"].sources
+  assert "id=1IvobLDbRiBgZr3ryCRrWL8xDbMZ-KnpF" in source.url and source.url.startswith("https://drive.")
+  page = tmp_path / "drive"
+  page.mkdir()
+  (page / "SuperSloMo.ckpt").write_text("<!DOCTYPE html><html><title>Google Drive - quota exceeded</title></html>")
+  with serve(page) as (url, handler):
+    assert weights.main(["fetch", "superslomo", f"--mirror={url}"]) == 1
+    assert handler.requests == ["/SuperSloMo.ckpt"]
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1, err
+  assert "does not have the expected sha256 1931f099" in err and "nothing cached" in err
+  assert "Google Drive serves a web page" in err and "--src=PATH/SuperSloMo.ckpt" in err
   assert _cache_files(cache) == []
 
 
