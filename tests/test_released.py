@@ -1,10 +1,12 @@
-"""`python -m jaxvfi.weights fetch NAME` against a local HTTP server on 127.0.0.1 playing the authors' sites
-(nothing leaves the machine): the first fetch downloads, checks, converts and caches; the second is offline; a
-tampered file, an interrupted download, a full disk, an unreachable server and an entry without a stored sha256
-leave nothing cached and say so in one line; a file whose name carries a sha256 prefix (torch.hub's convention) is
-checked against it. The served files are random weights in the authors' formats (`torch_files.save_zip`)."""
+"""`python -m jaxvfi.weights fetch NAME` and `interpolate --model=superslomo --video` against a local HTTP server on
+127.0.0.1 playing the authors' sites (nothing leaves the machine): the first fetch downloads, checks, converts and
+caches; the second is offline; a tampered file, an interrupted download, a full disk, an unreachable server, a page
+served instead of the file and an entry without a stored sha256 leave nothing cached and say so in one line; a file
+whose name carries a sha256 prefix (torch.hub's convention) is checked against it. The served files are random
+weights in the authors' formats (`torch_files.save_zip`)."""
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import socket
@@ -16,7 +18,9 @@ import requests
 
 from helpers import serve, sha256
 
+import media
 import torch_files
+from jaxvfi import interpolate
 from jaxvfi import model_file
 from jaxvfi import released
 from jaxvfi import weights
@@ -272,3 +276,36 @@ def test_local_source_file_is_checked_and_converted(site, cache):
   path = weights.fetch("sepconv-lf", sha256=[f"network-lf.pytorch={digest}"],
                        local={"network-lf.pytorch": str(site / "network-lf.pytorch")})
   assert path == released.cached_path("sepconv-lf") and _cache_files(cache) == ["sepconv-lf.safetensors"]
+
+
+def test_interpolate_model_superslomo_video_fetches_once_then_runs_offline(cache, tmp_path, monkeypatch):
+  """Issue 27's path: `interpolate --model=superslomo --video in.mp4 --output out.mp4` fetches from the "authors'
+  site" (127.0.0.1), checks the sha256, converts, caches and interpolates; the second run, with the server gone,
+  reads the cache. The served file holds random weights in the released checkpoint's layout, so its sha256 stands in
+  for the stored one (the entry is swapped for this test only)."""
+  site = tmp_path / "site"
+  site.mkdir()
+  torch_files.save_zip(site / "SuperSloMo.ckpt", weights.random_state_dict("superslomo", 3))
+  entry = released.MODELS["superslomo"]
+  (source,) = entry.sources
+  swapped = dataclasses.replace(entry, sources=(dataclasses.replace(source, sha256=sha256(site / "SuperSloMo.ckpt")),))
+  monkeypatch.setitem(released.MODELS, "superslomo", swapped)
+  video = tmp_path / "in.mp4"
+  media.encode(video, media.frames_rgb(4, h=32, w=48))
+
+  def interpolate_to(name):
+    args = interpolate._parse_flags(  # pylint: disable=protected-access
+        ["interpolate", "--model=superslomo", "--video", str(video), "--output", str(tmp_path / name),
+         "--no_progress"])
+    return interpolate.run(args)
+
+  with serve(site) as (url, handler):
+    monkeypatch.setenv(released.MIRROR_ENV, url)
+    assert interpolate_to("fetched.mp4") == [str(tmp_path / "fetched.mp4")]
+    assert handler.requests == ["/SuperSloMo.ckpt"]
+  monkeypatch.delenv(released.MIRROR_ENV)
+  interpolate_to("cached.mp4")  # no server, no mirror: the cache answers
+  assert _cache_files(cache) == ["superslomo.safetensors"]
+  fetched, cached = media.facts(tmp_path / "fetched.mp4"), media.facts(tmp_path / "cached.mp4")
+  assert len(fetched["frames"]) == 8  # twice the frame rate over the same duration, as in test_interpolate
+  assert all(np.array_equal(a, b) for a, b in zip(fetched["frames"], cached["frames"], strict=True))
