@@ -50,6 +50,7 @@ if ROOT not in sys.path:  # run as `python tools/gpu_check.py` from anywhere: th
 
 import pallas_kernels  # pylint: disable=g-import-not-at-top,wrong-import-position
 from pallas_kernels import separable  # pylint: disable=g-import-not-at-top,wrong-import-position
+from pallas_kernels import separable_mosaic  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 try:  # The kernel phases need only jax and pallas_kernels; the train phase needs the whole jaxvfi stack.
   from jaxvfi import config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -181,6 +182,9 @@ def value_cases(smoke: bool) -> list[dict[str, Any]]:
     cases.append(dict(name="sepconv_bf16", op=sep, args=(xb, kvb, khb), tol="bfloat16"))
     cases.append(dict(name="sepconv_batch2", op=sep, args=sepconv_args(next(keys), 2, 33, 70, 3, 51),
                       tol="float32"))
+    # The Mosaic GPU forward (issue 28, item 5) in the "pallas" slot; its backward is the reference's.
+    mosaic = lambda impl: separable_mosaic.sepconv_mosaic if impl == "pallas" else sep("xla")
+    cases.append(dict(name="sepconv_mosaic", op=mosaic, args=(x, kv, kh), tol="float32"))
   d_in, d_out = (3, 2) if smoke else (25, 26)
   offs = separable.composite_offsets(d_in, d_out, 0)
   xc, kvc, khc = sepconv_args(next(keys), 1, h, w, c, len(offs), ext=max(offs) + 1)
@@ -260,6 +264,9 @@ def timing_cases(sizes: dict[str, tuple[int, int]], smoke: bool) -> list[dict[st
     ks = jax.random.split(jax.random.fold_in(key, h * 10007 + w), 4)
     cases.append(dict(name="sepconv", size=size_name, args=sepconv_args(ks[0], 1, h, w, 3, k),
                       op=lambda impl: lambda a, b, c: pallas_kernels.sepconv(a, b, c, impl=impl)))
+    if not smoke:  # the Mosaic GPU forward, timed beside the same case's "pallas" and "xla" rows
+      cases.append(dict(name="sepconv", size=size_name, args=cases[-1]["args"], impls=("mosaic",),
+                        op=lambda impl: separable_mosaic.sepconv_mosaic))
     cases.append(dict(name="backward_warp", size=size_name, args=warp_args(ks[1], 1, h, w, 3),
                       op=lambda impl: lambda a, b: pallas_kernels.backward_warp(a, b, impl=impl)))
     # Warping an input frame: only the flow is differentiated (the Pallas backward without atomics).
@@ -441,7 +448,7 @@ def run(argv=None) -> int:
       rec.check("values", case["name"], lambda c=case: check_values(c))
   if "timing" in phases:
     for case in timing_cases(sizes, a.smoke):
-      for impl in ("pallas", "xla"):
+      for impl in case.get("impls", ("pallas", "xla")):
         rec.check("timing", case["name"], lambda c=case, i=impl: time_op(c, i, reps), size=case["size"], impl=impl)
 
     def auto(out=a.auto_out):
