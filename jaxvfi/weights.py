@@ -4,10 +4,14 @@ Architectures (`ARCHS`), each the original code's state_dict layout (documented 
 and the jaxvfi module it fills:
   * "sepconv": sniklaus/sepconv-slomo `network-l1.pytorch` / `network-lf.pytorch` -> `jaxvfi.models.sepconv`.
   * "superslomo": avinashpaliwal/Super-SloMo `SuperSloMo.ckpt` -> `jaxvfi.models.superslomo.FlowInterpolator`.
-  * "pwcnet": sniklaus/pytorch-pwc `network-default.pytorch` (ReFIn's flow module) -> `jaxvfi.models.pwcnet`.
-  * "vgg19": torchvision `vgg19()` (features only) -> `jaxvfi.models.vgg.VGG19`.
+  * "pwcnet": sniklaus/pytorch-pwc `network-default.pytorch` (ReFIn's flow module) -> `jaxvfi.models.pwcnet`;
+    used as `--config.model.flow_weights=`.
+  * "vgg19": torchvision `vgg19()` (features only; `vgg19-dcbb9e9d.pth`, or SepConv-GAN's Caffe VGG-19
+    `vgg19-d01eb7cb.pth` from jcjohnson/pytorch-vgg) -> `jaxvfi.models.vgg.VGG19`; used as `--config.loss.vgg_weights=`
+    and `--config.model.vgg_weights=`.
   * "lpips_alex" / "lpips_vgg": the torchvision trunk plus the `lpips` package's v0.1 heads ->
-    `jaxvfi.models.lpips.LPIPS`; without a heads file the converter reads the installed `lpips` package's.
+    `jaxvfi.models.lpips.LPIPS`; without a heads file the converter reads the installed `lpips` package's; used as
+    `--config.lpips_weights=`.
 
 Conversion and reading are `jaxvfi.torch_weights` (no torch needed, `.pth` files included), over the layout each
 network declares (`TORCH_LAYOUT`); this module is the table of architectures and the command line.
