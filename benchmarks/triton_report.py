@@ -9,7 +9,7 @@ instruction counts, not per executed iteration, so a ratio such as shuffles per 
 of one kernel, not absolute work.
 
   pip install triton            # optional dependency of this script only (it ships ptxas)
-  python benchmarks/triton_report.py [--arch 90a,89] [--markdown]
+  python benchmarks/triton_report.py [--arch 90a,89] [--only sepconv]
 
 Sizes: SepConv at 1080p (1920x1080, K = 51, C = 3); the backward warp at 1080p with C = 3, differentiated for
 both arguments and for the flow only (a constant image: warping input frames); DSFN's deformable conv
@@ -149,6 +149,7 @@ def compile_stats(kernel: dict, arch: str) -> dict:
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--arch", default="90a,89", help="comma-separated sm architectures")
+  p.add_argument("--only", default="", help="run only the cases whose label contains this text (e.g. sepconv)")
   a = p.parse_args(argv)
   if triton is None:
     print("triton_report: needs the `triton` wheel (pip install triton)", file=sys.stderr)
@@ -158,6 +159,8 @@ def main(argv=None) -> int:
   print("| op | kernel | warps/stages | arch | regs | spill st/ld B | smem B | shfl | atomics | fma | shfl/fma |")
   print("|---|---|---|---|---|---|---|---|---|---|---|")  # smem over the arch's per-block limit is marked "(over)"
   for label, fn, args in cases():
+    if a.only not in label:
+      continue
     try:
       kernels = triton_kernels(common.lowered_for_cuda(fn, *args))
     except common.CudaLoweringUnavailable as e:

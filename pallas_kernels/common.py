@@ -42,7 +42,7 @@ def on_gpu() -> bool:
 AUTO_GPU_DEFAULT = {
     # XLA's reference re-reads the whole (N,H,W,K) horizontal-kernel tensor for each of the K vertical taps (a scan):
     # >= 51 x 423 MB = 21.6 GB per 1080p forward, >= 6 ms on an H100's 3.35 TB/s, and about 4x that for the
-    # backward; the Pallas kernels read each tensor once and are bounded by ~1.1 ms of fp32 FMAs (no spills, few
+    # backward; the Pallas kernels read each tensor once and are bounded by ~1.1 ms of fp32 FMAs (no spills, no
     # shuffles in the report).
     "sepconv": "pallas",
     # Forward, and the backward when the image is a constant (warping input frames): gathers only, one kernel,

@@ -15,20 +15,26 @@ out for XLA:CPU: rows-first layout, one fused loop per tap, scatter-free transpo
 "cpu" section below), "auto" (on a GPU `common.auto_choice("sepconv")`, Pallas by default; "cpu" elsewhere). On a
 2-core CPU, "cpu" runs the forward + backward at 256x256, 51 taps, about 5x faster than "xla" (BENCHMARKS.md).
 
-Pallas kernels (all fp32 accumulation, bf16 inputs allowed):
-  * forward: one program per (image, BH output rows, BW output columns). The program keeps its horizontal kernels
-    (BH, BW, 64 taps for K=51) in registers and walks the BH + K - 1 input rows once; each input row serves every
-    output row of the tile that needs it, so input rows are reused across output rows instead of reloaded per tap.
-  * backward for kv and kh: same tiling; recomputes the channel-weighted rows Σ_c g·x instead of saving the row sums
-    of the forward, and writes each kernel gradient exactly once (no atomics).
+Pallas kernels (all fp32 accumulation, bf16 inputs allowed). The taps are static: every tap sum is a Python loop of
+elementwise (BH, BW) FMAs, so it stays inside each thread (a (BH, BW, taps) block spreads the taps across lanes, and
+summing over them took warp shuffles: benchmarks/triton_report.py, BENCHMARKS.md). kv, kh and their gradients are
+read and written in the callers' (N, H, W, K) layout, without transposes.
+  * forward: one program per (image, BH output rows, BW output columns), one output pixel per thread. The program
+    keeps its horizontal kernels in registers as K (BH, BW) planes and walks the BH + K - 1 input rows once; each
+    input row serves every output row of the tile that needs it, so input rows are reused across output rows instead
+    of reloaded per tap.
+  * backward for kv and for kh: two kernels with the forward's tiling (one kernel holding both kh and the K dkh
+    accumulators needs 255 registers). dkv recomputes the forward's row sums weighted by g instead of saving them;
+    dkh keeps K accumulator planes. Each writes its kernel gradient exactly once (no atomics).
   * backward for x_padded: a gather formulation; each program owns a tile of *input* pixels and sums over the output
-    pixels whose patch covers them, so it needs no atomics either.
+    pixels whose patch covers them, so it needs no atomics either; its taps are a loop (nothing is held per tap).
 Determinism: every Pallas output (forward and all three gradients) is bit-deterministic, because nothing is
 accumulated with atomics and every reduction runs in a fixed order. The "xla" and "cpu" paths are deterministic as far
 as XLA's own reductions are (their x_padded gradients are dynamic-update-slice accumulations in a loop, not scatters).
 No path supports forward-mode autodiff (`jax.jvp`): all are `jax.custom_vjp` functions.
 
-Taps are padded to the next power of two (Triton block shapes must be powers of two) and masked.
+The tap-offset tables passed to the kernels are padded to the next power of two (Triton block shapes must be powers
+of two).
 """
 from __future__ import annotations
 
@@ -339,11 +345,13 @@ _sepconv_cpu.defvjp(_sepconv_cpu_fwd, _sepconv_cpu_bwd)
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Pallas kernels. Inside them: x is (N, C, Hp, Wp), kv/kh and their grads are taps-major (N, K, H, W), so a tap's
-# plane and an image row are contiguous in memory. In interpret mode all loads clamp their indices (masked lanes stay in
-# bounds, which interpret mode needs); on the GPU path they rely on their masks alone, since clamped indices defeat
-# Triton's contiguity analysis (6 shuffles per FMA, benchmarks/triton_report.py). All stores keep unclamped,
-# non-negative indices (masked lanes never alias a live lane).
+# Pallas kernels. Inside them: x, g, the output and dx are (N, C, H, W), so an image row is contiguous and each tap's
+# window of it is one coalesced load; their transposes move C channels. kv, kh and their gradients keep the callers'
+# (N, H, W, K) layout: transposing them would read and write the op's two largest tensors (K channels each) once more
+# per call. In interpret mode all loads clamp their indices (masked lanes stay in bounds, which interpret mode needs);
+# on the GPU path they rely on their masks alone, since clamped indices defeat Triton's contiguity analysis (6 shuffles
+# per FMA, benchmarks/triton_report.py). All stores keep unclamped, non-negative indices (masked lanes never alias a
+# live lane).
 # --------------------------------------------------------------------------------------------------------------------
 
 
@@ -356,9 +364,8 @@ class _Config:
   block_q: int = 32  # input columns per program
   num_warps: int = 4
   interpret: bool | None = None
-  # The kernel-grad kernel holds two (BH, BW, KP) accumulators: at 4 warps it needs 255 registers and spills
-  # (benchmarks/triton_report.py), at 8 each thread holds half of them.
-  kgrad_num_warps: int = 8
+  # The kernel-grad kernels; at the default tile and 4 warps each thread owns one pixel (at 8, lanes hold copies).
+  kgrad_num_warps: int = 4
   clamp: bool | None = None  # clamp load indices; None: in interpret mode only (see above)
 
   def __post_init__(self):
@@ -405,7 +412,6 @@ class _Tile(NamedTuple):
   rows_c: jax.Array  # (BR,) rows clamped to [0, height)
   cols_c: jax.Array  # (BC,) columns clamped to [0, width)
   ok: jax.Array  # (BR, BC) pixel inside the plane
-  taps: jax.Array  # (KP,) tap numbers 0 .. KP - 1, KP >= K the padded tap count
 
 
 def _bound(v, lo, hi, clamp: bool):
@@ -414,15 +420,15 @@ def _bound(v, lo, hi, clamp: bool):
   return jnp.clip(v, lo, hi) if clamp else v
 
 
-def _tile(block_r: int, block_c: int, height: int, width: int, kp: int, clamp: bool) -> _Tile:
-  """The tile prologue shared by the three kernels: program (n, row block, column block) of a (height, width) plane."""
+def _tile(block_r: int, block_c: int, height: int, width: int, clamp: bool) -> _Tile:
+  """The tile prologue shared by the kernels: program (n, row block, column block) of a (height, width) plane."""
   n = pl.program_id(0)
   r0 = pl.program_id(1) * block_r
   rows = r0 + jnp.arange(block_r)
   cols = pl.program_id(2) * block_c + jnp.arange(block_c)
   ok = (rows[:, None] < height) & (cols[None, :] < width)
   return _Tile(n=n, r0=r0, rows=rows, cols=cols, rows_c=_bound(rows, 0, height - 1, clamp),
-               cols_c=_bound(cols, 0, width - 1, clamp), ok=ok, taps=jnp.arange(kp))
+               cols_c=_bound(cols, 0, width - 1, clamp), ok=ok)
 
 
 def _taps_of_rows(inv_ref, d, ext):
@@ -433,20 +439,23 @@ def _taps_of_rows(inv_ref, d, ext):
 
 
 def _fwd_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, o_ref, *, cfg: _Config, h: int, w: int):
-  bh, bw, k, kp, ext = cfg.block_h, cfg.block_w, cfg.k, cfg.kp, cfg.ext
+  bh, bw, ext = cfg.block_h, cfg.block_w, cfg.ext
   c_dim, hp, wp = x_ref.shape[1:]
-  n, y0, ys, xs, yc, xc, pix_ok, taps = _tile(bh, bw, h, w, kp, cfg.clamp)
-  kh = _ld(kh_ref, (n, _bound(taps, 0, k - 1, cfg.clamp)[None, None, :], yc[:, None, None], xc[None, :, None]),
-           pix_ok[:, :, None] & (taps < k)[None, None, :])  # (bh, bw, kp), zero on padded taps
-  cols = _bound(xs[:, None] + offs_ref[...][None, :], 0, wp - 1, cfg.clamp)  # (bw, kp)
-  col_ok = (xs[:, None] < w) & (taps < k)[None, :]
+  n, y0, ys, xs, yc, xc, pix_ok = _tile(bh, bw, h, w, cfg.clamp)
+  # One (BH, BW) plane per tap, so the tap sum below is elementwise in every thread (a (BH, BW, KP) block puts the
+  # taps across lanes, and summing them takes warp shuffles).
+  kh = [_ld(kh_ref, (n, yc[:, None], xc[None, :], j), pix_ok) for j in range(cfg.k)]
+  cols = [_bound(xs + o, 0, wp - 1, cfg.clamp) for o in cfg.offsets]
+  col_ok = xs < w
 
   def channel(ci, carry):
     def in_row(t, acc):
       tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(bh), ext)  # tap of output row y0 + r reading row y0 + t
-      xrow = _ld(x_ref, (n, ci, _bound(y0 + t, 0, hp - 1, cfg.clamp), cols), col_ok)  # (bw, kp)
-      kvt = _ld(kv_ref, (n, tap[:, None], yc[:, None], xc[None, :]), tap_ok[:, None] & pix_ok)  # (bh, bw)
-      return acc + kvt * jnp.sum(xrow[None, :, :] * kh, axis=2)
+      row = _bound(y0 + t, 0, hp - 1, cfg.clamp)
+      ok = col_ok & (y0 + t < hp)
+      rowsum = sum(kh_j * _ld(x_ref, (n, ci, row, col), ok)[None, :] for kh_j, col in zip(kh, cols))
+      kvt = _ld(kv_ref, (n, yc[:, None], xc[None, :], tap[:, None]), tap_ok[:, None] & pix_ok)  # (bh, bw)
+      return acc + kvt * rowsum
 
     acc = lax.fori_loop(0, bh + ext - 1, in_row, jnp.zeros((bh, bw), jnp.float32))
     plt.store(o_ref.at[n, ci, ys[:, None], xs[None, :]], acc.astype(o_ref.dtype), mask=pix_ok)
@@ -455,59 +464,79 @@ def _fwd_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, o_ref, *, cfg: _Config
   lax.fori_loop(0, c_dim, channel, 0)
 
 
-def _bwd_kernels_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, g_ref, dkv_ref, dkh_ref, *, cfg: _Config, h: int,
-                        w: int):
-  """dkv[y,x,i] = Σ_c g·Σⱼ kh_j·x[y+o_i, x+o_j], dkh[y,x,j] = Σ_c g·Σᵢ kv_i·x[y+o_i, x+o_j] (paper 003 §1 Backward)."""
-  bh, bw, k, kp, ext = cfg.block_h, cfg.block_w, cfg.k, cfg.kp, cfg.ext
+def _bwd_kv_kernel(offs_ref, inv_ref, x_ref, kh_ref, g_ref, dkv_ref, *, cfg: _Config, h: int, w: int):
+  """dkv[y,x,i] = Σ_c g·Σⱼ kh_j·x[y+o_i, x+o_j] (paper 003 §1 Backward): the forward's row sums weighted by g."""
+  bh, bw, ext = cfg.block_h, cfg.block_w, cfg.ext
   c_dim, hp, wp = x_ref.shape[1:]
-  n, y0, ys, xs, yc, xc, pix_ok, taps = _tile(bh, bw, h, w, kp, cfg.clamp)
-  tap_idx = _bound(taps, 0, k - 1, cfg.clamp)[None, None, :]
-  kh_ok = pix_ok[:, :, None] & (taps < k)[None, None, :]
-  kh = _ld(kh_ref, (n, tap_idx, yc[:, None, None], xc[None, :, None]), kh_ok)
-  cols = _bound(xs[:, None] + offs_ref[...][None, :], 0, wp - 1, cfg.clamp)
-  col_ok = (xs[:, None] < w) & (taps < k)[None, :]
+  n, y0, ys, xs, yc, xc, pix_ok = _tile(bh, bw, h, w, cfg.clamp)
+  kh = [_ld(kh_ref, (n, yc[:, None], xc[None, :], j), pix_ok) for j in range(cfg.k)]  # per-tap planes, as forward
+  cols = [_bound(xs + o, 0, wp - 1, cfg.clamp) for o in cfg.offsets]
+  col_ok = xs < w
+
+  def in_row(t, carry):
+    tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(bh), ext)
+    row = _bound(y0 + t, 0, hp - 1, cfg.clamp)
+    ok = col_ok & (y0 + t < hp)
+
+    def channel(ci, dkv):
+      g = _ld(g_ref, (n, ci, yc[:, None], xc[None, :]), pix_ok)
+      return dkv + g * sum(kh_j * _ld(x_ref, (n, ci, row, col), ok)[None, :] for kh_j, col in zip(kh, cols))
+
+    dkv = lax.fori_loop(0, c_dim, channel, jnp.zeros((bh, bw), jnp.float32))
+    plt.store(dkv_ref.at[n, ys[:, None], xs[None, :], tap[:, None]], dkv.astype(dkv_ref.dtype),
+              mask=tap_ok[:, None] & pix_ok)
+    return carry
+
+  lax.fori_loop(0, bh + ext - 1, in_row, 0)
+
+
+def _bwd_kh_kernel(offs_ref, inv_ref, x_ref, kv_ref, g_ref, dkh_ref, *, cfg: _Config, h: int, w: int):
+  """dkh[y,x,j] = Σ_c g·Σᵢ kv_i·x[y+o_i, x+o_j] (paper 003 §1 Backward), one accumulator plane per tap j."""
+  bh, bw, ext = cfg.block_h, cfg.block_w, cfg.ext
+  c_dim, hp, wp = x_ref.shape[1:]
+  n, y0, ys, xs, yc, xc, pix_ok = _tile(bh, bw, h, w, cfg.clamp)
+  cols = [_bound(xs + o, 0, wp - 1, cfg.clamp) for o in cfg.offsets]
+  col_ok = xs < w
 
   def in_row(t, dkh):
     tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(bh), ext)
     row = _bound(y0 + t, 0, hp - 1, cfg.clamp)
+    ok = col_ok & (y0 + t < hp)
+    kvt = _ld(kv_ref, (n, yc[:, None], xc[None, :], tap[:, None]), tap_ok[:, None] & pix_ok)
 
-    def channel(ci, gx):  # gx[r, b, j] = Σ_c g[c, y0+r, x] · x[c, y0+t, x + o_j]
-      xrow = _ld(x_ref, (n, ci, row, cols), col_ok)
-      g = _ld(g_ref, (n, ci, yc[:, None], xc[None, :]), pix_ok)
-      return gx + g[:, :, None] * xrow[None, :, :]
+    def channel(ci, dkh):
+      kg = kvt * _ld(g_ref, (n, ci, yc[:, None], xc[None, :]), pix_ok)
+      return tuple(d + kg * _ld(x_ref, (n, ci, row, col), ok)[None, :] for d, col in zip(dkh, cols))
 
-    gx = lax.fori_loop(0, c_dim, channel, jnp.zeros((bh, bw, kp), jnp.float32))
-    live = tap_ok[:, None] & pix_ok
-    plt.store(dkv_ref.at[n, tap[:, None], ys[:, None], xs[None, :]], jnp.sum(gx * kh, axis=2).astype(dkv_ref.dtype),
-              mask=live)
-    kvt = _ld(kv_ref, (n, tap[:, None], yc[:, None], xc[None, :]), live)
-    return dkh + kvt[:, :, None] * gx
+    return lax.fori_loop(0, c_dim, channel, dkh)
 
-  dkh = lax.fori_loop(0, bh + ext - 1, in_row, jnp.zeros((bh, bw, kp), jnp.float32))
-  plt.store(dkh_ref.at[n, taps[None, None, :], ys[:, None, None], xs[None, :, None]], dkh.astype(dkh_ref.dtype),
-            mask=kh_ok)
+  dkh = lax.fori_loop(0, bh + ext - 1, in_row, (jnp.zeros((bh, bw), jnp.float32),) * cfg.k)
+  for j, d in enumerate(dkh):
+    plt.store(dkh_ref.at[n, ys[:, None], xs[None, :], j], d.astype(dkh_ref.dtype), mask=pix_ok)
 
 
 def _bwd_x_kernel(offs_ref, inv_ref, kv_ref, kh_ref, g_ref, dx_ref, *, cfg: _Config, h: int, w: int):
   """dx[p, q] = Σ over output pixels (y, x) = (p - o_i, q - o_j) of g[y, x]·kv[y, x, i]·kh[y, x, j]: a gather."""
-  bp, bq, k, kp, ext = cfg.block_p, cfg.block_q, cfg.k, cfg.kp, cfg.ext
+  bp, bq, ext = cfg.block_p, cfg.block_q, cfg.ext
   c_dim, hp, wp = dx_ref.shape[1:]
-  n, p0, ps, qs, _, _, in_ok, taps = _tile(bp, bq, hp, wp, kp, cfg.clamp)  # a tile of input pixels
-  xo = qs[:, None] - offs_ref[...][None, :]  # (bq, kp) output column that reads input column q through tap j
-  xo_ok = (xo >= 0) & (xo < w) & (taps < k)[None, :]
-  xo = _bound(xo, 0, w - 1, cfg.clamp)
-  tap_idx = _bound(taps, 0, k - 1, cfg.clamp)[None, :]
+  n, p0, ps, qs, _, _, in_ok = _tile(bp, bq, hp, wp, cfg.clamp)  # a tile of input pixels
 
   def channel(ci, carry):
     def out_row(t, acc):  # output rows p0 - ext + 1 .. p0 + bp - 1 cover every input row of the tile
       y = p0 - (ext - 1) + t
       yc = _bound(y, 0, h - 1, cfg.clamp)
-      ok = xo_ok & (y >= 0) & (y < h)
       tap, tap_ok = _taps_of_rows(inv_ref, ps - y, ext)  # vertical tap through which output row y reads row p
-      kh = _ld(kh_ref, (n, tap_idx, yc, xo), ok)  # (bq, kp)
-      g = _ld(g_ref, (n, ci, yc, xo), ok)
-      kv = _ld(kv_ref, (n, tap[:, None, None], yc, xo[None, :, :]), tap_ok[:, None, None] & ok[None, :, :])
-      return acc + jnp.sum(kv * (g * kh)[None, :, :], axis=2)
+      # Each tap's term is elementwise (no tap axis across lanes) and nothing is kept per tap, so the taps are a
+      # loop: unrolled, as in the other kernels, this kernel took 255 registers (benchmarks/triton_report.py).
+      def tap_j(j, acc):
+        xo = qs - offs_ref[j]  # output column that reads input column q through tap j
+        ok = (xo >= 0) & (xo < w) & (y >= 0) & (y < h)
+        xo = _bound(xo, 0, w - 1, cfg.clamp)
+        gk = _ld(g_ref, (n, ci, yc, xo), ok) * _ld(kh_ref, (n, yc, xo, j), ok)  # (bq,)
+        kv = _ld(kv_ref, (n, yc, xo[None, :], tap[:, None]), tap_ok[:, None] & ok[None, :])  # (bp, bq)
+        return acc + kv * gk[None, :]
+
+      return lax.fori_loop(0, cfg.k, tap_j, acc)
 
     acc = lax.fori_loop(0, bp + ext - 1, out_row, jnp.zeros((bp, bq), jnp.float32))
     plt.store(dx_ref.at[n, ci, ps[:, None], qs[None, :]], acc.astype(dx_ref.dtype), mask=in_ok)
@@ -516,47 +545,49 @@ def _bwd_x_kernel(offs_ref, inv_ref, kv_ref, kh_ref, g_ref, dx_ref, *, cfg: _Con
   lax.fori_loop(0, c_dim, channel, 0)
 
 
-def _to_kernel_layout(x_padded, kv, kh):
-  return jnp.transpose(x_padded, (0, 3, 1, 2)), jnp.transpose(kv, (0, 3, 1, 2)), jnp.transpose(kh, (0, 3, 1, 2))
+def _nchw(a):
+  return jnp.transpose(a, (0, 3, 1, 2))
+
+
+def _nhwc(a):
+  return jnp.transpose(a, (0, 2, 3, 1))
 
 
 def _pallas_forward(x_padded, kv, kh, cfg: _Config):
   n, h, w, _ = kv.shape
   c = x_padded.shape[3]
-  xt, kvt, kht = _to_kernel_layout(x_padded, kv, kh)
   offs, inv = cfg.tables()
   out_dtype = jnp.result_type(x_padded, kv, kh)
   out = common.triton_call(
       functools.partial(_fwd_kernel, cfg=cfg, h=h, w=w),
       out_shape=jax.ShapeDtypeStruct((n, c, h, w), out_dtype),
       grid=(n, common.cdiv(h, cfg.block_h), common.cdiv(w, cfg.block_w)),
-      num_warps=cfg.num_warps, name="sepconv_fwd", interpret=cfg.interpret)(offs, inv, xt, kvt, kht)
-  return jnp.transpose(out, (0, 2, 3, 1))
+      num_warps=cfg.num_warps, name="sepconv_fwd", interpret=cfg.interpret)(offs, inv, _nchw(x_padded), kv, kh)
+  return _nhwc(out)
 
 
 def _pallas_backward(x_padded, kv, kh, g, cfg: _Config):
   n, h, w, k = kv.shape
   _, hp, wp, c = x_padded.shape
-  xt, kvt, kht = _to_kernel_layout(x_padded, kv, kh)
-  gt = jnp.transpose(g, (0, 3, 1, 2))
+  xt, gt = _nchw(x_padded), _nchw(g)
   offs, inv = cfg.tables()
   # Interpret mode turns each masked store into a scatter that XLA:CPU does not update in place for bf16 (17x slower
   # at 128x128), so there the kernel grads are written in fp32 and cast below; on GPU they are written as is.
   interpret = (not common.on_gpu()) if cfg.interpret is None else cfg.interpret
   kgrad_dtype = jnp.float32 if interpret else None
-  dkv, dkh = common.triton_call(
-      functools.partial(_bwd_kernels_kernel, cfg=cfg, h=h, w=w),
-      out_shape=(jax.ShapeDtypeStruct((n, k, h, w), kgrad_dtype or kv.dtype),
-                 jax.ShapeDtypeStruct((n, k, h, w), kgrad_dtype or kh.dtype)),
-      grid=(n, common.cdiv(h, cfg.block_h), common.cdiv(w, cfg.block_w)),
-      num_warps=cfg.kgrad_num_warps, name="sepconv_bwd_kernels", interpret=cfg.interpret)(offs, inv, xt, kvt, kht, gt)
+  kgrad = lambda kernel, name, like, *args: common.triton_call(
+      functools.partial(kernel, cfg=cfg, h=h, w=w),
+      out_shape=jax.ShapeDtypeStruct((n, h, w, k), kgrad_dtype or like.dtype),
+      grid=(n, common.cdiv(h, cfg.block_h), common.cdiv(w, cfg.block_w)), num_warps=cfg.kgrad_num_warps, name=name,
+      interpret=cfg.interpret)(offs, inv, *args)
+  dkv = kgrad(_bwd_kv_kernel, "sepconv_bwd_kv", kv, xt, kh, gt)
+  dkh = kgrad(_bwd_kh_kernel, "sepconv_bwd_kh", kh, xt, kv, gt)
   dx = common.triton_call(
       functools.partial(_bwd_x_kernel, cfg=cfg, h=h, w=w),
       out_shape=jax.ShapeDtypeStruct((n, c, hp, wp), x_padded.dtype),
       grid=(n, common.cdiv(hp, cfg.block_p), common.cdiv(wp, cfg.block_q)),
-      num_warps=cfg.num_warps, name="sepconv_bwd_x", interpret=cfg.interpret)(offs, inv, kvt, kht, gt)
-  back = lambda a, like: jnp.transpose(a, (0, 2, 3, 1)).astype(like.dtype)
-  return back(dx, x_padded), back(dkv, kv), back(dkh, kh)
+      num_warps=cfg.num_warps, name="sepconv_bwd_x", interpret=cfg.interpret)(offs, inv, kv, kh, gt)
+  return _nhwc(dx), dkv.astype(kv.dtype), dkh.astype(kh.dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))

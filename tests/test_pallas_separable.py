@@ -227,7 +227,11 @@ def test_cuda_lowering_of_forward_and_backward(dtype, composite):
     out, vjp = jax.vjp(fn, a, b, d)
     return vjp(out)
 
-  assert common.count_triton_calls(_lower(fwd_bwd, xs, ks, ks)) == 3  # forward, kernel grads, x grad
+  text = _lower(fwd_bwd, xs, ks, ks)
+  assert common.count_triton_calls(text) == 4  # forward, kv grad, kh grad, x grad
+  # The kernels read kv, kh and write their gradients in the callers' (N, H, W, K) layout: no transposes of them.
+  transposes = [line for line in text.splitlines() if "stablehlo.transpose" in line]
+  assert transposes and not any(f"{n}x{h}x{w}x{k}x" in line or f"{n}x{k}x{h}x{w}x" in line for line in transposes)
 
 
 def test_cuda_lowering_rejects_non_power_of_two_blocks():
