@@ -43,7 +43,9 @@ def test_sdan_notebook(tfds_dir, tmp_path, monkeypatch):
   assert ns["counts"]["total"] == 10_410  # the 8-feature, 1-block SDAN of the tiny overrides (RGB input)
   assert ns["record"]["step"] == 1 and "bicubic_psnr" in ns["record"]["metrics"]
   assert ns["preds"]["image"].shape == (1, 128, 128, 3) and ns["preds"]["mask"].shape == (1, 32, 32, 1)
-  assert len(ns["fig"].axes) == 6
+  assert len(ns["fig"].axes) == 2  # the last figure: your photo, bicubic and SDAN
+  assert ns["small"].shape == (48, 48, 3) and ns["big"].shape == (192, 192, 3)
+  assert sorted(os.listdir(tmp_path / "colab" / "your_photo")) == ["astronaut_crop.png", "zoomed_x4.png"]
 
 
 @pytest.mark.xdist_group("dsfn")
@@ -59,6 +61,8 @@ def test_dsfn_notebook(tfds_dir, tmp_path, monkeypatch):
   assert ns["record"]["step"] == 2
   assert ns["outputs"]["level1"].shape == (1, 5, 48, 48, 3) and ns["outputs"]["level2"].shape == (1, 3, 48, 48, 3)
   assert len(ns["rows"]) == 4 and ns["step"] == 2
+  assert ns["frames_written"] == 11  # DSFN: M frames in, 2M - 1 out, at twice the rate (the last lasts to the end)
+  assert ns["first_in"].shape == (32, 32, 3) and ns["first_out"].shape == (128, 128, 3)
 
 
 def test_interpolate_your_video_notebook(tmp_path, monkeypatch):
