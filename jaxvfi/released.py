@@ -260,6 +260,33 @@ def parse_sha256(values: Sequence[str] | None, entry: Released) -> dict[str, str
   return out
 
 
+def local_sources(entry: Released, paths: Sequence[str] | None) -> dict[str, str]:
+  """filename -> path of the local copies a user gives (`--src`), before anything is downloaded.
+
+  A model made from one file takes that file under any name (a browser's "SuperSloMo (1).ckpt" too); a model made
+  from several files matches each path to a source by its file name.
+
+  Raises:
+    FetchError: a path that is not a file; several paths for a one-file model; a name no source has.
+  """
+  paths = list(paths or [])
+  for path in paths:
+    if not os.path.isfile(path):
+      raise FetchError(f"--src {path}: no such file" if not os.path.exists(path) else f"--src {path} is not a file")
+  names = [source.filename for source in entry.sources]
+  if len(names) == 1:
+    if len(paths) > 1:
+      raise FetchError(f"{entry.name} is made from one file ({names[0]}); got {len(paths)} --src paths")
+    return {names[0]: path for path in paths}
+  out = {}
+  for path in paths:
+    base = os.path.basename(path)
+    if base not in names:
+      raise FetchError(f"--src {path}: {entry.name} is made from {', '.join(names)}; give each under its own name")
+    out[base] = path
+  return out
+
+
 def expected_sha256(entry: Released, given: Mapping[str, str]) -> dict[str, str]:
   """filename -> what each source's sha256 must be: the stored value, else the user's, else (a file whose name carries
   a sha256 prefix, module docstring) that prefix, shorter than 64 hex digits, which the sha256 must start with.
@@ -277,10 +304,10 @@ def expected_sha256(entry: Released, given: Mapping[str, str]) -> dict[str, str]
       raise FetchError(f"--sha256 for {source.filename} is {user}, but its name says its sha256 starts with {prefix}")
     digest = source.sha256 or user or prefix
     if digest is None:
+      flag = "<its sha256>" if len(entry.sources) == 1 else f"{source.filename}=<its sha256>"
       raise FetchError(f"{entry.name}: no published sha256 of {source.filename} is stored in jaxvfi, so it cannot be "
                        f"checked; download it from {source.url or source.page}, verify it, then run python -m "
-                       f"jaxvfi.weights fetch {entry.name} --sha256={source.filename}=<its sha256> once (or set "
-                       f"{SHA256_ENV}={source.filename}=<its sha256>)")
+                       f"jaxvfi.weights fetch {entry.name} --sha256={flag} once (or set {SHA256_ENV}={flag})")
     out[source.filename] = digest
   return out
 
@@ -349,17 +376,20 @@ def download_folder() -> Iterator[str]:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-class _DropKnownHashHint(logging.Filter):
-  """Drops pooch's "SHA256 hash of downloaded file ... use this value as known_hash" log line, which a download
-  without a full sha256 (a name-prefix check) prints and which means nothing to a user of fetch."""
+class _DropPoochLines(logging.Filter):
+  """Drops pooch's log lines: "Downloading data from URL to file <a temporary path>" (a path that is gone when the
+  fetch ends, and a second line before a failure's one) and "SHA256 hash of downloaded file ... use this value as
+  known_hash" (printed for a name-prefix check; meaningless to a user of fetch). `download` says what it fetches."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("SHA256 hash of downloaded file")
+    return not str(record.msg).startswith(("SHA256 hash of downloaded file", "Downloading data from"))
 
 
 def _how_to_supply(source: Source, entry: Released) -> str:
   """The command that fetches `source` from a copy the user got another way."""
   sha = "" if source.check is not None else f" --sha256={source.filename}=<its sha256>"
+  if source.check is None and len(entry.sources) == 1:
+    sha = " --sha256=<its sha256>"
   return f"python -m jaxvfi.weights fetch {entry.name} --src=PATH/{source.filename}{sha}"
 
 
@@ -391,7 +421,9 @@ def download(entry: Released, folder: str, sha256: Mapping[str, str], mirror: st
         got = pooch.file_hash(path, alg="sha256")
       else:
         url = source_url(source, entry, mirror)
-        hint = _DropKnownHashHint()
+        if sys.stderr.isatty():  # beside pooch's progress bar; logs and pipes get only the result or the error
+          print(f"{entry.name}: downloading {source.filename} from {url}", file=sys.stderr, flush=True)
+        hint = _DropPoochLines()
         pooch.get_logger().addFilter(hint)
         try:
           path = pooch.retrieve(url, known_hash=f"sha256:{want}" if len(want) == 64 else None,
@@ -417,6 +449,7 @@ def download(entry: Released, folder: str, sha256: Mapping[str, str], mirror: st
                          f"another way and give it: {_how_to_supply(source, entry)}") from e
       raise FetchError(f"{entry.name}: downloading {source.filename} failed ({_reason(e)}); nothing cached") from e
     except OSError as e:
-      raise FetchError(f"{entry.name}: downloading {source.filename} failed ({_reason(e)}); nothing cached") from e
+      what = f"copying {where}" if where is not None else f"downloading {source.filename}"
+      raise FetchError(f"{entry.name}: {what} failed ({_reason(e)}); nothing cached") from e
     out.append((path, got))
   return out

@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                             help="HEX or FILE=HEX: the sha256 you verified of a file jaxvfi stores none for "
                             "(python -m jaxvfi.weights list: CHECK)")
   fetch_parser.add_argument("--src", action="append", default=None,
-                            help="a local copy of a source file (e.g. one from a Google Drive page), still checked")
+                            help="a local copy of the source file, any name (e.g. one a browser downloaded), still "
+                            "checked; for a model of several files, one --src per file under its published name")
   fetch_parser.add_argument("--mirror", default=None, help=f"base URL serving the files (default ${released.MIRROR_ENV})")
   fetch_parser.add_argument("--force", action="store_true", help="fetch again even when cached")
   sub.add_parser("list", help="the released models: name, architecture, cached or not, what fetch checks, licence")
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   try:
     if args.command == "fetch":
-      local = {os.path.basename(p): p for p in args.src or []}
+      local = released.local_sources(released.get(args.name), args.src)
       print(_fetch_line(args.name, fetch(args.name, args.sha256, args.mirror, local, args.force)))
       return 0
     if args.command == "list":

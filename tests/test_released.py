@@ -202,7 +202,7 @@ def test_full_disk_while_writing_leaves_nothing(site, cache, monkeypatch, capsys
 def test_unverified_entry_needs_a_sha256(cache, capsys, monkeypatch):
   assert weights.main(["fetch", "sepconv-lf"]) == 1
   err = capsys.readouterr().err
-  assert err.count("\n") == 1 and "--sha256=network-lf.pytorch=" in err
+  assert err.count("\n") == 1 and "--sha256=<its sha256> once" in err  # one file: no FILE= needed
   monkeypatch.setenv(released.SHA256_ENV, "not-hex")
   assert weights.main(["fetch", "sepconv-lf"]) == 1
   assert "64 hex digits" in capsys.readouterr().err
@@ -252,7 +252,7 @@ def test_unreachable_server_is_one_line_with_the_url_the_cause_and_src(site, cac
   err = capsys.readouterr().err
   assert err.count("\n") == 1, err
   assert f"cannot download {url}/network-lf.pytorch: 127.0.0.1 refused the connection; nothing cached" in err
-  assert "fetch sepconv-lf --src=PATH/network-lf.pytorch --sha256=network-lf.pytorch=<its sha256>" in err
+  assert "fetch sepconv-lf --src=PATH/network-lf.pytorch --sha256=<its sha256>" in err
   assert "HTTPConnectionPool" not in err and "Max retries" not in err  # requests' own text is left out
   with serve(site) as (url, _):  # the server is up but has no network-l1.pytorch
     assert weights.main(["fetch", "sepconv-l1", f"--sha256={digest}", f"--mirror={url}"]) == 1
@@ -276,6 +276,33 @@ def test_local_source_file_is_checked_and_converted(site, cache):
   path = weights.fetch("sepconv-lf", sha256=[f"network-lf.pytorch={digest}"],
                        local={"network-lf.pytorch": str(site / "network-lf.pytorch")})
   assert path == released.cached_path("sepconv-lf") and _cache_files(cache) == ["sepconv-lf.safetensors"]
+
+
+def test_src_takes_a_one_file_models_copy_under_any_name(site, cache, tmp_path, capsys):
+  """A browser's second download is "network-lf (1).pytorch": for a one-file model `--src` takes it as that file."""
+  digest = sha256(site / "network-lf.pytorch")
+  renamed = tmp_path / "network-lf (1).pytorch"
+  renamed.write_bytes((site / "network-lf.pytorch").read_bytes())
+  assert weights.main(["fetch", "sepconv-lf", f"--sha256={digest}", f"--src={renamed}"]) == 0
+  assert _cache_files(cache) == ["sepconv-lf.safetensors"]
+  capsys.readouterr()
+
+
+def test_src_mistakes_are_one_line_before_any_download(site, cache, tmp_path, capsys):
+  digest = sha256(site / "network-lf.pytorch")
+  missing = tmp_path / "SuperSloMo.ckpt"
+  assert weights.main(["fetch", "superslomo", f"--src={missing}"]) == 1
+  err = capsys.readouterr().err
+  assert err == f"jaxvfi: error: --src {missing}: no such file\n", err
+  lin = tmp_path / "lin.pth"
+  lin.write_bytes(b"x")
+  assert weights.main(["fetch", "lpips-alex", f"--src={lin}"]) == 1  # two files: matched by their published names
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "lpips-alex is made from alexnet-owt-7be5be79.pth, alex.pth" in err, err
+  copy = site / "network-lf.pytorch"
+  assert weights.main(["fetch", "sepconv-lf", f"--sha256={digest}", f"--src={copy}", f"--src={copy}"]) == 1
+  assert "sepconv-lf is made from one file (network-lf.pytorch); got 2 --src paths" in capsys.readouterr().err
+  assert _cache_files(cache) == []
 
 
 def test_interpolate_model_superslomo_video_fetches_once_then_runs_offline(cache, tmp_path, monkeypatch):
