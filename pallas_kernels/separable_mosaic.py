@@ -11,8 +11,8 @@ One program per (image, output row, 128 output columns), one warpgroup (128 thre
   1. copy the program's kv and kh, (K, 128) each with taps leading, to shared memory;
   2. per channel: copy the band of K input rows, BWIN = next power of two ≥ 128 + K - 1 columns wide, to shared
      memory; for each vertical tap i (a loop), the horizontal sum r = Σⱼ kh[j] · band[i, j : j + 128] runs over
-     static windows, every thread summing its own pixel's taps in registers (no cross-lane reduction, unlike the
-     Triton kernels' (BH, BW, 64) tap tensors); acc += kv[i] · r; the row of 128 results goes back through shared memory.
+     static windows, every thread summing its own pixel's taps in registers (no cross-lane reduction, as in the
+     Triton kernels' static taps); acc += kv[i] · r; the row of 128 results goes back through shared memory.
 Layouts around the call: x (N, C, Hp, Wq) and kv, kh (N, H, K, Wk), padded so every copy is whole (Wk a multiple of
 128, Wq = Wk + BWIN - 128): copies of whole boxes keep every transfer a multiple of 128 bytes, which Mosaic GPU needs.
 
