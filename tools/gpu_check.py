@@ -14,10 +14,11 @@ Phases (`--phases`, comma-separated; default all):
            its `jnp` reference, the values and every gradient (one random cotangent): odd sizes, bf16, composite
            dilation, flows far outside the frame and many flows onto one pixel (the image gradient's atomics), DCN
            v1/v2 with deformable groups and squared DCN, under float32 and under the default matmul precision (TF32
-           on a GPU).
+           on a GPU); also the separable convolution's Mosaic GPU forward (`sepconv_mosaic`, not in --smoke).
   timing   each op, forward and forward + backward, `impl="pallas"` against `impl="xla"`, at `--sizes` (256, 1080p,
            4k): median wall time of `--reps` runs after one compile run. The warp also with the flow differentiated
-           alone (a constant image, as when warping input frames). Then one "auto" record: the table of what
+           alone (a constant image, as when warping input frames), and sepconv's Mosaic GPU forward as impl
+           "mosaic" (not in --smoke). Then one "auto" record: the table of what
            `impl="auto"` should run per op and part (`auto_from_timings`), written to `--auto-out` if given; run
            with PALLAS_KERNELS_AUTO=<that file>, `impl="auto"` follows it (pallas_kernels/README.md).
   train    one train step per paper (its config with `impl`/`warp_impl` set to "pallas" and to "xla", the same
