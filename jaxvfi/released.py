@@ -287,6 +287,12 @@ def local_sources(entry: Released, paths: Sequence[str] | None) -> dict[str, str
   return out
 
 
+def _sha256_value(source: Source, entry: Released) -> str:
+  """How a user's `--sha256` value for `source` is written in hints: the bare hash for a one-file model, else
+  FILE=hash (both are accepted, `parse_sha256`)."""
+  return "<its sha256>" if len(entry.sources) == 1 else f"{source.filename}=<its sha256>"
+
+
 def expected_sha256(entry: Released, given: Mapping[str, str]) -> dict[str, str]:
   """filename -> what each source's sha256 must be: the stored value, else the user's, else (a file whose name carries
   a sha256 prefix, module docstring) that prefix, shorter than 64 hex digits, which the sha256 must start with.
@@ -304,7 +310,7 @@ def expected_sha256(entry: Released, given: Mapping[str, str]) -> dict[str, str]
       raise FetchError(f"--sha256 for {source.filename} is {user}, but its name says its sha256 starts with {prefix}")
     digest = source.sha256 or user or prefix
     if digest is None:
-      flag = "<its sha256>" if len(entry.sources) == 1 else f"{source.filename}=<its sha256>"
+      flag = _sha256_value(source, entry)
       raise FetchError(f"{entry.name}: no published sha256 of {source.filename} is stored in jaxvfi, so it cannot be "
                        f"checked; download it from {source.url or source.page}, verify it, then run python -m "
                        f"jaxvfi.weights fetch {entry.name} --sha256={flag} once (or set {SHA256_ENV}={flag})")
@@ -387,9 +393,7 @@ class _DropPoochLines(logging.Filter):
 
 def _how_to_supply(source: Source, entry: Released) -> str:
   """The command that fetches `source` from a copy the user got another way."""
-  sha = "" if source.check is not None else f" --sha256={source.filename}=<its sha256>"
-  if source.check is None and len(entry.sources) == 1:
-    sha = " --sha256=<its sha256>"
+  sha = "" if source.check is not None else f" --sha256={_sha256_value(source, entry)}"
   return f"python -m jaxvfi.weights fetch {entry.name} --src=PATH/{source.filename}{sha}"
 
 

@@ -438,6 +438,23 @@ def _taps_of_rows(inv_ref, d, ext):
   return jnp.maximum(tap, 0), ok & (tap >= 0)
 
 
+def _input_row(inv_ref, t, y0, cfg: _Config, hp: int, col_ok):
+  """Input row y0 + t of a (BH, BW) output tile: the vertical tap through which each output row y0 + r reads it
+  (`tap`, `tap_ok`: (BH,)), the row index, and the mask of its loads."""
+  tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(cfg.block_h), cfg.ext)
+  return tap, tap_ok, _bound(y0 + t, 0, hp - 1, cfg.clamp), col_ok & (y0 + t < hp)
+
+
+def _tap_columns(xs, cfg: _Config, wp: int):
+  """The input column each horizontal tap reads for output columns `xs`, one vector per tap."""
+  return [_bound(xs + o, 0, wp - 1, cfg.clamp) for o in cfg.offsets]
+
+
+def _row_sum(x_ref, n, ci, row, cols, ok, kh):
+  """Σⱼ kh_j · x[row, x + o_j] over static taps: (BH, BW), elementwise in every thread."""
+  return sum(kh_j * _ld(x_ref, (n, ci, row, col), ok)[None, :] for kh_j, col in zip(kh, cols))
+
+
 def _fwd_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, o_ref, *, cfg: _Config, h: int, w: int):
   bh, bw, ext = cfg.block_h, cfg.block_w, cfg.ext
   c_dim, hp, wp = x_ref.shape[1:]
@@ -445,17 +462,13 @@ def _fwd_kernel(offs_ref, inv_ref, x_ref, kv_ref, kh_ref, o_ref, *, cfg: _Config
   # One (BH, BW) plane per tap, so the tap sum below is elementwise in every thread (a (BH, BW, KP) block puts the
   # taps across lanes, and summing them takes warp shuffles).
   kh = [_ld(kh_ref, (n, yc[:, None], xc[None, :], j), pix_ok) for j in range(cfg.k)]
-  cols = [_bound(xs + o, 0, wp - 1, cfg.clamp) for o in cfg.offsets]
-  col_ok = xs < w
+  cols, col_ok = _tap_columns(xs, cfg, wp), xs < w
 
   def channel(ci, carry):
     def in_row(t, acc):
-      tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(bh), ext)  # tap of output row y0 + r reading row y0 + t
-      row = _bound(y0 + t, 0, hp - 1, cfg.clamp)
-      ok = col_ok & (y0 + t < hp)
-      rowsum = sum(kh_j * _ld(x_ref, (n, ci, row, col), ok)[None, :] for kh_j, col in zip(kh, cols))
+      tap, tap_ok, row, ok = _input_row(inv_ref, t, y0, cfg, hp, col_ok)
       kvt = _ld(kv_ref, (n, yc[:, None], xc[None, :], tap[:, None]), tap_ok[:, None] & pix_ok)  # (bh, bw)
-      return acc + kvt * rowsum
+      return acc + kvt * _row_sum(x_ref, n, ci, row, cols, ok, kh)
 
     acc = lax.fori_loop(0, bh + ext - 1, in_row, jnp.zeros((bh, bw), jnp.float32))
     plt.store(o_ref.at[n, ci, ys[:, None], xs[None, :]], acc.astype(o_ref.dtype), mask=pix_ok)
@@ -470,17 +483,14 @@ def _bwd_kv_kernel(offs_ref, inv_ref, x_ref, kh_ref, g_ref, dkv_ref, *, cfg: _Co
   c_dim, hp, wp = x_ref.shape[1:]
   n, y0, ys, xs, yc, xc, pix_ok = _tile(bh, bw, h, w, cfg.clamp)
   kh = [_ld(kh_ref, (n, yc[:, None], xc[None, :], j), pix_ok) for j in range(cfg.k)]  # per-tap planes, as forward
-  cols = [_bound(xs + o, 0, wp - 1, cfg.clamp) for o in cfg.offsets]
-  col_ok = xs < w
+  cols, col_ok = _tap_columns(xs, cfg, wp), xs < w
 
   def in_row(t, carry):
-    tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(bh), ext)
-    row = _bound(y0 + t, 0, hp - 1, cfg.clamp)
-    ok = col_ok & (y0 + t < hp)
+    tap, tap_ok, row, ok = _input_row(inv_ref, t, y0, cfg, hp, col_ok)
 
     def channel(ci, dkv):
       g = _ld(g_ref, (n, ci, yc[:, None], xc[None, :]), pix_ok)
-      return dkv + g * sum(kh_j * _ld(x_ref, (n, ci, row, col), ok)[None, :] for kh_j, col in zip(kh, cols))
+      return dkv + g * _row_sum(x_ref, n, ci, row, cols, ok, kh)
 
     dkv = lax.fori_loop(0, c_dim, channel, jnp.zeros((bh, bw), jnp.float32))
     plt.store(dkv_ref.at[n, ys[:, None], xs[None, :], tap[:, None]], dkv.astype(dkv_ref.dtype),
@@ -495,13 +505,10 @@ def _bwd_kh_kernel(offs_ref, inv_ref, x_ref, kv_ref, g_ref, dkh_ref, *, cfg: _Co
   bh, bw, ext = cfg.block_h, cfg.block_w, cfg.ext
   c_dim, hp, wp = x_ref.shape[1:]
   n, y0, ys, xs, yc, xc, pix_ok = _tile(bh, bw, h, w, cfg.clamp)
-  cols = [_bound(xs + o, 0, wp - 1, cfg.clamp) for o in cfg.offsets]
-  col_ok = xs < w
+  cols, col_ok = _tap_columns(xs, cfg, wp), xs < w
 
   def in_row(t, dkh):
-    tap, tap_ok = _taps_of_rows(inv_ref, t - jnp.arange(bh), ext)
-    row = _bound(y0 + t, 0, hp - 1, cfg.clamp)
-    ok = col_ok & (y0 + t < hp)
+    tap, tap_ok, row, ok = _input_row(inv_ref, t, y0, cfg, hp, col_ok)
     kvt = _ld(kv_ref, (n, yc[:, None], xc[None, :], tap[:, None]), tap_ok[:, None] & pix_ok)
 
     def channel(ci, dkh):

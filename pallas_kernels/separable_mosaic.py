@@ -69,17 +69,17 @@ def _forward_call(shape_n_c_h_wk: tuple[int, int, int, int], k: int, interpret: 
       plgpu.barrier_wait(barrier)
 
       def vertical_tap(i, acc):
-        row = jnp.zeros((BLOCK_W,), jnp.float32)
-        for j in range(k):  # static windows: each thread sums its own pixel's K taps
-          row = row + band[i, pl.ds(j, BLOCK_W)].astype(jnp.float32) * kh_smem[j, :].astype(jnp.float32)
-        return acc + kv_smem[i, :].astype(jnp.float32) * row
+        row = band[i, pl.ds(0, BLOCK_W)] * kh_smem[0, :]
+        for j in range(1, k):  # static windows: each thread sums its own pixel's K taps
+          row = row + band[i, pl.ds(j, BLOCK_W)] * kh_smem[j, :]
+        return acc + kv_smem[i, :] * row
 
       zeros = jnp.zeros((BLOCK_W,), jnp.float32)
       if not interpret:  # the carry must enter in the layout the body gives it (a row loaded from shared memory);
         # the interpret mode has no rule for layout_cast and needs none
         zeros = plgpu.layout_cast(zeros, plgpu.Layout.WG_STRIDED((BLOCK_W,), vec_size=1))
       acc = lax.fori_loop(0, k, vertical_tap, zeros)
-      o_smem[...] = acc.astype(o_smem.dtype)
+      o_smem[...] = acc
       plgpu.commit_smem()
       plgpu.copy_smem_to_gmem(o_smem, o_gmem.at[ni, ci, y, pl.ds(x0, BLOCK_W)])
       plgpu.wait_smem_to_gmem(0)  # the band and o_smem are reused by the next channel

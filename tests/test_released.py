@@ -285,7 +285,7 @@ def test_src_takes_a_one_file_models_copy_under_any_name(site, cache, tmp_path, 
   renamed.write_bytes((site / "network-lf.pytorch").read_bytes())
   assert weights.main(["fetch", "sepconv-lf", f"--sha256={digest}", f"--src={renamed}"]) == 0
   assert _cache_files(cache) == ["sepconv-lf.safetensors"]
-  capsys.readouterr()
+  assert capsys.readouterr().out.startswith(f"sepconv-lf: {released.cached_path('sepconv-lf')}")
 
 
 def test_src_mistakes_are_one_line_before_any_download(site, cache, tmp_path, capsys):
