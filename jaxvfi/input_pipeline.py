@@ -99,11 +99,16 @@ def _require_features(preset: str, *, dataset: str | None = None, example: dict[
 _PREPARED: dict[tuple[Any, ...], tfds.core.DatasetBuilder] = {}
 
 
+def check_dataset_name(name: str) -> None:
+  """ValueError naming the known datasets unless `name` is one (`jaxvfi.datasets.registry.BUILDERS`)."""
+  if name not in registry.BUILDERS:
+    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(registry.BUILDERS))}")
+
+
 def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """The dataset's builder in `data_config.tfds_dir`, built (ArrayRecord, no TensorFlow) if it is not yet."""
   name = data_config.name
-  if name not in registry.BUILDERS:
-    raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(registry.BUILDERS))}")
+  check_dataset_name(name)
   _require_features(data_config_lib.preset_name(data_config), dataset=name)
   manual_dir = data_config.get("dir")
   if manual_dir is not None:

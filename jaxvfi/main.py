@@ -15,6 +15,7 @@ Several machines (JAX's multi-process runtime, `parallel.initialize_distributed`
 """
 from __future__ import annotations
 
+import re
 import sys
 
 from absl import app
@@ -111,9 +112,16 @@ def parse_flags(argv: list[str]) -> list[str]:
           "--config=configs/<paper>.py[:arg]", file=sys.stderr)
     sys.exit(1)
   try:
-    rest = app.parse_flags_with_usage(argv)
+    # Not app.parse_flags_with_usage: it prints "FATAL Flags parsing error" and, for a config file whose get_config
+    # raised (a misspelt :arg), that file's whole traceback.
+    rest = flags.FLAGS(argv)
     if _CONFIG.value is not None:
       _CONFIG.value.get("seed")  # a file that failed to load raises here
+  except flags.Error as e:
+    if "parsing config file" in str(e):
+      _exit_config_error(e)
+    print(f"jaxvfi: error: {' '.join(str(e).split())}", file=sys.stderr)
+    sys.exit(1)
   except (AttributeError, KeyError, OSError, ValueError, TypeError) as e:
     _exit_config_error(e)
   return rest
@@ -124,6 +132,9 @@ def _exit_config_error(e: BaseException) -> None:
   text = str(e).replace("\\n", " ").replace("\\'", "'")
   if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
     text = text[1:-1]
+  lines = [line.strip() for line in text.splitlines() if line.strip()]
+  if len(lines) > 1:  # a traceback, or ml_collections' list of paths tried: the last line is the cause
+    text = re.sub(r"^(\w+(Error|Exception): |\[Errno \d+\] )", "", lines[-1])
   print(f"jaxvfi: error: --config: {' '.join(text.split())}", file=sys.stderr)
   sys.exit(1)
 

@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 
 from jaxvfi import checkpoints
+from jaxvfi import data_config as data_config_lib
 from jaxvfi import families
 from jaxvfi import input_pipeline
 from jaxvfi import model_file
@@ -133,6 +134,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, restore_
       log_handler.close()
 
 
+def _check_dataset_names(config) -> None:
+  """Every dataset the run reads, named before training: a mixture trains on its components and evaluates on
+  `data.name`, so a misspelt `data.name` would otherwise surface only at the first evaluation."""
+  names = [c.name for c, _ in data_config_lib.mixture_components(config.data)] + [config.data.name]
+  names += [e["dataset"] for e in registry.entries(config) if e.get("dataset")]
+  for name in names:
+    input_pipeline.check_dataset_name(name)
+
+
 def _train_and_evaluate(config, workdir, restore_step):
   ckpt_dir = os.path.join(workdir, "checkpoints")
   resuming = checkpoints.latest_step(ckpt_dir) is not None
@@ -140,6 +150,7 @@ def _train_and_evaluate(config, workdir, restore_step):
     raise ValueError("this config fine-tunes a trained model: set --config.init_from=<workdir of the first stage>")
   family = families.of(config)
   family.check_config(config)  # before the data is prepared: a config that cannot train fails at once
+  _check_dataset_names(config)
   num_devices = jax.local_device_count() if config.get("use_pmap", True) else 1
   _check_batch_size(config, num_devices)
   if num_devices > 1 or jax.process_count() > 1:

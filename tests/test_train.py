@@ -186,6 +186,10 @@ def test_interrupted_training_saves_its_last_step_and_resumes_from_it(tfds_dir, 
 def test_bad_inputs_give_one_clear_error(tfds_dir, tmp_path):
   with pytest.raises(ValueError, match="unknown dataset"):
     train.train_and_evaluate(tiny_config(tfds_dir, **{"data.name": "no_such_set"}), str(tmp_path / "a"))
+  # A mixture trains on its components and evaluates on data.name: a misspelt data.name is refused before training.
+  with pytest.raises(ValueError, match="unknown dataset 'no_such_set'"):
+    train.train_and_evaluate(tiny_config(tfds_dir, "runlocal", **{"data.name": "no_such_set"}), str(tmp_path / "m"))
+  assert not os.path.exists(tmp_path / "m" / "checkpoints")
   a_file = tmp_path / "file"
   a_file.write_text("x")
   with pytest.raises(NotADirectoryError):
@@ -209,7 +213,12 @@ def test_cli_errors_are_one_line(tfds_dir, tmp_path):
   assert r.returncode == 1 and "Traceback" not in r.stderr
   assert r.stderr.strip().splitlines()[-1].startswith("jaxvfi: error: --config: 'num_train_step' Did you mean")
   r = run_main(["--config=configs/no_such_paper.py", f"--workdir={tmp_path / 'no_config_file'}"])
-  assert r.returncode == 1 and "Traceback" not in r.stderr and "configs/no_such_paper.py" in r.stderr
+  assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+      "jaxvfi: error: --config: No such file or directory: 'configs/no_such_paper.py'")
+  r = run_main([f"{CONFIG.split(':')[0]}:runlocl", f"--workdir={tmp_path / 'no_config_file'}"])  # a misspelt :arg
+  assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+      "jaxvfi: error: --config: unknown config arg 'runlocl'; known: backbone, cpu, data, flow, interp, refine, "
+      "refinement, runlocal, stage"], r.stderr
   assert not os.path.exists(tmp_path / "no_config_file")  # refused before the workdir is made
   r = run_main([f"--workdir={tmp_path}"])
   assert r.returncode != 0 and "--config is required to train" in r.stderr and "Traceback" not in r.stderr
