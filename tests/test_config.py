@@ -30,9 +30,11 @@ def test_variants():
   assert c.num_train_steps > 0 and c.data.crop_size == 64
   assert (c.model.unet_width, c.batch_size) == (1.0, 4)
   c = get("cpu")  # the quickstart's data with half-width UNets at batch 8 (BENCHMARKS.md)
-  assert (c.model.unet_width, c.batch_size, c.num_train_steps, c.data.crop_size) == (0.5, 8, 6000, 64)
+  assert (c.model.unet_width, c.batch_size, c.num_train_steps, c.data.crop_size) == (0.5, 8, 1000, 64)
   assert (c.data.random_downscale, c.data.random_flip_v, c.data.random_flip_h) == (0.5, True, True)
   assert c.data.random_channel_reverse and c.test_time_augmentation
+  assert c.model.flow == "dis" and c.model.zero_heads and c.model.warp_padding == "border"
+  assert get("cpu,flow=unet").model.flow == "unet" and not get("cpu,flow=unet").model.zero_heads
   assert get("runlocal").data.random_downscale == 1.0
   with pytest.raises(ValueError, match="unknown config arg 'bakbone'"):
     get("bakbone=unet")
