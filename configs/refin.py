@@ -161,8 +161,8 @@ def get_config(arg=None):
     c.model.unet_width = 0.5
     # Each example shrunk by a factor in [0.5, 1] before the 64x64 crop, and up-down flips: the real clips (cut at
     # up to 448x256) then also show the detail and motion of smaller footage: +1.00 dB over frame averaging on
-    # carphone at the end against +0.90 without, and ahead at every evaluation (measured with the flow UNet;
-    # BENCHMARKS.md).
+    # carphone at the end against +0.90 without, and ahead at every evaluation (measured with the flow UNet). On DIS
+    # flow it gains 0.05 and 0.08 dB on held-out bikes and bigbuckbunny and costs 0.06 on carphone (BENCHMARKS.md).
     c.data.random_downscale = 0.5
     c.data.random_flip_v = True
     # RIFE's colour-channel reversal, and evaluation (and jaxvfi.interpolate) with RIFE's test-time augmentation:
