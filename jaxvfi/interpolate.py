@@ -8,6 +8,7 @@ r"""Interpolate your own frames and videos with a trained jaxvfi model: a small 
   python -m jaxvfi.interpolate --workdir=W --frames shots/ --input_fps=24 --output out.mp4  (a folder of images in)
   python -m jaxvfi.interpolate --workdir=W --frames A.png B.png --output mid.png --pixel_shader   (paper 003 Alg. 1)
   python -m jaxvfi.interpolate --workdir=W --video in.mp4 --output out.mp4 --tta         (test-time augmentation)
+  python -m jaxvfi.interpolate --workdir=W --video in.mp4 --output out.mp4 --adapt_steps=150   (fine-tune on it first)
 
 W is a training run's workdir (`python -m jaxvfi.main`): its `config.json` builds the model and the latest
 `checkpoints/<step>/` gives the parameters. Or, with no workdir, the authors' released weights by name (fetched,
@@ -32,6 +33,13 @@ alpha, scene cuts; retime.py: sources, retiming, video jobs, frame files):
 `--tta` (RIFE's test-time augmentation) makes each frame twice, from the inputs and from
 the inputs rotated by 180 degrees, and averages them; a workdir whose config sets `test_time_augmentation` (the CPU
 recipe, configs/refin.py:cpu) does so unless `--no_tta` is given.
+
+`--adapt_steps=N` (test-time adaptation, `jaxvfi.inference.adapt`) fine-tunes the model for N steps on triplets of
+consecutive frames of the input itself (up to `--adapt_triplets`, 64, spread over it, scene cuts skipped), each
+frame f[i+1] the target between f[i] and f[i+2], with the run's loss and augmentation, Adam at `--adapt_lr` (1e-4)
+decayed to 0, `--adapt_batch` (8) crops of `--adapt_crop` pixels; then it interpolates the input with the adapted
+parameters. The workdir is not changed. It costs N training steps (about 0.5 s each for configs/refin.py:cpu on 2
+CPU cores); BENCHMARKS.md ("Test-time adaptation") has what it gains on the real videos.
 
 Time. Super-SloMo takes any t in (0, 1) (it is trained on t in {1/8, ..., 7/8}); ReFIn takes t through the
 intermediate-flow approximation, Eq. (1) of ReFIn, but is trained at t = 0.5 only, so other times are an
@@ -96,6 +104,7 @@ from absl import logging
 
 from jaxvfi import pixel_shader as pixel_shader_lib
 from jaxvfi import video_io
+from jaxvfi.inference import adapt as adapt_lib
 from jaxvfi.inference import cli
 from jaxvfi.inference import frames
 from jaxvfi.inference import interpolator
@@ -155,6 +164,17 @@ def build_parser(prog: str = "python -m jaxvfi.interpolate") -> cli.Parser:
   making.add_argument("--tile", type=int, default=0, help="process frames in T x T tiles (0: whole frames)")
   making.add_argument("--tile_overlap", type=int, default=None,
                       help=f"pixels of context around each tile; default {frames.DEFAULT_TILE_OVERLAP}")
+  adapting = parser.add_argument_group("test-time adaptation (a video or a folder of frames)")
+  adapting.add_argument("--adapt_steps", type=int, default=0,
+                        help="N > 0: first fine-tune the model for N steps on triplets of consecutive input frames "
+                        "(the input's own frames are the ground truth; jaxvfi.inference.adapt); 0: off")
+  adapting.add_argument("--adapt_lr", type=float, default=None, help="Adam's peak learning rate (default 1e-4)")
+  adapting.add_argument("--adapt_batch", type=int, default=None, help="triplets per step (default 8)")
+  adapting.add_argument("--adapt_crop", type=int, default=None,
+                        help="crop side in pixels (default: the run's data.crop_size, or "
+                        f"{adapt_lib.DEFAULT_CROP} if it trained on whole frames)")
+  adapting.add_argument("--adapt_triplets", type=int, default=adapt_lib.DEFAULT_MAX_TRIPLETS,
+                        help="at most this many triplets, spread evenly over the input")
   parser.add_argument("--no_progress", action="store_true", help="no progress bar")
   return parser
 
@@ -189,7 +209,12 @@ def run(args: argparse.Namespace) -> list[str]:
     logging.info("%s has a variable frame rate (intervals %.2f to %.2f ms, mean %s fps): %s", source.name,
                  float(source.info.min_interval) * 1000, float(source.info.max_interval) * 1000,
                  video_io.format_rate(source.rate), how)
+  triplets = None
+  if req.adapt:  # read before the model loads: too few frames is one error, early
+    triplets = adapt_lib.triplets_of_source(source, req.adapt_triplets, req.options.scene_threshold)
   interp = interpolator.load_model(**req.model_source)
+  if triplets is not None:
+    adapt_lib.adapt(interp, triplets, req.adapt, req.progress)
   if getattr(interp, "time_free", False) and (req.fps or (req.factor & (req.factor - 1))):
     logging.info("%s has no time input: each t is rounded to the nearest k/%d (--dyadic_depth=%d)", interp.name,
                  2 ** req.options.dyadic_depth, req.options.dyadic_depth)

@@ -731,6 +731,14 @@ def test_refusals_are_one_line_before_the_model_and_lose_nothing(tmp_path, capsy
       (["--video", video, "--output", f"{p}/o.mp4", "--no_scene_detect", "--scene_threshold=0.2"], "not both"),
       (["--video", video, "--output", f"{p}/o.mp4", "--dyadic_depth=0"], "--dyadic_depth must be in 1..8"),
       (["--frames", *pair, "--output", f"{p}/m.png", "--no_audio"], "--no_audio applies to a video input"),
+      (["--frames", *pair, "--output", f"{p}/m.png", "--adapt_steps=5"], "give a video or a folder of at least 3"),
+      (["--video", video, "--output", f"{p}/o.mp4", "--adapt_steps=-1"], "--adapt_steps must be >= 0, got -1"),
+      (["--video", video, "--output", f"{p}/o.mp4", "--adapt_lr=1e-3"], "--adapt_lr applies with --adapt_steps"),
+      (["--video", video, "--output", f"{p}/o.mp4", "--adapt_steps=5", "--adapt_lr=0"], "learning rate must be > 0"),
+      (["--video", video, "--output", f"{p}/o.mp4", "--adapt_steps=5", "--adapt_triplets=0"],
+       "--adapt_triplets must be >= 1"),
+      (["--frames", f"{p}/shots", "--input_fps=24", "--output", f"{p}/s.mp4", "--adapt_steps=5"],
+       "needs at least 3 consecutive frames of one shot, got 2 frames"),
   ]
   for args, message in cases:
     code, err, _ = _run_cli(capsys, monkeypatch, "--workdir=/nonexistent", *args)
@@ -790,6 +798,30 @@ def test_cli_video_progress_bar_and_summary_line(tmp_path, sepconv_workdir):
   assert got["rate"] == Fraction(48000, 1001) and got["duration"] == Fraction(4 * 1001, 24000)
   assert media.audio_payloads(tmp_path / "o.mp4") == media.audio_payloads(tmp_path / "in.mp4")
   assert sorted(os.listdir(tmp_path)) == ["in.mp4", "o.mp4"]
+
+
+def test_cli_adapt_steps_fine_tunes_on_the_input_then_interpolates_it(tmp_path, sepconv_workdir):
+  # 5 frames: 3 triplets to adapt on; the model then makes the 4 new frames of --factor=2. Unadapted, its constant
+  # centre-tap heads make exactly the blend of the two inputs; 3 steps at a high rate move them off it.
+  rng = np.random.default_rng(21)
+  frames = [(rng.integers(0, 64, (16, 16, 3)) * 4).astype(np.uint8) for _ in range(5)]
+  media.encode(tmp_path / "in.mkv", frames, rate=Fraction(24), codec="ffv1", pix_fmt="bgr0")  # lossless RGB
+  outputs = {}
+  for name, extra in (("plain", ()), ("adapted", ("--adapt_steps=3", "--adapt_lr=1e-2", "--adapt_batch=2"))):
+    r = _cli(f"--workdir={sepconv_workdir}", "--video", str(tmp_path / "in.mkv"), "--output",
+             str(tmp_path / f"{name}.mkv"), "--no_progress", *extra)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "frames 5 -> 10" in r.stdout
+    outputs[name] = media.facts(tmp_path / f"{name}.mkv")["frames"]
+  assert "adapted sepconv on 3 triplets of the input: 3 steps, loss" in r.stderr, r.stderr[-3000:]
+  plain, adapted = outputs["plain"], outputs["adapted"]
+  for k, frame in enumerate(frames):  # the input frames pass through unchanged
+    np.testing.assert_array_equal(adapted[2 * k], frame)
+  for k in range(4):
+    np.testing.assert_array_equal(plain[2 * k + 1], _blend(frames[k], frames[k + 1], 0.5))
+  assert max(np.abs(adapted[2 * k + 1].astype(int) - plain[2 * k + 1]).max() for k in range(4)) > 2
+  # Nothing else written: the workdir's checkpoints are not touched by the adaptation.
+  assert sorted(os.listdir(tmp_path)) == ["adapted.mkv", "in.mkv", "plain.mkv"]
 
 
 def test_video_lossless_factor_2_keeps_frames_and_inserts_known_ones(sepconv_interp, tmp_path):

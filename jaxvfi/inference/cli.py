@@ -19,6 +19,7 @@ from jaxvfi import released
 from jaxvfi import weights as weights_lib
 from jaxvfi import utils
 from jaxvfi import video_io
+from jaxvfi.inference import adapt as adapt_lib
 from jaxvfi.inference import frames
 from jaxvfi.inference import interpolator
 
@@ -73,6 +74,8 @@ class Request:
   audio: bool
   options: frames.Options
   progress: bool
+  adapt: adapt_lib.AdaptOptions | None = None  # test-time adaptation (--adapt_steps > 0), else None
+  adapt_triplets: int = adapt_lib.DEFAULT_MAX_TRIPLETS
 
 
 def _ntsc_hint(fps: Fraction) -> None:
@@ -223,11 +226,38 @@ def check_args(args: argparse.Namespace) -> Request:
         raise ValueError(f"{flag} applies to a video input{' or output' if flag == '--codec' else ''}")
   options = frames.Options(alpha=args.alpha, scene_threshold=None if args.no_scene_detect else threshold,
                            tile=args.tile, tile_overlap=overlap, dyadic_depth=args.dyadic_depth)
+  adapt = _check_adapt_flags(args, pair is not None)
   model_source = ({"workdir": args.workdir} if args.workdir is not None else
                   {k: v for k, v in (("weights", args.weights), ("model", args.model)) if v is not None})
   model_source["pixel_shader"] = args.pixel_shader
   model_source["test_time_augmentation"] = args.test_time_augmentation
   return Request(model_source=model_source, output=args.output, pair=pair, folder=folder, video=args.video, times=times,
                  factor=None if pair or fps is not None else (args.factor or 2), fps=fps, input_fps=input_fps,
-                 codec=args.codec, audio=not args.no_audio, options=options, progress=not args.no_progress)
+                 codec=args.codec, audio=not args.no_audio, options=options, progress=not args.no_progress,
+                 adapt=adapt, adapt_triplets=getattr(args, "adapt_triplets", adapt_lib.DEFAULT_MAX_TRIPLETS))
+
+
+def _check_adapt_flags(args: argparse.Namespace, pair: bool) -> adapt_lib.AdaptOptions | None:
+  """The `--adapt_*` flags as `AdaptOptions` (None without `--adapt_steps`); one ValueError otherwise."""
+  steps = getattr(args, "adapt_steps", 0) or 0  # a Namespace built without the flags: no adaptation
+  if steps < 0:
+    raise ValueError(f"--adapt_steps must be >= 0, got {steps}")
+  if not steps:
+    given = [f for f in ("adapt_lr", "adapt_batch", "adapt_crop") if getattr(args, f, None) is not None]
+    if given:
+      raise ValueError(f"--{given[0]} applies with --adapt_steps=N (N > 0)")
+    return None
+  if pair:
+    raise ValueError("--adapt_steps fine-tunes on triplets of consecutive input frames: give a video or a folder of "
+                     "at least 3 frames, not two frames")
+  if args.adapt_triplets < 1:
+    raise ValueError(f"--adapt_triplets must be >= 1, got {args.adapt_triplets}")
+  options = adapt_lib.AdaptOptions(
+      steps=steps, learning_rate=1e-4 if args.adapt_lr is None else args.adapt_lr,
+      batch_size=8 if args.adapt_batch is None else args.adapt_batch, crop_size=args.adapt_crop)
+  try:
+    options.check()
+  except ValueError as e:
+    raise ValueError(f"--adapt_*: {e}") from None
+  return options
 
