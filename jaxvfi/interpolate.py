@@ -38,7 +38,7 @@ recipe, configs/refin.py:cpu) does so unless `--no_tta` is given.
 consecutive frames of the input itself (up to `--adapt_triplets`, 64, spread over it, scene cuts skipped), each
 frame f[i+1] the target between f[i] and f[i+2], with the run's loss and augmentation, Adam at `--adapt_lr` (1e-4)
 decayed to 0, `--adapt_batch` (8) crops of `--adapt_crop` pixels; then it interpolates the input with the adapted
-parameters. The workdir is not changed. It costs N training steps (about 0.5 s each for configs/refin.py:cpu on 2
+parameters. The workdir is not changed. It costs N training steps (about 0.43 s each for configs/refin.py:cpu on 2
 CPU cores); BENCHMARKS.md ("Test-time adaptation") has what it gains on the real videos.
 
 Time. Super-SloMo takes any t in (0, 1) (it is trained on t in {1/8, ..., 7/8}); ReFIn takes t through the
