@@ -188,7 +188,9 @@ def adapt_params(model, params, config, triplets: np.ndarray, options: AdaptOpti
     return params, AdaptStats(0, float("nan"), float("nan"), 0.0)
   started = time_lib.time()
   transform = _augmentation(config, options.crop_size, triplets.shape[2:4])
-  loss_fn, _ = families.of(config).make_loss_fn(config)
+  loss_fn, notes = families.of(config).make_loss_fn(config)
+  for note in notes:  # e.g. a perceptual term dropped for want of VGG weights on this machine
+    logging.info("adaptation loss: %s", note)
   schedule = optax.cosine_decay_schedule(options.learning_rate, options.steps)
   tx = optax.adam(schedule)
   step_fn = jax.jit(functools.partial(steps_lib.supervised_step, apply_fn=model.apply, loss_fn=loss_fn, tx=tx))
