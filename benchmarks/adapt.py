@@ -112,7 +112,7 @@ def main(argv=None):
         group_plain = np.mean([by_start[s]["model_psnr"] for s in starts])
         group_dis = np.mean([by_start[s]["classical_flow_psnr"] for s in starts])
         print(f"    {stop} steps: model {group_psnr:.3f} (unadapted {group_plain:.3f}, DIS {group_dis:.3f}), loss "
-              f"{stats.first_loss:.4f} -> {stats.last_loss:.4f}", flush=True)
+              f"on a fixed batch {stats.loss_before:.4f} -> {stats.loss_after:.4f}", flush=True)
     rows.append((before["video"], 0, len(by_start), plain_all, dis_all, 0.0))
     for stop in sorted(args.steps):
       psnr = float(np.mean(list(adapted[stop].values())))

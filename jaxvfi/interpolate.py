@@ -38,8 +38,10 @@ recipe, configs/refin.py:cpu) does so unless `--no_tta` is given.
 consecutive frames of the input itself (up to `--adapt_triplets`, 64, spread over it, scene cuts skipped), each
 frame f[i+1] the target between f[i] and f[i+2], with the run's loss and augmentation, Adam at `--adapt_lr` (1e-4)
 decayed to 0, `--adapt_batch` (8) crops of `--adapt_crop` pixels; then it interpolates the input with the adapted
-parameters. The workdir is not changed. It costs N training steps (about 0.43 s each for configs/refin.py:cpu on 2
-CPU cores); BENCHMARKS.md ("Test-time adaptation") has what it gains on the real videos.
+parameters. The workdir is not changed. It costs N training steps: about 0.43 s each for configs/refin.py:cpu on 2
+CPU cores at its 64x64 crops and batch 8 (the time grows with crop area x batch; a crop larger than the frames is
+cut to them). The log gives the loss on one fixed batch of the triplets before and after, and the final line the
+steps and their time. BENCHMARKS.md ("Test-time adaptation") has what it gains on the real videos.
 
 Time. Super-SloMo takes any t in (0, 1) (it is trained on t in {1/8, ..., 7/8}); ReFIn takes t through the
 intermediate-flow approximation, Eq. (1) of ReFIn, but is trained at t = 0.5 only, so other times are an
@@ -167,14 +169,18 @@ def build_parser(prog: str = "python -m jaxvfi.interpolate") -> cli.Parser:
   adapting = parser.add_argument_group("test-time adaptation (a video or a folder of frames)")
   adapting.add_argument("--adapt_steps", type=int, default=0,
                         help="N > 0: first fine-tune the model for N steps on triplets of consecutive input frames "
-                        "(the input's own frames are the ground truth; jaxvfi.inference.adapt); 0: off")
-  adapting.add_argument("--adapt_lr", type=float, default=None, help="Adam's peak learning rate (default 1e-4)")
-  adapting.add_argument("--adapt_batch", type=int, default=None, help="triplets per step (default 8)")
+                        "(the input's own frames are the ground truth; triplets across scene cuts are skipped; "
+                        "jaxvfi.inference.adapt); 0: off")
+  adapting.add_argument("--adapt_lr", type=float, default=None,
+                        help=f"Adam's peak learning rate (default {adapt_lib.DEFAULT_LEARNING_RATE:g})")
+  adapting.add_argument("--adapt_batch", type=int, default=None,
+                        help=f"triplets per step (default {adapt_lib.DEFAULT_BATCH})")
   adapting.add_argument("--adapt_crop", type=int, default=None,
                         help="crop side in pixels (default: the run's data.crop_size, or "
                         f"{adapt_lib.DEFAULT_CROP} if it trained on whole frames)")
-  adapting.add_argument("--adapt_triplets", type=int, default=adapt_lib.DEFAULT_MAX_TRIPLETS,
-                        help="at most this many triplets, spread evenly over the input")
+  adapting.add_argument("--adapt_triplets", type=int, default=None,
+                        help="at most this many triplets, spread evenly over the input (default "
+                        f"{adapt_lib.DEFAULT_MAX_TRIPLETS})")
   parser.add_argument("--no_progress", action="store_true", help="no progress bar")
   return parser
 
@@ -213,13 +219,15 @@ def run(args: argparse.Namespace) -> list[str]:
   if req.adapt:  # read before the model loads: too few frames is one error, early
     triplets = adapt_lib.triplets_of_source(source, req.adapt_triplets, req.options.scene_threshold)
   interp = interpolator.load_model(**req.model_source)
-  if triplets is not None:
-    adapt_lib.adapt(interp, triplets, req.adapt, req.progress)
+  adapted = adapt_lib.adapt(interp, triplets, req.adapt, req.progress) if triplets is not None else None
   if getattr(interp, "time_free", False) and (req.fps or (req.factor & (req.factor - 1))):
     logging.info("%s has no time input: each t is rounded to the nearest k/%d (--dyadic_depth=%d)", interp.name,
                  2 ** req.options.dyadic_depth, req.options.dyadic_depth)
   stats = job.run(interp, req.progress)
-  print(stats.summary(req.output))
+  summary = stats.summary(req.output)
+  if adapted is not None:
+    summary += f", after {adapted.steps} adaptation step{'s' if adapted.steps != 1 else ''} ({adapted.seconds:.1f} s)"
+  print(summary)
   return [req.output]
 
 

@@ -734,7 +734,10 @@ def test_refusals_are_one_line_before_the_model_and_lose_nothing(tmp_path, capsy
       (["--frames", *pair, "--output", f"{p}/m.png", "--adapt_steps=5"], "give a video or a folder of at least 3"),
       (["--video", video, "--output", f"{p}/o.mp4", "--adapt_steps=-1"], "--adapt_steps must be >= 0, got -1"),
       (["--video", video, "--output", f"{p}/o.mp4", "--adapt_lr=1e-3"], "--adapt_lr applies with --adapt_steps"),
-      (["--video", video, "--output", f"{p}/o.mp4", "--adapt_steps=5", "--adapt_lr=0"], "learning rate must be > 0"),
+      (["--video", video, "--output", f"{p}/o.mp4", "--adapt_steps=5", "--adapt_lr=0"], "--adapt_lr must be > 0, got 0"),
+      (["--video", video, "--output", f"{p}/o.mp4", "--adapt_steps=5", "--adapt_crop=4"],
+       "--adapt_crop must be at least 8 pixels, got 4"),
+      (["--video", video, "--output", f"{p}/o.mp4", "--adapt_triplets=5"], "--adapt_triplets applies with --adapt_steps"),
       (["--video", video, "--output", f"{p}/o.mp4", "--adapt_steps=5", "--adapt_triplets=0"],
        "--adapt_triplets must be >= 1"),
       (["--frames", f"{p}/shots", "--input_fps=24", "--output", f"{p}/s.mp4", "--adapt_steps=5"],
@@ -813,7 +816,8 @@ def test_cli_adapt_steps_fine_tunes_on_the_input_then_interpolates_it(tmp_path, 
     assert r.returncode == 0, r.stderr[-3000:]
     assert "frames 5 -> 10" in r.stdout
     outputs[name] = media.facts(tmp_path / f"{name}.mkv")["frames"]
-  assert "adapted sepconv on 3 triplets of the input: 3 steps, loss" in r.stderr, r.stderr[-3000:]
+  assert "adapted sepconv on 3 triplets of the input: 3 steps, " in r.stderr, r.stderr[-3000:]
+  assert "loss on a fixed batch of them" in r.stderr and ", after 3 adaptation steps (" in r.stdout
   plain, adapted = outputs["plain"], outputs["adapted"]
   for k, frame in enumerate(frames):  # the input frames pass through unchanged
     np.testing.assert_array_equal(adapted[2 * k], frame)

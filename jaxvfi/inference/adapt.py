@@ -45,6 +45,8 @@ DEFAULT_MAX_TRIPLETS = 64
 """Triplets kept from a long input, spread evenly over it (each holds three frames in memory, uint8)."""
 DEFAULT_CROP = 128
 """Crop side when the run trained on whole frames (`data.crop_size` = 0)."""
+DEFAULT_LEARNING_RATE = 1e-4
+DEFAULT_BATCH = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +58,12 @@ class AdaptOptions:
     learning_rate: Adam's peak rate, decayed to 0 over `steps` by a cosine.
     batch_size: triplets per step (drawn with replacement).
     crop_size: side of the square training crops in pixels; None: the run's `data.crop_size`, or DEFAULT_CROP if it
-      trained on whole frames. Frames smaller than the crop are used whole (and not downscaled).
+      trained on whole frames. On a side where the frames are smaller the crop is the frame's size (a warning).
     seed: draws of triplets, crops and flips (numpy) and dropout (jax); the result is a function of it.
   """
   steps: int
-  learning_rate: float = 1e-4
-  batch_size: int = 8
+  learning_rate: float = DEFAULT_LEARNING_RATE
+  batch_size: int = DEFAULT_BATCH
   crop_size: int | None = None
   seed: int = 0
 
@@ -130,7 +132,7 @@ def collect_triplets(frames: Iterable[np.ndarray], num_frames: int | None = None
         continue
       kept.append(np.stack(window))
   if not kept:
-    why = (f"{cuts} triplet{'s' if cuts != 1 else ''} across scene cuts" if cuts else
+    why = (f"{num_frames} frames whose triplet{'s' if cuts != 1 else ''} all span a scene cut" if cuts else
            f"{num_frames} frame{'s' if num_frames != 1 else ''}")
     raise ValueError(f"test-time adaptation needs at least 3 consecutive frames of one shot, got {why}")
   if cuts:
@@ -139,25 +141,28 @@ def collect_triplets(frames: Iterable[np.ndarray], num_frames: int | None = None
 
 
 def _augmentation(config, crop_size: int | None, frame_hw: tuple[int, int]) -> clip.ClipTransform:
-  """The run's training augmentation (`config.data`) for triplets at t = 0.5, with the adaptation's crop."""
+  """The run's training augmentation (`config.data`) for triplets at t = 0.5, with the adaptation's crop (cut to the
+  frame size on a side where the frames are smaller)."""
   params = dict(data_config.augmentation_params(config.data))
   crop = data_config.crop_shape(params.get("crop_size")) if crop_size is None else (crop_size, crop_size)
   if crop is None:
     crop = (DEFAULT_CROP, DEFAULT_CROP)
-  if crop[0] > frame_hw[0] or crop[1] > frame_hw[1]:
-    logging.info("adaptation: frames %dx%d are smaller than the %dx%d crop: whole frames, not downscaled",
-                 frame_hw[1], frame_hw[0], crop[1], crop[0])
-    crop, params["random_downscale"] = None, 1.0
-  params.update(crop_size=crop, t_sampling="fixed", t=0.5)
+  fitted = (min(crop[0], frame_hw[0]), min(crop[1], frame_hw[1]))
+  if fitted != crop:
+    logging.warning("adaptation: the %dx%d crop is cut to the %dx%d frames (width x height); a step costs about as "
+                    "much as its pixels: %dx%d per triplet", crop[1], crop[0], frame_hw[1], frame_hw[0], fitted[1],
+                    fitted[0])
+  params.update(crop_size=fitted, t_sampling="fixed", t=0.5)
   return clip.ClipTransform(params, flow_crop=False)  # plain crops: SepConv-GAN's offset crops need its frame sizes
 
 
 @dataclasses.dataclass(frozen=True)
 class AdaptStats:
-  """What `adapt` did: steps, the mean loss of its first and last tenth of steps, wall seconds."""
+  """What `adapt` did: steps; the loss on one fixed batch of the triplets (centre crops, no augmentation) before and
+  after, which unlike the training losses of random crops is comparable; wall seconds."""
   steps: int
-  first_loss: float
-  last_loss: float
+  loss_before: float
+  loss_after: float
   seconds: float
 
 
@@ -188,17 +193,19 @@ def adapt_params(model, params, config, triplets: np.ndarray, options: AdaptOpti
     return params, AdaptStats(0, float("nan"), float("nan"), 0.0)
   started = time_lib.time()
   transform = _augmentation(config, options.crop_size, triplets.shape[2:4])
+  fixed = _fixed_batch(triplets, transform.crop, options.batch_size)
   loss_fn, notes = families.of(config).make_loss_fn(config)
   for note in notes:  # e.g. a perceptual term dropped for want of VGG weights on this machine
     logging.info("adaptation loss: %s", note)
   schedule = optax.cosine_decay_schedule(options.learning_rate, options.steps)
   tx = optax.adam(schedule)
   step_fn = jax.jit(functools.partial(steps_lib.supervised_step, apply_fn=model.apply, loss_fn=loss_fn, tx=tx))
+  fixed_loss = jax.jit(lambda p: loss_fn(model.apply({"params": p}, fixed, train=False), fixed)[0])
+  loss_before = float(fixed_loss(params))
   state = steps_lib.TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=tx.init(params))
   rng = np.random.default_rng(options.seed)
   key = jax.random.PRNGKey(options.seed)
   times = np.array([0.0, 0.5, 1.0], np.float32)
-  losses = []
   with tqdm.tqdm(total=run, desc="adapt", unit="step", dynamic_ncols=True,
                  disable=not progress_bar) as bar:
     for step in range(run):
@@ -210,13 +217,21 @@ def adapt_params(model, params, config, triplets: np.ndarray, options: AdaptOpti
       if not np.isfinite(loss):
         raise FloatingPointError(f"test-time adaptation: the loss is {loss} at step {step + 1}; lower the learning "
                                  f"rate (now {options.learning_rate:g})")
-      losses.append(loss)
       bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
       bar.update(1)
-  tenth = max(1, len(losses) // 10)
-  stats = AdaptStats(run, float(np.mean(losses[:tenth])), float(np.mean(losses[-tenth:])),
-                     time_lib.time() - started)
+  stats = AdaptStats(run, loss_before, float(fixed_loss(state.params)), time_lib.time() - started)
   return state.params, stats
+
+
+def _fixed_batch(triplets: np.ndarray, crop: tuple[int, int], size: int) -> dict[str, jax.Array]:
+  """Centre crops of `size` triplets spread over `triplets` (all of them if fewer): the batch on which `adapt_params`
+  reports the loss before and after."""
+  picks = np.unique(np.linspace(0, len(triplets) - 1, min(size, len(triplets))).round().astype(int))
+  h, w = triplets.shape[2:4]
+  y, x = (h - crop[0]) // 2, (w - crop[1]) // 2
+  x_ = triplets[picks, :, y:y + crop[0], x:x + crop[1]].astype(np.float32) / np.float32(255)
+  return {"frame0": jnp.asarray(x_[:, 0]), "target": jnp.asarray(x_[:, 1]), "frame1": jnp.asarray(x_[:, 2]),
+          "t": jnp.full((len(picks),), 0.5, jnp.float32)}
 
 
 def adapt(interp, triplets: np.ndarray, options: AdaptOptions, progress_bar: bool = False) -> AdaptStats:
@@ -225,18 +240,20 @@ def adapt(interp, triplets: np.ndarray, options: AdaptOptions, progress_bar: boo
   params, stats = adapt_params(interp.model, interp.params, interp.config, triplets, options, progress_bar)
   interp.params = params
   if stats.steps:
-    logging.info("adapted %s on %d triplets of the input: %d steps, loss %.4f -> %.4f (first and last tenth), "
-                 "%.1f s", interp.name, len(triplets), stats.steps, stats.first_loss, stats.last_loss, stats.seconds)
+    logging.info("adapted %s on %d triplet%s of the input: %d step%s, %.1f s; loss on a fixed batch of them %.4f -> "
+                 "%.4f", interp.name, len(triplets), "s" if len(triplets) != 1 else "", stats.steps,
+                 "s" if stats.steps != 1 else "", stats.seconds, stats.loss_before, stats.loss_after)
   return stats
 
 
 def triplets_of_source(source, max_triplets: int = DEFAULT_MAX_TRIPLETS,
                        scene_threshold: float | None = video_io.SCENE_THRESHOLD) -> np.ndarray:
-  """`collect_triplets` over a `jaxvfi.inference.retime.FrameSource` (a video or a folder), read once as RGB."""
-  reader = source.open(False)
+  """`collect_triplets` over a `jaxvfi.inference.retime.FrameSource` (a video or a folder), read once; RGBA frames
+  give their colour (read as the run reads them, so nothing is logged twice)."""
+  reader = source.open(source.alpha)
   try:
-    return collect_triplets((frame for _, frame in reader.frames()), source.num_frames or None, max_triplets,
-                            scene_threshold)
+    return collect_triplets((np.ascontiguousarray(frame[..., :3]) for _, frame in reader.frames()),
+                            source.num_frames or None, max_triplets, scene_threshold)
   finally:
     reader.close()
 

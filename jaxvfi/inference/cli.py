@@ -234,30 +234,33 @@ def check_args(args: argparse.Namespace) -> Request:
   return Request(model_source=model_source, output=args.output, pair=pair, folder=folder, video=args.video, times=times,
                  factor=None if pair or fps is not None else (args.factor or 2), fps=fps, input_fps=input_fps,
                  codec=args.codec, audio=not args.no_audio, options=options, progress=not args.no_progress,
-                 adapt=adapt, adapt_triplets=getattr(args, "adapt_triplets", adapt_lib.DEFAULT_MAX_TRIPLETS))
+                 adapt=adapt, adapt_triplets=getattr(args, "adapt_triplets", None) or adapt_lib.DEFAULT_MAX_TRIPLETS)
 
 
 def _check_adapt_flags(args: argparse.Namespace, pair: bool) -> adapt_lib.AdaptOptions | None:
-  """The `--adapt_*` flags as `AdaptOptions` (None without `--adapt_steps`); one ValueError otherwise."""
+  """The `--adapt_*` flags as `AdaptOptions` (None without `--adapt_steps`); one ValueError naming the flag otherwise."""
   steps = getattr(args, "adapt_steps", 0) or 0  # a Namespace built without the flags: no adaptation
   if steps < 0:
     raise ValueError(f"--adapt_steps must be >= 0, got {steps}")
+  flags = {f: getattr(args, f, None) for f in ("adapt_lr", "adapt_batch", "adapt_crop", "adapt_triplets")}
   if not steps:
-    given = [f for f in ("adapt_lr", "adapt_batch", "adapt_crop") if getattr(args, f, None) is not None]
+    given = [f for f, v in flags.items() if v is not None]
     if given:
       raise ValueError(f"--{given[0]} applies with --adapt_steps=N (N > 0)")
     return None
   if pair:
     raise ValueError("--adapt_steps fine-tunes on triplets of consecutive input frames: give a video or a folder of "
                      "at least 3 frames, not two frames")
-  if args.adapt_triplets < 1:
-    raise ValueError(f"--adapt_triplets must be >= 1, got {args.adapt_triplets}")
-  options = adapt_lib.AdaptOptions(
-      steps=steps, learning_rate=1e-4 if args.adapt_lr is None else args.adapt_lr,
-      batch_size=8 if args.adapt_batch is None else args.adapt_batch, crop_size=args.adapt_crop)
-  try:
-    options.check()
-  except ValueError as e:
-    raise ValueError(f"--adapt_*: {e}") from None
+  lr, batch, crop, triplets = flags.values()
+  if lr is not None and not lr > 0:  # NaN too
+    raise ValueError(f"--adapt_lr must be > 0, got {lr:g}")
+  if batch is not None and batch < 1:
+    raise ValueError(f"--adapt_batch must be >= 1, got {batch}")
+  if crop is not None and crop < 8:
+    raise ValueError(f"--adapt_crop must be at least 8 pixels, got {crop}")
+  if triplets is not None and triplets < 1:
+    raise ValueError(f"--adapt_triplets must be >= 1, got {triplets}")
+  options = adapt_lib.AdaptOptions(steps=steps, learning_rate=adapt_lib.DEFAULT_LEARNING_RATE if lr is None else lr,
+                                   batch_size=adapt_lib.DEFAULT_BATCH if batch is None else batch, crop_size=crop)
+  options.check()
   return options
-
