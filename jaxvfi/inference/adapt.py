@@ -229,8 +229,8 @@ def _fixed_batch(triplets: np.ndarray, crop: tuple[int, int], size: int) -> dict
   picks = np.unique(np.linspace(0, len(triplets) - 1, min(size, len(triplets))).round().astype(int))
   h, w = triplets.shape[2:4]
   y, x = (h - crop[0]) // 2, (w - crop[1]) // 2
-  x_ = triplets[picks, :, y:y + crop[0], x:x + crop[1]].astype(np.float32) / np.float32(255)
-  return {"frame0": jnp.asarray(x_[:, 0]), "target": jnp.asarray(x_[:, 1]), "frame1": jnp.asarray(x_[:, 2]),
+  crops = triplets[picks, :, y:y + crop[0], x:x + crop[1]].astype(np.float32) / np.float32(255)
+  return {"frame0": jnp.asarray(crops[:, 0]), "target": jnp.asarray(crops[:, 1]), "frame1": jnp.asarray(crops[:, 2]),
           "t": jnp.full((len(picks),), 0.5, jnp.float32)}
 
 

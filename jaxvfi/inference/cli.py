@@ -238,7 +238,8 @@ def check_args(args: argparse.Namespace) -> Request:
 
 
 def _check_adapt_flags(args: argparse.Namespace, pair: bool) -> adapt_lib.AdaptOptions | None:
-  """The `--adapt_*` flags as `AdaptOptions` (None without `--adapt_steps`); one ValueError naming the flag otherwise."""
+  """The `--adapt_*` flags as `AdaptOptions` (None without `--adapt_steps`); otherwise one ValueError naming the
+  flag."""
   steps = getattr(args, "adapt_steps", 0) or 0  # a Namespace built without the flags: no adaptation
   if steps < 0:
     raise ValueError(f"--adapt_steps must be >= 0, got {steps}")
