@@ -40,8 +40,8 @@ frame f[i+1] the target between f[i] and f[i+2], with the run's loss and augment
 decayed to 0, `--adapt_batch` (8) crops of `--adapt_crop` pixels; then it interpolates the input with the adapted
 parameters. The workdir is not changed. It costs N training steps: about 0.43 s each for configs/refin.py:cpu on 2
 CPU cores at its 64x64 crops and batch 8 (the time grows with crop area x batch; a crop larger than the frames is
-cut to them). The log gives the loss on one fixed batch of the triplets before and after, and the final line the
-steps and their time. BENCHMARKS.md ("Test-time adaptation") has what it gains on the real videos.
+cut to them). The log gives the training loss on one fixed batch of the triplets before and after, and the final
+line the steps and their time. BENCHMARKS.md ("Test-time adaptation") has what it gains on the real videos.
 
 Time. Super-SloMo takes any t in (0, 1) (it is trained on t in {1/8, ..., 7/8}); ReFIn takes t through the
 intermediate-flow approximation, Eq. (1) of ReFIn, but is trained at t = 0.5 only, so other times are an

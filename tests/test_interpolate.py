@@ -817,7 +817,7 @@ def test_cli_adapt_steps_fine_tunes_on_the_input_then_interpolates_it(tmp_path, 
     assert "frames 5 -> 10" in r.stdout
     outputs[name] = media.facts(tmp_path / f"{name}.mkv")["frames"]
   assert "adapted sepconv on 3 triplets of the input: 3 steps, " in r.stderr, r.stderr[-3000:]
-  assert "loss on a fixed batch of them" in r.stderr and ", after 3 adaptation steps (" in r.stdout
+  assert "training loss on a fixed batch of their centre crops" in r.stderr and ", after 3 adaptation steps (" in r.stdout
   plain, adapted = outputs["plain"], outputs["adapted"]
   for k, frame in enumerate(frames):  # the input frames pass through unchanged
     np.testing.assert_array_equal(adapted[2 * k], frame)

@@ -58,7 +58,7 @@ class AdaptOptions:
     learning_rate: Adam's peak rate, decayed to 0 over `steps` by a cosine.
     batch_size: triplets per step (drawn with replacement).
     crop_size: side of the square training crops in pixels; None: the run's `data.crop_size`, or DEFAULT_CROP if it
-      trained on whole frames. On a side where the frames are smaller the crop is the frame's size (a warning).
+      trained on whole frames. On a side where the frames are smaller the crop is the frame's size (a log line).
     seed: draws of triplets, crops and flips (numpy) and dropout (jax); the result is a function of it.
   """
   steps: int
@@ -149,9 +149,8 @@ def _augmentation(config, crop_size: int | None, frame_hw: tuple[int, int]) -> c
     crop = (DEFAULT_CROP, DEFAULT_CROP)
   fitted = (min(crop[0], frame_hw[0]), min(crop[1], frame_hw[1]))
   if fitted != crop:
-    logging.warning("adaptation: the %dx%d crop is cut to the %dx%d frames (width x height); a step costs about as "
-                    "much as its pixels: %dx%d per triplet", crop[1], crop[0], frame_hw[1], frame_hw[0], fitted[1],
-                    fitted[0])
+    logging.info("adaptation: crops of %dx%d, the whole frame on a side shorter than the %dx%d crop (width x "
+                 "height)", fitted[1], fitted[0], crop[1], crop[0])
   params.update(crop_size=fitted, t_sampling="fixed", t=0.5)
   return clip.ClipTransform(params, flow_crop=False)  # plain crops: SepConv-GAN's offset crops need its frame sizes
 
@@ -217,7 +216,7 @@ def adapt_params(model, params, config, triplets: np.ndarray, options: AdaptOpti
       if not np.isfinite(loss):
         raise FloatingPointError(f"test-time adaptation: the loss is {loss} at step {step + 1}; lower the learning "
                                  f"rate (now {options.learning_rate:g})")
-      bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+      bar.set_postfix(train_loss=f"{loss:.4f}", refresh=False)  # of this step's random crops
       bar.update(1)
   stats = AdaptStats(run, loss_before, float(fixed_loss(state.params)), time_lib.time() - started)
   return state.params, stats
@@ -240,8 +239,8 @@ def adapt(interp, triplets: np.ndarray, options: AdaptOptions, progress_bar: boo
   params, stats = adapt_params(interp.model, interp.params, interp.config, triplets, options, progress_bar)
   interp.params = params
   if stats.steps:
-    logging.info("adapted %s on %d triplet%s of the input: %d step%s, %.1f s; loss on a fixed batch of them %.4f -> "
-                 "%.4f", interp.name, len(triplets), "s" if len(triplets) != 1 else "", stats.steps,
+    logging.info("adapted %s on %d triplet%s of the input: %d step%s, %.1f s; the run's training loss on a fixed "
+                 "batch of their centre crops %.4f -> %.4f", interp.name, len(triplets), "s" if len(triplets) != 1 else "", stats.steps,
                  "s" if stats.steps != 1 else "", stats.seconds, stats.loss_before, stats.loss_after)
   return stats
 
