@@ -240,8 +240,9 @@ def adapt(interp, triplets: np.ndarray, options: AdaptOptions, progress_bar: boo
   interp.params = params
   if stats.steps:
     logging.info("adapted %s on %d triplet%s of the input: %d step%s, %.1f s; the run's training loss on a fixed "
-                 "batch of their centre crops %.4f -> %.4f", interp.name, len(triplets), "s" if len(triplets) != 1 else "", stats.steps,
-                 "s" if stats.steps != 1 else "", stats.seconds, stats.loss_before, stats.loss_after)
+                 "batch of their centre crops %.4f -> %.4f", interp.name, len(triplets),
+                 "s" if len(triplets) != 1 else "", stats.steps, "s" if stats.steps != 1 else "", stats.seconds,
+                 stats.loss_before, stats.loss_after)
   return stats
 
 
